@@ -1,0 +1,107 @@
+"""The aiohttp application: routes, middleware and the background maintenance of one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from server.clients import ClientCache
+from server.config import Settings
+from server.context import CONTEXT, ServerContext
+from server.endpoints.health import healthz_endpoint, metrics_endpoint
+from server.endpoints.jwks import jwks_endpoint
+from server.endpoints.metadata import metadata_endpoint
+from server.endpoints.token import token_endpoint
+from server.errors import ConfigError
+from server.keys import REFRESH_SECONDS, KeyRing
+from server.metrics import Metrics
+from server.middleware import error_middleware
+from server.store import Store, open_store
+from server.tokens import AccessTokenIssuer
+from server.vault import Vault, load_or_create_master_key
+
+__all__ = ["build_context", "create_app", "master_key_path"]
+
+log = logging.getLogger("certbound")
+
+_PURGE_SECONDS = 60.0
+
+
+def master_key_path(settings: Settings) -> Path | None:
+    """Where the master key lives: the setting, else beside the SQLite file (None: in memory)."""
+    if settings.master_key_file is not None:
+        return settings.master_key_file
+    sqlite_path = settings.sqlite_path
+    if sqlite_path == ":memory:":
+        return None
+    if sqlite_path is None:
+        raise ConfigError("--master-key-file is required with a PostgreSQL database")
+    return Path(sqlite_path + ".key")
+
+
+def open_vault(settings: Settings) -> Vault:
+    path = master_key_path(settings)
+    if path is None:
+        import secrets
+
+        return Vault(secrets.token_bytes(32))
+    return Vault(load_or_create_master_key(path))
+
+
+async def build_context(settings: Settings, store: Store | None = None) -> ServerContext:
+    """Open everything a server process needs; the caller closes `context.store`."""
+    vault = open_vault(settings)
+    store = store if store is not None else await open_store(settings.db)
+    keys = KeyRing(
+        store,
+        vault,
+        alg=settings.signing_alg,
+        publish_after_retirement=settings.token_lifetime + settings.clock_skew,
+    )
+    await keys.ensure_active_key()
+    tokens = AccessTokenIssuer(
+        issuer=settings.issuer, lifetime=settings.token_lifetime, keys=keys, store=store
+    )
+    return ServerContext(settings, store, vault, keys, ClientCache(store), tokens, Metrics())
+
+
+async def _maintain(context: ServerContext) -> None:
+    """Re-read signing keys (rotation by another node) and purge expired rows."""
+    last_purge = 0.0
+    while True:
+        await asyncio.sleep(REFRESH_SECONDS)
+        try:
+            await context.keys.refresh()
+            if time.monotonic() - last_purge > _PURGE_SECONDS:
+                last_purge = time.monotonic()
+                await context.store.purge_expired(int(time.time()))
+        except Exception:
+            log.exception("background maintenance failed; will retry")
+
+
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(_maintain(app[CONTEXT]))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def create_app(context: ServerContext) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+    app[CONTEXT] = context
+    app.cleanup_ctx.append(_background)
+    router = app.router
+    router.add_get("/.well-known/openid-configuration", metadata_endpoint)
+    router.add_get("/.well-known/oauth-authorization-server", metadata_endpoint)
+    router.add_get("/jwks", jwks_endpoint)
+    router.add_route("*", "/token", token_endpoint)
+    router.add_get("/healthz", healthz_endpoint)
+    router.add_get("/metrics", metrics_endpoint)
+    return app

@@ -1,0 +1,26 @@
+"""`certbound certs dev`: write the development PKI (server.devpki)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from server.devpki import write_dev_pki
+
+__all__ = ["register"]
+
+
+def register(commands: Any) -> None:
+    parser: argparse.ArgumentParser = commands.add_parser("certs", help="development certificates")
+    sub = parser.add_subparsers(dest="certs_command", required=True, parser_class=type(parser))
+    dev = sub.add_parser("dev", help="write a trustme dev PKI (CA, server and client certificates)")
+    dev.add_argument("--out", type=Path, default=Path("certs"), help="output directory (default certs/)")
+    dev.set_defaults(run=_run_dev)
+
+
+def _run_dev(args: argparse.Namespace) -> int:
+    pki = write_dev_pki(args.out)
+    for path in pki.written_files():
+        print(path)
+    return 0

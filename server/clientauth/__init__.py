@@ -1,0 +1,65 @@
+"""Client authentication at the token, introspection and revocation endpoints.
+
+Read the client_id from the request's shape, load the client, take *its registered* method from the
+registry, refuse when the request does not carry that method's credential, then let the method
+verify it. Methods are never tried in turn (SPEC §6: a correct credential for another method is
+still `invalid_client`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from server.clientauth.base import ClientAuthMethod
+from server.clientauth.credentials import Mechanism, PresentedCredentials, read_credentials
+from server.clientauth.none import NoneAuth
+from server.clientauth.secret import ClientSecretBasic, ClientSecretPost
+from server.context import ServerContext
+from server.errors import InvalidClientError
+from server.models import Client
+from server.tls.peer import PeerCertificates
+
+__all__ = ["AUTH_METHODS", "AuthenticatedClient", "ClientAuthMethod", "authenticate_client"]
+
+#: The explicit registry: `token_endpoint_auth_method` value -> implementation.
+AUTH_METHODS: Mapping[str, ClientAuthMethod] = {
+    method.name: method for method in (ClientSecretBasic(), ClientSecretPost(), NoneAuth())
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticatedClient:
+    client: Client
+    method: str
+    certificate: PeerCertificates | None
+
+
+async def authenticate_client(
+    form: Mapping[str, str],
+    authorization: str | None,
+    certificate: PeerCertificates | None,
+    context: ServerContext,
+) -> AuthenticatedClient:
+    presented = read_credentials(form, authorization, certificate)
+    try:
+        return await _authenticate(presented, context)
+    except InvalidClientError as exc:
+        exc.basic_challenge = presented.used_basic
+        raise
+
+
+async def _authenticate(presented: PresentedCredentials, context: ServerContext) -> AuthenticatedClient:
+    client = await context.clients.get(presented.client_id)
+    if client is None:
+        raise InvalidClientError("unknown client")
+    method = AUTH_METHODS.get(client.auth_method)
+    if method is None:
+        raise InvalidClientError(f"client's method {client.auth_method} is not supported by this server")
+    if method.mechanism is not presented.mechanism:
+        how = (
+            "no credential" if presented.mechanism is Mechanism.CLIENT_ID_ONLY else presented.mechanism.value
+        )
+        raise InvalidClientError(f"client is registered for {method.name} but the request used {how}")
+    await method.verify(presented, client, context)
+    return AuthenticatedClient(client, method.name, presented.certificate)

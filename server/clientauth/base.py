@@ -1,0 +1,21 @@
+"""The contract every token_endpoint_auth_method implements (OIDC Core §9, RFC 8705 §2)."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Protocol
+
+from server.clientauth.credentials import Mechanism, PresentedCredentials
+from server.context import ServerContext
+from server.models import Client
+
+__all__ = ["ClientAuthMethod"]
+
+
+class ClientAuthMethod(Protocol):
+    #: The registered `token_endpoint_auth_method` value.
+    name: ClassVar[str]
+    #: The one request shape this method's credential travels in.
+    mechanism: ClassVar[Mechanism]
+
+    async def verify(self, presented: PresentedCredentials, client: Client, context: ServerContext) -> None:
+        """Return if `presented` proves `client`; raise InvalidClientError otherwise."""

@@ -1,0 +1,112 @@
+"""What a request presents to authenticate its client (RFC 6749 §2.3, RFC 7523 §2.2, RFC 8705 §2).
+
+This module only reads the request's shape: which mechanism it uses and which client it names.
+It refuses requests that use two mechanisms (SPEC §6) but verifies nothing.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from urllib.parse import unquote_plus
+
+from server.errors import InvalidClientError, InvalidRequestError
+from server.jose import b64url_decode
+from server.tls.peer import PeerCertificates
+
+__all__ = ["Mechanism", "PresentedCredentials", "read_credentials"]
+
+
+class Mechanism(Enum):
+    """How the request carries its credential; each registered method expects exactly one."""
+
+    BASIC = "HTTP Basic"
+    POST = "client_secret in the body"
+    ASSERTION = "client_assertion"
+    CLIENT_ID_ONLY = "client_id alone"
+
+
+@dataclass(frozen=True, slots=True)
+class PresentedCredentials:
+    client_id: str
+    mechanism: Mechanism
+    secret: str | None
+    assertion: str | None
+    assertion_type: str | None
+    certificate: PeerCertificates | None
+
+    @property
+    def used_basic(self) -> bool:
+        return self.mechanism is Mechanism.BASIC
+
+
+def _parse_basic(header: str) -> tuple[str, str]:
+    """RFC 6749 §2.3.1: base64 of form-urlencoded client_id ":" form-urlencoded secret."""
+    try:
+        decoded = binascii.a2b_base64(header.encode("ascii"), strict_mode=True).decode("utf-8")
+    except (binascii.Error, UnicodeError, ValueError):
+        raise InvalidClientError("malformed HTTP Basic credentials: not base64 of UTF-8 text") from None
+    client_id, colon, secret = decoded.partition(":")
+    if not colon or not client_id:
+        raise InvalidClientError("malformed HTTP Basic credentials: expected client_id:secret")
+    return unquote_plus(client_id, errors="strict"), unquote_plus(secret, errors="strict")
+
+
+def _assertion_subject(assertion: str) -> str | None:
+    """The unverified `sub` of a JWT assertion: only used to find the client, then verified."""
+    try:
+        payload = json.loads(b64url_decode(assertion.split(".")[1]))
+    except (IndexError, ValueError, UnicodeError):
+        return None
+    subject = payload.get("sub") if isinstance(payload, dict) else None
+    return subject if isinstance(subject, str) else None
+
+
+def read_credentials(
+    form: Mapping[str, str], authorization: str | None, certificate: PeerCertificates | None
+) -> PresentedCredentials:
+    basic: tuple[str, str] | None = None
+    if authorization is not None:
+        scheme, _, value = authorization.strip().partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                basic = _parse_basic(value.strip())
+            except UnicodeError:
+                raise InvalidClientError("malformed HTTP Basic credentials: bad percent-encoding") from None
+    secret = form.get("client_secret")
+    assertion = form.get("client_assertion")
+    assertion_type = form.get("client_assertion_type")
+    used = [
+        mechanism
+        for mechanism, present in (
+            (Mechanism.BASIC, basic is not None),
+            (Mechanism.POST, secret is not None),
+            (Mechanism.ASSERTION, assertion is not None or assertion_type is not None),
+        )
+        if present
+    ]
+    if len(used) > 1:
+        names = " and ".join(mechanism.value for mechanism in used)
+        raise InvalidRequestError(f"more than one client authentication mechanism: {names}")
+    mechanism = used[0] if used else Mechanism.CLIENT_ID_ONLY
+    form_client_id = form.get("client_id")
+
+    if basic is not None:
+        client_id, secret = basic
+        if form_client_id is not None and form_client_id != client_id:
+            raise InvalidRequestError("client_id in the body differs from the HTTP Basic client_id")
+    elif mechanism is Mechanism.ASSERTION:
+        if assertion is None:
+            raise InvalidClientError("client_assertion_type without client_assertion")
+        subject = _assertion_subject(assertion)
+        if form_client_id is not None and subject is not None and subject != form_client_id:
+            raise InvalidClientError("client_assertion sub differs from client_id")
+        client_id = form_client_id or subject or ""
+    else:
+        client_id = form_client_id or ""
+    if not client_id:
+        raise InvalidClientError("no client authentication: client_id is missing")
+    return PresentedCredentials(client_id, mechanism, secret, assertion, assertion_type, certificate)

@@ -1,0 +1,20 @@
+"""`none`: a public client identifies itself by client_id only (RFC 7591 §2). It proves nothing,
+so grants that need a confidential client refuse it (SPEC §6)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from server.clientauth.credentials import Mechanism, PresentedCredentials
+from server.context import ServerContext
+from server.models import Client
+
+__all__ = ["NoneAuth"]
+
+
+class NoneAuth:
+    name: ClassVar[str] = "none"
+    mechanism: ClassVar[Mechanism] = Mechanism.CLIENT_ID_ONLY
+
+    async def verify(self, presented: PresentedCredentials, client: Client, context: ServerContext) -> None:
+        return None

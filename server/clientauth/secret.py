@@ -1,0 +1,42 @@
+"""client_secret_basic and client_secret_post (RFC 6749 §2.3.1, OIDC Core §9).
+
+Secrets are stored as a keyed hash and compared in constant time; an expired secret
+(`client_secret_expires_at`, RFC 7591 §3.2.1) no longer authenticates.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import ClassVar
+
+from server.clientauth.credentials import Mechanism, PresentedCredentials
+from server.context import ServerContext
+from server.errors import InvalidClientError
+from server.models import Client
+
+__all__ = ["ClientSecretBasic", "ClientSecretPost", "require_valid_secret"]
+
+
+def require_valid_secret(presented: str | None, client: Client, context: ServerContext) -> None:
+    if client.secret_hash is None:
+        raise InvalidClientError("client has no secret")
+    if presented is None or not context.vault.verify_secret(presented, client.secret_hash):
+        raise InvalidClientError("client authentication failed")
+    if client.secret_expires_at and client.secret_expires_at < time.time():
+        raise InvalidClientError("client secret has expired")
+
+
+class ClientSecretBasic:
+    name: ClassVar[str] = "client_secret_basic"
+    mechanism: ClassVar[Mechanism] = Mechanism.BASIC
+
+    async def verify(self, presented: PresentedCredentials, client: Client, context: ServerContext) -> None:
+        require_valid_secret(presented.secret, client, context)
+
+
+class ClientSecretPost:
+    name: ClassVar[str] = "client_secret_post"
+    mechanism: ClassVar[Mechanism] = Mechanism.POST
+
+    async def verify(self, presented: PresentedCredentials, client: Client, context: ServerContext) -> None:
+        require_valid_secret(presented.secret, client, context)

@@ -1,0 +1,31 @@
+"""The services one server process shares between requests, reachable from handlers by AppKey."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from server.clients import ClientCache
+from server.config import Settings
+from server.keys import KeyRing
+from server.metrics import Metrics
+from server.store import Store
+from server.tokens import AccessTokenIssuer
+from server.vault import Vault
+
+__all__ = ["CONTEXT", "ServerContext"]
+
+
+@dataclass(frozen=True)
+class ServerContext:
+    settings: Settings
+    store: Store
+    vault: Vault
+    keys: KeyRing
+    clients: ClientCache
+    tokens: AccessTokenIssuer
+    metrics: Metrics
+
+
+CONTEXT = web.AppKey("certbound.context", ServerContext)

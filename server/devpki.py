@@ -1,0 +1,111 @@
+"""A development PKI made with trustme: what `make run` and the README's curl examples use.
+
+Never for production: the CA keys sit next to the certificates. Files written into `out`:
+server-ca.pem (trust this to reach the server), server.pem/server.key (localhost, 127.0.0.1, ::1),
+client-ca.pem (pass to --client-ca), client1.pem/.key and client2.pem/.key (issued by the client CA,
+`CN=client1,O=certbound dev` with SAN DNS client1.certbound.test), selfsigned.pem/.key (a
+self-signed client certificate for self_signed_tls_client_auth).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+__all__ = ["DevPKI", "ensure_dev_pki", "write_dev_pki"]
+
+_ORG = "certbound dev"
+_FILES = ("server-ca.pem", "server.pem", "server.key", "client-ca.pem", "selfsigned.pem")
+
+
+@dataclass(frozen=True)
+class DevPKI:
+    directory: Path
+
+    def path(self, name: str) -> Path:
+        return self.directory / name
+
+    @property
+    def server_cert(self) -> Path:
+        return self.path("server.pem")
+
+    @property
+    def server_key(self) -> Path:
+        return self.path("server.key")
+
+    @property
+    def client_ca(self) -> Path:
+        return self.path("client-ca.pem")
+
+    def written_files(self) -> list[Path]:
+        return sorted(p for p in self.directory.iterdir() if p.suffix in (".pem", ".key"))
+
+
+def _write(path: Path, data: bytes, *, private: bool = False) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def _self_signed(common_name: str) -> tuple[bytes, bytes]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, _ORG),
+        ]
+    )
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def write_dev_pki(out: Path) -> DevPKI:
+    """Write a fresh dev PKI into `out` (replacing what is there)."""
+    out.mkdir(parents=True, exist_ok=True)
+    server_ca = trustme.CA(organization_name=_ORG)
+    server = server_ca.issue_cert("localhost", "127.0.0.1", "::1", common_name="localhost")
+    _write(out / "server-ca.pem", server_ca.cert_pem.bytes())
+    _write(out / "server.pem", b"".join(blob.bytes() for blob in server.cert_chain_pems))
+    _write(out / "server.key", server.private_key_pem.bytes(), private=True)
+
+    client_ca = trustme.CA(organization_name=_ORG)
+    _write(out / "client-ca.pem", client_ca.cert_pem.bytes())
+    for name in ("client1", "client2"):
+        leaf = client_ca.issue_cert(f"{name}.certbound.test", common_name=name, organization_name=_ORG)
+        _write(out / f"{name}.pem", b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+        _write(out / f"{name}.key", leaf.private_key_pem.bytes(), private=True)
+
+    cert_pem, key_pem = _self_signed("selfsigned")
+    _write(out / "selfsigned.pem", cert_pem)
+    _write(out / "selfsigned.key", key_pem, private=True)
+    return DevPKI(out)
+
+
+def ensure_dev_pki(out: Path) -> DevPKI:
+    """The dev PKI in `out`, created when any of its files is missing."""
+    if all((out / name).exists() for name in _FILES):
+        return DevPKI(out)
+    return write_dev_pki(out)

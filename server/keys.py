@@ -1,0 +1,167 @@
+"""Server signing keys: generation, at-rest encryption, rotation and the published JWK Set.
+
+`kid` is the RFC 7638 thumbprint of the public key. Exactly one key is active (it signs); retired
+keys stay published at /jwks until every token they signed has expired (retired_at + token
+lifetime + clock skew). Every node re-reads the key table periodically, so a rotation made with
+`certbound keys rotate` on any node is published by all of them within the refresh interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from server.jose import b64url_encode, json_compact, public_jwk, rfc7638_thumbprint
+from server.models import SigningKeyRecord
+from server.store import Store
+from server.vault import Vault
+
+__all__ = ["KeyRing", "SigningKey", "generate_signing_key"]
+
+log = logging.getLogger("certbound.keys")
+
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+
+#: How often each node re-reads the key table (SPEC: a rotation is published within 30 s).
+REFRESH_SECONDS = 10.0
+_KID_CONTEXT = b"certbound signing key "
+
+
+def _new_private_key(alg: str) -> PrivateKey:
+    if alg == "ES256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if alg in ("RS256", "PS256"):
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if alg == "EdDSA":
+        return ed25519.Ed25519PrivateKey.generate()
+    raise ValueError(f"unsupported signing alg {alg}")
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """A loaded signing key: signs JWS signing inputs and knows its public JWK."""
+
+    kid: str
+    alg: str
+    private_key: PrivateKey
+    jwk: dict[str, str]
+    created_at: int
+    retired_at: int | None
+
+    @classmethod
+    def from_private_key(
+        cls, private_key: PrivateKey, alg: str, created_at: int, retired_at: int | None = None
+    ) -> SigningKey:
+        jwk = public_jwk(private_key.public_key())
+        kid = rfc7638_thumbprint(jwk)
+        jwk = {**jwk, "kid": kid, "alg": alg, "use": "sig"}
+        return cls(kid, alg, private_key, jwk, created_at, retired_at)
+
+    def sign(self, signing_input: bytes) -> bytes:
+        """The JWS signature (RFC 7518 §3) over `signing_input`."""
+        key = self.private_key
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+            return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        if isinstance(key, rsa.RSAPrivateKey):
+            if self.alg == "PS256":
+                pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+                return key.sign(signing_input, pss, hashes.SHA256())
+            return key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+        return key.sign(signing_input)
+
+    def encode_jwt(self, header_b64: str, claims: dict[str, object]) -> str:
+        """A compact JWS; `header_b64` is precomputed by the caller (it never changes per key)."""
+        signing_input = header_b64 + "." + b64url_encode(json_compact(claims))
+        return signing_input + "." + b64url_encode(self.sign(signing_input.encode("ascii")))
+
+    def header_b64(self, typ: str) -> str:
+        return b64url_encode(json_compact({"alg": self.alg, "kid": self.kid, "typ": typ}))
+
+
+def generate_signing_key(alg: str, vault: Vault, now: int) -> tuple[SigningKey, SigningKeyRecord]:
+    """A fresh key and its storable record (private key PEM encrypted under the vault)."""
+    private_key = _new_private_key(alg)
+    key = SigningKey.from_private_key(private_key, alg, now)
+    pem = private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    ciphertext = vault.encrypt(pem, context=_KID_CONTEXT + key.kid.encode())
+    return key, SigningKeyRecord(key.kid, alg, ciphertext, now)
+
+
+def _load(record: SigningKeyRecord, vault: Vault) -> SigningKey:
+    pem = vault.decrypt(record.private_key_ciphertext, context=_KID_CONTEXT + record.kid.encode())
+    private_key = serialization.load_pem_private_key(pem, password=None)
+    if not isinstance(private_key, PrivateKey):
+        raise ValueError(f"signing key {record.kid} has an unsupported type")
+    return SigningKey.from_private_key(private_key, record.alg, record.created_at, record.retired_at)
+
+
+class KeyRing:
+    """The node's view of the signing keys: the active one and the published set."""
+
+    def __init__(self, store: Store, vault: Vault, *, alg: str, publish_after_retirement: int) -> None:
+        self._store = store
+        self._vault = vault
+        self._alg = alg
+        self._grace = publish_after_retirement
+        self._keys: dict[str, SigningKey] = {}
+        self._active: SigningKey | None = None
+        self._jwks: dict[str, list[dict[str, str]]] = {"keys": []}
+
+    @property
+    def active(self) -> SigningKey:
+        if self._active is None:
+            raise RuntimeError("key ring not loaded")
+        return self._active
+
+    @property
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        """The public JWK Set (RFC 7517 §5): the active key and retired keys still in use."""
+        return self._jwks
+
+    def get(self, kid: str) -> SigningKey | None:
+        """A published key by kid (for verifying our own tokens)."""
+        return self._keys.get(kid)
+
+    async def ensure_active_key(self) -> None:
+        """At start-up: create the first key unless some node already did, then load."""
+        if not any(record.active for record in await self._store.list_signing_keys()):
+            _, record = generate_signing_key(self._alg, self._vault, int(time.time()))
+            if await self._store.add_first_signing_key(record):
+                log.info("generated signing key kid=%s alg=%s", record.kid, record.alg)
+        await self.refresh()
+
+    async def rotate(self) -> SigningKey:
+        now = int(time.time())
+        key, record = generate_signing_key(self._alg, self._vault, now)
+        await self._store.add_signing_key(record, retire_others_at=now)
+        await self.refresh()
+        return key
+
+    async def refresh(self) -> None:
+        now = int(time.time())
+        records = await self._store.list_signing_keys()
+        published: dict[str, SigningKey] = {}
+        active: SigningKey | None = None
+        for record in records:
+            if record.retired_at is not None and record.retired_at + self._grace < now:
+                continue
+            key = self._keys.get(record.kid)
+            if key is None or key.retired_at != record.retired_at:
+                key = _load(record, self._vault)
+            published[key.kid] = key
+            if record.active and (active is None or key.created_at > active.created_at):
+                active = key
+        if active is None:
+            raise RuntimeError("no active signing key in the database")
+        if self._active is not None and active.kid != self._active.kid:
+            log.info("active signing key is now kid=%s", active.kid)
+        self._keys, self._active = published, active
+        self._jwks = {"keys": [key.jwk for key in published.values()]}

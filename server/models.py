@@ -1,0 +1,96 @@
+"""Domain objects the store takes and returns: clients, signing keys, reference tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "MTLS_METHODS",
+    "SECRET_METHODS",
+    "Client",
+    "ReferenceToken",
+    "SigningKeyRecord",
+]
+
+#: Methods whose credential is a shared secret the server keeps (hashed or encrypted).
+SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post", "client_secret_jwt"})
+#: Methods that authenticate with the TLS client certificate (RFC 8705 §2).
+MTLS_METHODS = frozenset({"tls_client_auth", "self_signed_tls_client_auth"})
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """A registered client.
+
+    `metadata` is the RFC 7591 client metadata as registered (defaults filled, unknown members
+    kept), never including the secret. The secret lives apart: `secret_hash` is an HMAC for
+    methods that only compare it; `secret_ciphertext` is the AES-GCM encrypted secret for
+    client_secret_jwt, which needs the plain secret as an HMAC key.
+    """
+
+    client_id: str
+    metadata: Mapping[str, Any]
+    client_id_issued_at: int
+    secret_hash: bytes | None = None
+    secret_ciphertext: bytes | None = None
+    secret_expires_at: int = 0
+    registration_token_hash: bytes | None = None
+
+    @property
+    def auth_method(self) -> str:
+        return str(self.metadata.get("token_endpoint_auth_method", "client_secret_basic"))
+
+    @property
+    def grant_types(self) -> tuple[str, ...]:
+        return tuple(self.metadata.get("grant_types", ()))
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        return tuple(str(self.metadata.get("scope", "")).split())
+
+    @property
+    def access_token_as_jwt(self) -> bool:
+        return bool(self.metadata.get("access_token_as_jwt", True))
+
+    @property
+    def certificate_bound(self) -> bool:
+        """RFC 8705 §3.4 `tls_client_certificate_bound_access_tokens`."""
+        return bool(self.metadata.get("tls_client_certificate_bound_access_tokens", False))
+
+    @property
+    def is_confidential(self) -> bool:
+        return self.auth_method != "none"
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKeyRecord:
+    """A server signing key as stored: the private key PEM is encrypted at rest."""
+
+    kid: str
+    alg: str
+    private_key_ciphertext: bytes
+    created_at: int
+    retired_at: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.retired_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceToken:
+    """An opaque access token; only the SHA-256 of the token string is stored."""
+
+    token_hash: bytes
+    jti: str
+    client_id: str
+    subject: str
+    scope: str
+    audience: str
+    issued_at: int
+    expires_at: int
+    cnf_x5t_s256: str | None = None
+    revoked: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)

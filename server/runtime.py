@@ -1,0 +1,151 @@
+"""`certbound serve`: TLS listeners in front of the aiohttp app, signals, graceful drain.
+
+SIGTERM/SIGINT stop accepting, let in-flight requests finish within --drain-timeout, close idle
+keep-alive connections (close_notify included), then the process exits 0 (SPEC §3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from aiohttp import web
+from OpenSSL import SSL
+
+from server.app import build_context, create_app
+from server.config import Settings
+from server.context import ServerContext
+from server.devpki import ensure_dev_pki
+from server.errors import ConfigError
+from server.tls import TLSConfigError, build_server_context, start_tls_server
+
+__all__ = ["DEV_CERTS_DIR", "RunningServer", "resolve_tls_files", "run_server", "start_server"]
+
+log = logging.getLogger("certbound")
+
+DEV_CERTS_DIR = Path("certs")
+_HANDSHAKE_TIMEOUT = 10.0
+_KEEPALIVE_TIMEOUT = 60.0
+
+
+def resolve_tls_files(settings: Settings) -> Settings:
+    """With no TLS flags, use (creating when missing) the dev PKI in certs/ (SPEC §3)."""
+    if settings.tls_cert is not None:
+        return settings
+    pki = ensure_dev_pki(DEV_CERTS_DIR)
+    log.warning("no --tls-cert given: using the development PKI in %s (not for production)", DEV_CERTS_DIR)
+    return replace(
+        settings,
+        tls_cert=pki.server_cert,
+        tls_key=pki.server_key,
+        client_ca=settings.client_ca or (pki.client_ca,),
+    )
+
+
+def _tls_context(settings: Settings, *, request_client_certificate: bool) -> SSL.Context:
+    if settings.tls_cert is None or settings.tls_key is None:
+        raise ConfigError("--tls-cert and --tls-key go together")
+    for path in settings.client_ca:
+        if not path.is_file():
+            raise ConfigError(f"client CA file not found: {path}")
+    try:
+        return build_server_context(
+            settings.tls_cert,
+            settings.tls_key,
+            request_client_certificate=request_client_certificate,
+            client_ca_names=settings.client_ca,
+        )
+    except TLSConfigError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+@dataclass
+class RunningServer:
+    """A started server: its listeners, runner and shared services."""
+
+    settings: Settings
+    context: ServerContext
+    runner: web.AppRunner
+    listeners: list[asyncio.Server]
+
+    @property
+    def port(self) -> int:
+        port: int = self.listeners[0].sockets[0].getsockname()[1]
+        return port
+
+    @property
+    def url(self) -> str:
+        host = self.settings.host
+        return f"https://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    async def stop(self) -> None:
+        """Stop accepting, drain in-flight requests (bounded by --drain-timeout), close."""
+        for listener in self.listeners:
+            listener.close()
+        await self.runner.cleanup()
+        for listener in self.listeners:
+            await listener.wait_closed()
+        await self.context.store.close()
+
+
+async def start_server(settings: Settings) -> RunningServer:
+    settings = resolve_tls_files(settings)
+    # One context per listener; with --mtls-port only that listener asks for a certificate.
+    main_tls = _tls_context(settings, request_client_certificate=settings.mtls_port is None)
+    mtls_tls = _tls_context(settings, request_client_certificate=True) if settings.mtls_port else None
+    context = await build_context(settings)
+    try:
+        runner = web.AppRunner(
+            create_app(context),
+            handle_signals=False,
+            access_log=None,
+            keepalive_timeout=_KEEPALIVE_TIMEOUT,
+            shutdown_timeout=float(settings.drain_timeout),
+        )
+        await runner.setup()
+        protocol_factory = runner.server
+        if protocol_factory is None:
+            raise RuntimeError("aiohttp runner did not create its server")
+        listeners = [
+            await start_tls_server(
+                protocol_factory, main_tls, settings.host, settings.port, handshake_timeout=_HANDSHAKE_TIMEOUT
+            )
+        ]
+        if mtls_tls is not None and settings.mtls_port is not None:
+            listeners.append(
+                await start_tls_server(
+                    protocol_factory,
+                    mtls_tls,
+                    settings.host,
+                    settings.mtls_port,
+                    handshake_timeout=_HANDSHAKE_TIMEOUT,
+                )
+            )
+    except OSError as exc:
+        await context.store.close()
+        raise ConfigError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from None
+    return RunningServer(settings, context, runner, listeners)
+
+
+async def run_server(settings: Settings, *, announce: Callable[[str], None] | None = None) -> None:
+    """Serve until SIGTERM or SIGINT, then drain and return."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    server = await start_server(settings)
+    (announce or _print_ready)(f"listening on {server.url}")
+    await stop.wait()
+    log.info("shutting down: draining in-flight requests (up to %ss)", settings.drain_timeout)
+    await server.stop()
+
+
+def _print_ready(line: str) -> None:
+    # The ready line is part of the CLI contract: tests and scripts wait for it.
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,20 @@
+"""Storage: the Store protocol and its implementations, chosen by the database URL."""
+
+from __future__ import annotations
+
+from server.errors import ConfigError
+from server.store.base import ClientExistsError, Store
+
+__all__ = ["ClientExistsError", "Store", "open_store"]
+
+
+async def open_store(db_url: str) -> Store:
+    """Open the store a `--db` URL names and migrate its schema."""
+    if db_url.startswith("sqlite://"):
+        from server.store.sqlite import SQLiteStore
+
+        store: Store = SQLiteStore.from_url(db_url)
+    else:
+        raise ConfigError("PostgreSQL support is not built yet: use --db sqlite:///PATH")
+    await store.open()
+    return store

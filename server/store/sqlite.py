@@ -1,0 +1,337 @@
+"""SQLite store (aiosqlite): the embedded default.
+
+WAL mode so readers never wait for the writer; `busy_timeout` so several processes can share one
+file; the schema is versioned with `PRAGMA user_version` and migrated forward on open. Writes that
+must be atomic across processes use `BEGIN IMMEDIATE` or a single conditional statement.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from server.errors import StoreError
+from server.models import Client, ReferenceToken, SigningKeyRecord
+from server.store.base import ClientExistsError
+
+__all__ = ["MIGRATIONS", "SQLiteStore"]
+
+#: Schema versions, applied in order; never edit a released entry, append a new one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE clients (
+        client_id TEXT PRIMARY KEY,
+        auth_method TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        client_id_issued_at INTEGER NOT NULL,
+        secret_hash BLOB,
+        secret_ciphertext BLOB,
+        secret_expires_at INTEGER NOT NULL DEFAULT 0,
+        registration_token_hash BLOB
+    );
+    CREATE INDEX clients_auth_method ON clients (auth_method, client_id);
+    CREATE TABLE signing_keys (
+        kid TEXT PRIMARY KEY,
+        alg TEXT NOT NULL,
+        private_key_ciphertext BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        retired_at INTEGER
+    );
+    CREATE TABLE assertion_jtis (
+        client_id TEXT NOT NULL,
+        jti TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (client_id, jti)
+    ) WITHOUT ROWID;
+    CREATE INDEX assertion_jtis_expiry ON assertion_jtis (expires_at);
+    CREATE TABLE reference_tokens (
+        token_hash BLOB PRIMARY KEY,
+        jti TEXT NOT NULL UNIQUE,
+        client_id TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        audience TEXT NOT NULL,
+        issued_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        cnf_x5t_s256 TEXT,
+        revoked INTEGER NOT NULL DEFAULT 0,
+        extra TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX reference_tokens_client ON reference_tokens (client_id);
+    CREATE INDEX reference_tokens_expiry ON reference_tokens (expires_at);
+    CREATE TABLE revoked_jwts (
+        jti TEXT PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX revoked_jwts_expiry ON revoked_jwts (expires_at);
+    """,
+)
+
+_CLIENT_COLUMNS = (
+    "client_id, metadata, client_id_issued_at, secret_hash, secret_ciphertext, "
+    "secret_expires_at, registration_token_hash"
+)
+_TOKEN_COLUMNS = (
+    "token_hash, jti, client_id, subject, scope, audience, issued_at, expires_at, "
+    "cnf_x5t_s256, revoked, extra"
+)
+
+
+def _client_from_row(row: sqlite3.Row | tuple[Any, ...]) -> Client:
+    return Client(
+        client_id=row[0],
+        metadata=json.loads(row[1]),
+        client_id_issued_at=row[2],
+        secret_hash=row[3],
+        secret_ciphertext=row[4],
+        secret_expires_at=row[5],
+        registration_token_hash=row[6],
+    )
+
+
+def _client_values(client: Client) -> tuple[Any, ...]:
+    return (
+        client.client_id,
+        json.dumps(dict(client.metadata), separators=(",", ":")),
+        client.client_id_issued_at,
+        client.secret_hash,
+        client.secret_ciphertext,
+        client.secret_expires_at,
+        client.registration_token_hash,
+        client.auth_method,
+    )
+
+
+class SQLiteStore:
+    """The Store protocol over one aiosqlite connection (its own thread)."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._db: aiosqlite.Connection | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteStore:
+        """`sqlite:///relative/path`, `sqlite:////absolute/path` or `sqlite://:memory:`."""
+        rest = url[len("sqlite://") :]
+        if rest in (":memory:", "/:memory:"):
+            return cls(":memory:")
+        if not rest.startswith("/") or len(rest) < 2:
+            raise StoreError(f"not a SQLite URL: {url}")
+        return cls(rest[1:])
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreError("store is not open")
+        return self._db
+
+    async def open(self) -> None:
+        if self._path != ":memory:":
+            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = await aiosqlite.connect(self._path, isolation_level=None)
+            await self._db.execute("PRAGMA busy_timeout = 10000")
+            await self._db.execute("PRAGMA journal_mode = WAL")
+            await self._db.execute("PRAGMA synchronous = NORMAL")
+            await self._migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open database {self._path}: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def _migrate(self) -> None:
+        await self.db.execute("BEGIN IMMEDIATE")
+        try:
+            async with self.db.execute("PRAGMA user_version") as cursor:
+                row = await cursor.fetchone()
+            version = row[0] if row else 0
+            if version > len(MIGRATIONS):
+                raise StoreError(f"database schema v{version} is newer than this certbound")
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in filter(str.strip, script.split(";")):
+                    await self.db.execute(statement)
+                await self.db.execute(f"PRAGMA user_version = {number}")
+            await self.db.execute("COMMIT")
+        except BaseException:
+            await self.db.execute("ROLLBACK")
+            raise
+
+    # clients
+    async def get_client(self, client_id: str) -> Client | None:
+        async with self.db.execute(
+            f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE client_id = ?", (client_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return _client_from_row(row) if row else None
+
+    async def list_clients(
+        self, *, limit: int = 100, after: str | None = None, auth_method: str | None = None
+    ) -> list[Client]:
+        sql = f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE client_id > ?"
+        params: list[Any] = [after or ""]
+        if auth_method is not None:
+            sql += " AND auth_method = ?"
+            params.append(auth_method)
+        sql += " ORDER BY client_id LIMIT ?"
+        params.append(limit)
+        async with self.db.execute(sql, params) as cursor:
+            rows = await cursor.fetchall()
+        return [_client_from_row(row) for row in rows]
+
+    async def create_client(self, client: Client) -> None:
+        try:
+            await self.db.execute(
+                f"INSERT INTO clients ({_CLIENT_COLUMNS}, auth_method) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                _client_values(client),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise ClientExistsError(client.client_id) from exc
+
+    async def update_client(self, client: Client) -> bool:
+        values = _client_values(client)
+        cursor = await self.db.execute(
+            "UPDATE clients SET metadata = ?, client_id_issued_at = ?, secret_hash = ?, "
+            "secret_ciphertext = ?, secret_expires_at = ?, registration_token_hash = ?, "
+            "auth_method = ? WHERE client_id = ?",
+            (*values[1:], values[0]),
+        )
+        return cursor.rowcount > 0
+
+    async def delete_client(self, client_id: str) -> bool:
+        await self.db.execute("BEGIN IMMEDIATE")
+        try:
+            await self.db.execute("DELETE FROM reference_tokens WHERE client_id = ?", (client_id,))
+            cursor = await self.db.execute("DELETE FROM clients WHERE client_id = ?", (client_id,))
+            await self.db.execute("COMMIT")
+        except BaseException:
+            await self.db.execute("ROLLBACK")
+            raise
+        return cursor.rowcount > 0
+
+    # signing keys
+    async def list_signing_keys(self) -> list[SigningKeyRecord]:
+        async with self.db.execute(
+            "SELECT kid, alg, private_key_ciphertext, created_at, retired_at FROM signing_keys "
+            "ORDER BY created_at DESC, kid"
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [SigningKeyRecord(*row) for row in rows]
+
+    async def _insert_key(self, key: SigningKeyRecord) -> None:
+        await self.db.execute(
+            "INSERT INTO signing_keys (kid, alg, private_key_ciphertext, created_at, retired_at) "
+            "VALUES (?, ?, ?, ?, NULL)",
+            (key.kid, key.alg, key.private_key_ciphertext, key.created_at),
+        )
+
+    async def add_signing_key(self, key: SigningKeyRecord, *, retire_others_at: int) -> None:
+        await self.db.execute("BEGIN IMMEDIATE")
+        try:
+            await self.db.execute(
+                "UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL", (retire_others_at,)
+            )
+            await self._insert_key(key)
+            await self.db.execute("COMMIT")
+        except BaseException:
+            await self.db.execute("ROLLBACK")
+            raise
+
+    async def add_first_signing_key(self, key: SigningKeyRecord) -> bool:
+        await self.db.execute("BEGIN IMMEDIATE")
+        try:
+            async with self.db.execute(
+                "SELECT 1 FROM signing_keys WHERE retired_at IS NULL LIMIT 1"
+            ) as cursor:
+                exists = await cursor.fetchone() is not None
+            if not exists:
+                await self._insert_key(key)
+            await self.db.execute("COMMIT")
+        except BaseException:
+            await self.db.execute("ROLLBACK")
+            raise
+        return not exists
+
+    async def delete_signing_keys_retired_before(self, timestamp: int) -> int:
+        cursor = await self.db.execute(
+            "DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < ?", (timestamp,)
+        )
+        return cursor.rowcount
+
+    # assertion replay
+    async def record_assertion_jti(self, client_id: str, jti: str, expires_at: int) -> bool:
+        cursor = await self.db.execute(
+            "INSERT OR IGNORE INTO assertion_jtis (client_id, jti, expires_at) VALUES (?, ?, ?)",
+            (client_id, jti, expires_at),
+        )
+        return cursor.rowcount == 1
+
+    async def purge_expired(self, now: int) -> int:
+        removed = 0
+        for table in ("assertion_jtis", "reference_tokens", "revoked_jwts"):
+            cursor = await self.db.execute(f"DELETE FROM {table} WHERE expires_at < ?", (now,))
+            removed += cursor.rowcount
+        return removed
+
+    # reference tokens and revocation
+    async def save_reference_token(self, token: ReferenceToken) -> None:
+        await self.db.execute(
+            f"INSERT INTO reference_tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                token.token_hash,
+                token.jti,
+                token.client_id,
+                token.subject,
+                token.scope,
+                token.audience,
+                token.issued_at,
+                token.expires_at,
+                token.cnf_x5t_s256,
+                int(token.revoked),
+                json.dumps(dict(token.extra)),
+            ),
+        )
+
+    async def get_reference_token(self, token_hash: bytes) -> ReferenceToken | None:
+        async with self.db.execute(
+            f"SELECT {_TOKEN_COLUMNS} FROM reference_tokens WHERE token_hash = ?", (token_hash,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        return ReferenceToken(
+            token_hash=row[0],
+            jti=row[1],
+            client_id=row[2],
+            subject=row[3],
+            scope=row[4],
+            audience=row[5],
+            issued_at=row[6],
+            expires_at=row[7],
+            cnf_x5t_s256=row[8],
+            revoked=bool(row[9]),
+            extra=json.loads(row[10]),
+        )
+
+    async def revoke_reference_token(self, token_hash: bytes) -> bool:
+        cursor = await self.db.execute(
+            "UPDATE reference_tokens SET revoked = 1 WHERE token_hash = ?", (token_hash,)
+        )
+        return cursor.rowcount > 0
+
+    async def revoke_jwt(self, jti: str, client_id: str, expires_at: int) -> None:
+        await self.db.execute(
+            "INSERT OR IGNORE INTO revoked_jwts (jti, client_id, expires_at) VALUES (?, ?, ?)",
+            (jti, client_id, expires_at),
+        )
+
+    async def is_jwt_revoked(self, jti: str) -> bool:
+        async with self.db.execute("SELECT 1 FROM revoked_jwts WHERE jti = ?", (jti,)) as cursor:
+            return await cursor.fetchone() is not None

@@ -1,0 +1,85 @@
+"""Access-token minting: RFC 9068 JWT access tokens and stored reference (opaque) tokens.
+
+Both carry the RFC 8705 §3 confirmation `cnf: {"x5t#S256": ...}` when the client is bound to its
+certificate. A JWT costs no database write; a reference token is one insert (it must be
+introspectable from any node).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+
+from server.keys import KeyRing
+from server.models import Client, ReferenceToken
+from server.store import Store
+
+__all__ = ["AccessTokenIssuer", "IssuedToken", "reference_token_hash"]
+
+_JWT_TYP = "at+jwt"  # RFC 9068 §2.1
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+    scope: str
+
+
+def reference_token_hash(token: str) -> bytes:
+    """What the store keeps of a reference token: its SHA-256, so a database leak leaks no token."""
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+class AccessTokenIssuer:
+    def __init__(self, *, issuer: str, lifetime: int, keys: KeyRing, store: Store) -> None:
+        self._issuer = issuer
+        self._lifetime = lifetime
+        self._keys = keys
+        self._store = store
+        self._header_cache: tuple[str, str] = ("", "")
+
+    def _header_b64(self) -> str:
+        key = self._keys.active
+        if self._header_cache[0] != key.kid:
+            self._header_cache = (key.kid, key.header_b64(_JWT_TYP))
+        return self._header_cache[1]
+
+    async def issue(
+        self, client: Client, *, subject: str, scope: str, audience: str, x5t_s256: str | None
+    ) -> IssuedToken:
+        now = int(time.time())
+        expires_at = now + self._lifetime
+        jti = secrets.token_urlsafe(16)
+        if client.access_token_as_jwt:
+            claims: dict[str, object] = {
+                "iss": self._issuer,
+                "sub": subject,
+                "client_id": client.client_id,
+                "aud": audience,
+                "iat": now,
+                "exp": expires_at,
+                "jti": jti,
+                "scope": scope,
+            }
+            if x5t_s256 is not None:
+                claims["cnf"] = {"x5t#S256": x5t_s256}
+            token = self._keys.active.encode_jwt(self._header_b64(), claims)
+        else:
+            token = secrets.token_urlsafe(32)
+            await self._store.save_reference_token(
+                ReferenceToken(
+                    token_hash=reference_token_hash(token),
+                    jti=jti,
+                    client_id=client.client_id,
+                    subject=subject,
+                    scope=scope,
+                    audience=audience,
+                    issued_at=now,
+                    expires_at=expires_at,
+                    cnf_x5t_s256=x5t_s256,
+                )
+            )
+        return IssuedToken(token, self._lifetime, scope)

@@ -1,0 +1,103 @@
+"""Secrets at rest: a master key kept outside the database.
+
+Client secrets of `client_secret_basic`/`_post` are stored as HMAC-SHA-256 under a key derived from
+the master key: generated secrets carry 256 bits of entropy, so a keyed hash resists offline
+guessing without a slow password hash on every token request. `client_secret_jwt` needs the plain
+secret as an HMAC key (RFC 7523 §2.2), so it is stored AES-256-GCM encrypted instead, as are the
+server's signing keys. The key file is created on first use with mode 0600.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from server.errors import ConfigError
+
+__all__ = ["Vault", "load_or_create_master_key"]
+
+_KEY_BYTES = 32
+_NONCE_BYTES = 12
+_FORMAT = b"\x01"  # ciphertext format version, so the scheme can change later
+
+
+def load_or_create_master_key(path: Path) -> bytes:
+    """Read the master key file, creating it (atomically, 0600) when it does not exist."""
+    try:
+        return _read_key(path)
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(_KEY_BYTES)
+    try:
+        # O_EXCL: two processes starting together must not each write a different key.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _read_key(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot create master key file {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key.hex() + "\n")
+    return key
+
+
+def _read_key(path: Path) -> bytes:
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise ConfigError(f"cannot read master key file {path}: {exc.strerror}") from None
+    if not text:
+        # Another process is between O_EXCL create and write: the file is never legitimately empty.
+        raise ConfigError(f"master key file {path} is empty")
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        raise ConfigError(f"master key file {path} is not hex") from None
+    if len(key) != _KEY_BYTES:
+        raise ConfigError(f"master key file {path} must hold {_KEY_BYTES} bytes")
+    return key
+
+
+def _derive(master_key: bytes, purpose: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=_KEY_BYTES, salt=None, info=purpose).derive(master_key)
+
+
+class Vault:
+    """Keyed hashing and authenticated encryption under subkeys of one master key."""
+
+    __slots__ = ("_aead", "_hmac_key")
+
+    def __init__(self, master_key: bytes) -> None:
+        self._hmac_key = _derive(master_key, b"certbound client secret hmac v1")
+        self._aead = AESGCM(_derive(master_key, b"certbound at-rest encryption v1"))
+
+    def hash_secret(self, secret: str) -> bytes:
+        return hmac.new(self._hmac_key, secret.encode("utf-8"), hashlib.sha256).digest()
+
+    def verify_secret(self, secret: str, expected_hash: bytes) -> bool:
+        """Constant-time comparison of a presented secret with a stored hash."""
+        return hmac.compare_digest(self.hash_secret(secret), expected_hash)
+
+    def encrypt(self, plaintext: bytes, *, context: bytes) -> bytes:
+        """AES-256-GCM; `context` (e.g. the client_id) is bound as associated data."""
+        nonce = secrets.token_bytes(_NONCE_BYTES)
+        return _FORMAT + nonce + self._aead.encrypt(nonce, plaintext, context)
+
+    def decrypt(self, blob: bytes, *, context: bytes) -> bytes:
+        if blob[:1] != _FORMAT:
+            raise ValueError("unknown ciphertext format")
+        nonce, ciphertext = blob[1 : 1 + _NONCE_BYTES], blob[1 + _NONCE_BYTES :]
+        try:
+            return self._aead.decrypt(nonce, ciphertext, context)
+        except InvalidTag:
+            raise ValueError("ciphertext does not decrypt under this master key") from None
