@@ -47,14 +47,15 @@ def _boolean(metadata: Mapping[str, Any], name: str, default: bool) -> bool:
     return value
 
 
-def normalize_metadata(
-    metadata: Mapping[str, Any], settings: Settings, supported_methods: frozenset[str]
-) -> dict[str, Any]:
+def normalize_metadata(metadata: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
+    from server.clientauth import AUTH_METHODS  # the registry imports this module's users
+
     result = dict(metadata)
     method = result.setdefault("token_endpoint_auth_method", "client_secret_basic")
-    if method not in KNOWN_AUTH_METHODS:
+    if not isinstance(method, str) or method not in KNOWN_AUTH_METHODS:
         raise InvalidClientMetadataError(f"token_endpoint_auth_method {method!r} is not a known method")
-    if method not in supported_methods:
+    auth_method = AUTH_METHODS.get(method)
+    if auth_method is None:
         raise InvalidClientMetadataError(
             f"token_endpoint_auth_method {method} is not supported by this server"
         )
@@ -88,4 +89,5 @@ def normalize_metadata(
     )
     for forbidden in ("client_secret", "client_id", "registration_access_token"):
         result.pop(forbidden, None)
+    auth_method.validate_metadata(result, settings)
     return result

@@ -43,13 +43,11 @@ class ClientManager:
         store: Store,
         vault: Vault,
         settings: Settings,
-        supported_methods: frozenset[str],
         cache: ClientCache | None = None,
     ) -> None:
         self._store = store
         self._vault = vault
         self._settings = settings
-        self._methods = supported_methods
         self._cache = cache
 
     def _secret_fields(self, client_id: str, method: str, secret: str) -> dict[str, Any]:
@@ -67,7 +65,7 @@ class ClientManager:
         secret: str | None = None,
         secret_lifetime: int = 0,
     ) -> CreatedClient:
-        normalized = normalize_metadata(metadata, self._settings, self._methods)
+        normalized = normalize_metadata(metadata, self._settings)
         method = normalized["token_endpoint_auth_method"]
         if secret is not None:
             if method not in SECRET_METHODS:

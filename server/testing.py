@@ -24,7 +24,6 @@ from typing import Any
 
 import trustme
 
-from server.clientauth import AUTH_METHODS
 from server.config import Settings
 from server.management import ClientManager, CreatedClient
 from server.runtime import RunningServer, start_server
@@ -117,9 +116,7 @@ class CertboundTestServer:
 
     def manager(self) -> ClientManager:
         context = self.running.context
-        return ClientManager(
-            context.store, context.vault, context.settings, frozenset(AUTH_METHODS), context.clients
-        )
+        return ClientManager(context.store, context.vault, context.settings, context.clients)
 
     async def add_client(
         self,

@@ -14,7 +14,6 @@ from typing import Any
 
 from server.app import open_vault
 from server.cli.common import add_database_options, settings_from_args
-from server.clientauth import AUTH_METHODS
 from server.errors import ConfigError, InvalidClientMetadataError
 from server.management import ClientManager, CreatedClient
 from server.models import Client
@@ -68,7 +67,7 @@ async def _opened(args: argparse.Namespace) -> AsyncIterator[tuple[Store, Client
     vault = open_vault(settings)
     store = await open_store(settings.db)
     try:
-        yield store, ClientManager(store, vault, settings, frozenset(AUTH_METHODS))
+        yield store, ClientManager(store, vault, settings)
     finally:
         await store.close()
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from server.clientauth.credentials import Mechanism, PresentedCredentials
+from server.config import Settings
 from server.context import ServerContext
 from server.models import Client
 
@@ -19,3 +20,7 @@ class ClientAuthMethod(Protocol):
 
     async def verify(self, presented: PresentedCredentials, client: Client, context: ServerContext) -> None:
         """Return if `presented` proves `client`; raise InvalidClientError otherwise."""
+
+    def validate_metadata(self, metadata: dict[str, Any], settings: Settings) -> None:
+        """Check (and default) the metadata this method needs at registration time; raise
+        InvalidClientMetadataError naming the field. `metadata` may be updated in place."""

@@ -3,9 +3,10 @@ so grants that need a confidential client refuse it (SPEC §6)."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from server.clientauth.credentials import Mechanism, PresentedCredentials
+from server.config import Settings
 from server.context import ServerContext
 from server.models import Client
 
@@ -17,4 +18,7 @@ class NoneAuth:
     mechanism: ClassVar[Mechanism] = Mechanism.CLIENT_ID_ONLY
 
     async def verify(self, presented: PresentedCredentials, client: Client, context: ServerContext) -> None:
+        return None
+
+    def validate_metadata(self, metadata: dict[str, Any], settings: Settings) -> None:
         return None

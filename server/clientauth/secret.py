@@ -7,9 +7,10 @@ Secrets are stored as a keyed hash and compared in constant time; an expired sec
 from __future__ import annotations
 
 import time
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from server.clientauth.credentials import Mechanism, PresentedCredentials
+from server.config import Settings
 from server.context import ServerContext
 from server.errors import InvalidClientError
 from server.models import Client
@@ -33,6 +34,9 @@ class ClientSecretBasic:
     async def verify(self, presented: PresentedCredentials, client: Client, context: ServerContext) -> None:
         require_valid_secret(presented.secret, client, context)
 
+    def validate_metadata(self, metadata: dict[str, Any], settings: Settings) -> None:
+        return None
+
 
 class ClientSecretPost:
     name: ClassVar[str] = "client_secret_post"
@@ -40,3 +44,6 @@ class ClientSecretPost:
 
     async def verify(self, presented: PresentedCredentials, client: Client, context: ServerContext) -> None:
         require_valid_secret(presented.secret, client, context)
+
+    def validate_metadata(self, metadata: dict[str, Any], settings: Settings) -> None:
+        return None
