@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import AsyncIterator
-from urllib.parse import quote_plus
 
 import aiohttp
 import pytest
 
 from server.testing import CertboundTestServer
+from tests.helpers import basic_auth
 
-
-def basic_auth(client_id: str, secret: str) -> str:
-    """RFC 6749 §2.3.1: form-urlencode both parts, then base64."""
-    raw = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()
-    return "Basic " + base64.b64encode(raw).decode("ascii")
+__all__ = ["basic_auth"]
 
 
 @pytest.fixture
