@@ -13,13 +13,12 @@ from server.tls.peer import PeerCertificates
 __all__ = ["CLIENT_CERTIFICATE_KEY", "get_client_certificate"]
 
 #: Request key holding `PeerCertificates | None`; a proxy-header middleware may set it first.
-CLIENT_CERTIFICATE_KEY = "certbound.client_certificate"
+CLIENT_CERTIFICATE_KEY = web.RequestKey[PeerCertificates | None]("certbound.client_certificate")
 
 
 def get_client_certificate(request: web.Request) -> PeerCertificates | None:
     if CLIENT_CERTIFICATE_KEY in request:
-        certificate: PeerCertificates | None = request[CLIENT_CERTIFICATE_KEY]
-        return certificate
+        return request[CLIENT_CERTIFICATE_KEY]
     transport = request.transport
     certificate = transport.get_extra_info("peer_certificates") if transport is not None else None
     request[CLIENT_CERTIFICATE_KEY] = certificate

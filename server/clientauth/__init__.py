@@ -41,11 +41,11 @@ async def authenticate_client(
     certificate: PeerCertificates | None,
     context: ServerContext,
 ) -> AuthenticatedClient:
-    presented = read_credentials(form, authorization, certificate)
     try:
-        return await _authenticate(presented, context)
+        return await _authenticate(read_credentials(form, authorization, certificate), context)
     except InvalidClientError as exc:
-        exc.basic_challenge = presented.used_basic
+        # RFC 6749 §5.2: a client that tried HTTP Basic is answered with a Basic challenge.
+        exc.basic_challenge = authorization is not None and authorization.lstrip()[:6].lower() == "basic "
         raise
 
 

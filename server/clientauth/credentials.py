@@ -38,10 +38,6 @@ class PresentedCredentials:
     assertion_type: str | None
     certificate: PeerCertificates | None
 
-    @property
-    def used_basic(self) -> bool:
-        return self.mechanism is Mechanism.BASIC
-
 
 def _parse_basic(header: str) -> tuple[str, str]:
     """RFC 6749 §2.3.1: base64 of form-urlencoded client_id ":" form-urlencoded secret."""
