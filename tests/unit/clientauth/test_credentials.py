@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from server.clientauth.credentials import Mechanism, read_credentials
+from server.errors import InvalidClientError, InvalidRequestError
+from tests.helpers import basic_auth
+
+
+def test_basic_credentials_are_form_urldecoded() -> None:
+    presented = read_credentials({}, basic_auth("id:1", "p%a+s s:ü"), None)
+    assert (presented.client_id, presented.secret, presented.mechanism) == (
+        "id:1",
+        "p%a+s s:ü",
+        Mechanism.BASIC,
+    )
+
+
+def test_post_credentials() -> None:
+    presented = read_credentials({"client_id": "c", "client_secret": "s"}, None, None)
+    assert (presented.client_id, presented.secret, presented.mechanism) == ("c", "s", Mechanism.POST)
+
+
+def test_client_id_alone() -> None:
+    presented = read_credentials({"client_id": "c"}, None, None)
+    assert presented.mechanism is Mechanism.CLIENT_ID_ONLY
+
+
+def test_non_basic_authorization_is_not_a_client_credential() -> None:
+    assert read_credentials({"client_id": "c"}, "Bearer abc", None).mechanism is Mechanism.CLIENT_ID_ONLY
+
+
+def test_assertion_names_its_client_by_sub() -> None:
+    payload = base64.urlsafe_b64encode(b'{"sub":"from-jwt"}').rstrip(b"=").decode()
+    presented = read_credentials(
+        {"client_assertion": f"e30.{payload}.sig", "client_assertion_type": "t"}, None, None
+    )
+    assert (presented.client_id, presented.mechanism) == ("from-jwt", Mechanism.ASSERTION)
+    with pytest.raises(InvalidClientError, match="differs"):
+        read_credentials({"client_assertion": f"e30.{payload}.sig", "client_id": "other"}, None, None)
+
+
+@pytest.mark.parametrize(
+    ("form", "authorization"),
+    [
+        ({"client_secret": "s"}, basic_auth("c", "s")),
+        ({"client_id": "c", "client_secret": "s", "client_assertion": "a.b.c"}, None),
+        ({"client_assertion": "a.b.c"}, basic_auth("c", "s")),
+    ],
+)
+def test_two_mechanisms_are_invalid_request(form: dict[str, str], authorization: str | None) -> None:
+    with pytest.raises(InvalidRequestError, match="more than one"):
+        read_credentials(form, authorization, None)
+
+
+def test_basic_and_different_body_client_id() -> None:
+    with pytest.raises(InvalidRequestError, match="differs"):
+        read_credentials({"client_id": "other"}, basic_auth("c", "s"), None)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Basic !!!",
+        "Basic " + base64.b64encode(b"no-colon").decode(),
+        "Basic " + base64.b64encode(b"\xff:x").decode(),
+        "Basic " + base64.b64encode(b":secret").decode(),
+        "Basic " + base64.b64encode(b"c:%zz%ff").decode(),
+    ],
+)
+def test_malformed_basic(header: str) -> None:
+    with pytest.raises(InvalidClientError, match="malformed"):
+        read_credentials({}, header, None)
+
+
+def test_missing_client_id() -> None:
+    with pytest.raises(InvalidClientError, match="client_id is missing"):
+        read_credentials({}, None, None)

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from server.jose import rfc7638_thumbprint
+from server.keys import KeyRing
+from server.store.sqlite import SQLiteStore
+from server.vault import Vault
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[SQLiteStore]:
+    sqlite = SQLiteStore(":memory:")
+    await sqlite.open()
+    yield sqlite
+    await sqlite.close()
+
+
+@pytest.mark.parametrize("alg", ["ES256", "RS256", "PS256", "EdDSA"])
+async def test_signed_tokens_verify_with_the_published_jwks(store: SQLiteStore, alg: str) -> None:
+    ring = KeyRing(store, Vault(b"m" * 32), alg=alg, publish_after_retirement=60)
+    await ring.ensure_active_key()
+    key = ring.active
+    token = key.encode_jwt(key.header_b64("at+jwt"), {"sub": "x", "exp": int(time.time()) + 60})
+    decoded = jwt.decode(token, KeySet.import_key_set(ring.jwks), algorithms=[alg])
+    assert decoded.claims["sub"] == "x"
+    assert decoded.header == {"alg": alg, "kid": key.kid, "typ": "at+jwt"}
+    assert key.kid == rfc7638_thumbprint(key.jwk)
+
+
+async def test_two_nodes_on_one_database_share_one_key(store: SQLiteStore) -> None:
+    vault = Vault(b"m" * 32)
+    first = KeyRing(store, vault, alg="ES256", publish_after_retirement=60)
+    second = KeyRing(store, vault, alg="ES256", publish_after_retirement=60)
+    await first.ensure_active_key()
+    await second.ensure_active_key()
+    assert first.active.kid == second.active.kid
+
+
+async def test_rotation_keeps_the_old_key_published_for_the_grace_period(store: SQLiteStore) -> None:
+    vault = Vault(b"m" * 32)
+    ring = KeyRing(store, vault, alg="ES256", publish_after_retirement=60)
+    await ring.ensure_active_key()
+    old = ring.active.kid
+    new = (await ring.rotate()).kid
+    assert ring.active.kid == new != old
+    assert {k["kid"] for k in ring.jwks["keys"]} == {old, new}
+    expired = KeyRing(store, vault, alg="ES256", publish_after_retirement=-1)
+    await expired.refresh()
+    assert {k["kid"] for k in expired.jwks["keys"]} == {new}
+
+
+async def test_another_node_sees_a_rotation_on_refresh(store: SQLiteStore) -> None:
+    vault = Vault(b"m" * 32)
+    node_a = KeyRing(store, vault, alg="ES256", publish_after_retirement=60)
+    node_b = KeyRing(store, vault, alg="ES256", publish_after_retirement=60)
+    await node_a.ensure_active_key()
+    await node_b.ensure_active_key()
+    rotated = await node_a.rotate()
+    await node_b.refresh()
+    assert node_b.active.kid == rotated.kid
+
+
+async def test_keys_are_encrypted_at_rest(store: SQLiteStore) -> None:
+    ring = KeyRing(store, Vault(b"m" * 32), alg="ES256", publish_after_retirement=60)
+    await ring.ensure_active_key()
+    (record,) = await store.list_signing_keys()
+    assert b"PRIVATE KEY" not in record.private_key_ciphertext
+    wrong = KeyRing(store, Vault(b"x" * 32), alg="ES256", publish_after_retirement=60)
+    with pytest.raises(ValueError, match="master key"):
+        await wrong.refresh()
