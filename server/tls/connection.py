@@ -1,0 +1,184 @@
+"""Sans-IO server-side TLS connection: pyOpenSSL driven entirely through memory BIOs.
+
+:class:`TLSConnection` owns no socket and does no I/O.  The caller feeds it the
+ciphertext it received (:meth:`TLSConnection.receive_data`), hands it plaintext to
+encrypt (:meth:`TLSConnection.send`) and ships whatever :meth:`TLSConnection.data_to_send`
+returns.  The loop follows twisted's ``protocols/tls.py``: ``bio_write`` the
+incoming bytes, run the handshake or ``recv`` until OpenSSL wants more input, then
+drain the outgoing memory BIO.
+
+Failures are reported by raising: :class:`TLSHandshakeError` while handshaking,
+:class:`TLSError` on an established connection.  In both cases OpenSSL may have
+queued an alert, so callers should still send :meth:`TLSConnection.data_to_send`
+before dropping the connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from OpenSSL import SSL
+from OpenSSL._util import lib as _openssl_lib
+
+from .peer import PeerCertificates, TLSInfo
+
+__all__ = ["TLSConnection", "TLSError", "TLSHandshakeError"]
+
+# Large enough to take a whole TLS record (16 KiB) or a batch of them per call,
+# small enough that the scratch buffer pyOpenSSL allocates per call stays below
+# glibc's mmap threshold (128 KiB), so it comes from the heap instead of a syscall.
+_CHUNK = 65536
+
+
+class TLSError(Exception):
+    """A TLS protocol failure; the connection cannot be used any more."""
+
+
+class TLSHandshakeError(TLSError):
+    """The TLS handshake failed (bad client hello, unsupported version, alert...)."""
+
+
+class TLSConnection:
+    """One server-side TLS connection, with no I/O of its own.
+
+    After :meth:`receive_data` has reported the end of the handshake, :attr:`info`
+    describes the session; it is captured once and never changes, because the
+    server context forbids renegotiation.
+    """
+
+    __slots__ = ("_conn", "_info")
+
+    def __init__(self, context: SSL.Context) -> None:
+        self._conn = SSL.Connection(context, None)
+        self._conn.set_accept_state()
+        self._info: TLSInfo | None = None
+
+    @property
+    def ssl_object(self) -> SSL.Connection:
+        """The underlying pyOpenSSL connection (for inspection only)."""
+        return self._conn
+
+    @property
+    def info(self) -> TLSInfo | None:
+        """The negotiated session, or ``None`` until the handshake has completed."""
+        return self._info
+
+    def receive_data(self, data: bytes) -> tuple[bool, bytes, bool]:
+        """Process ciphertext received from the peer.
+
+        Returns ``(handshake_just_completed, plaintext, closed)``: whether this call
+        finished the handshake, the application data decrypted so far (which may
+        arrive in the same call that finishes the handshake), and whether the peer
+        sent close_notify.  Always follow with :meth:`data_to_send`: handshake
+        messages, session tickets and alerts are produced here.
+
+        Raises :class:`TLSHandshakeError` if the handshake fails and
+        :class:`TLSError` if an established connection breaks.
+        """
+        conn = self._conn
+        if data:
+            conn.bio_write(data)
+        just_completed = False
+        if self._info is None:
+            try:
+                conn.do_handshake()
+            except SSL.WantReadError:
+                return False, b"", False
+            except SSL.Error as exc:
+                raise TLSHandshakeError(_describe(exc)) from exc
+            self._info = _capture_info(conn)
+            just_completed = True
+
+        # Drain every complete record: one SSL_read returns at most one record, and
+        # the caller should get everything this segment carried in one piece.
+        recv = conn.recv
+        chunks: list[bytes] = []
+        closed = False
+        try:
+            while True:
+                chunks.append(recv(_CHUNK))
+        except SSL.WantReadError:
+            pass
+        except SSL.ZeroReturnError:
+            closed = True
+        except SSL.Error as exc:
+            raise TLSError(_describe(exc)) from exc
+        if not chunks:
+            return just_completed, b"", closed
+        if len(chunks) == 1:
+            return just_completed, chunks[0], closed
+        return just_completed, b"".join(chunks), closed
+
+    def send(self, data: bytes | bytearray | memoryview) -> None:
+        """Encrypt application data; only valid once the handshake has completed.
+
+        The records are queued for :meth:`data_to_send`.
+        """
+        if data:
+            try:
+                # sendall: pyOpenSSL enables partial writes, so one SSL_write may
+                # consume only a single record's worth of the buffer.
+                self._conn.sendall(data)
+            except SSL.Error as exc:
+                raise TLSError(_describe(exc)) from exc
+
+    def data_to_send(self) -> bytes:
+        """Return (and forget) all ciphertext waiting to go to the peer."""
+        bio_read = self._conn.bio_read
+        try:
+            first = bio_read(_CHUNK)
+        except SSL.WantReadError:
+            return b""
+        # Most calls produce a single chunk; only bulk writes need the join.
+        chunks = [first]
+        try:
+            while True:
+                chunks.append(bio_read(_CHUNK))
+        except SSL.WantReadError:
+            pass
+        return first if len(chunks) == 1 else b"".join(chunks)
+
+    def start_close(self) -> None:
+        """Queue a close_notify alert for :meth:`data_to_send`.
+
+        Harmless to call more than once, or before the handshake has completed (then
+        nothing is queued: there is no session to close cleanly).
+        """
+        # SSL_shutdown reports "want read" (the peer's close_notify has not arrived,
+        # and we do not wait for it) or "shutdown while in init"; neither matters.
+        with contextlib.suppress(SSL.Error):
+            self._conn.shutdown()
+
+
+def _capture_info(conn: SSL.Connection) -> TLSInfo:
+    leaf = conn.get_peer_certificate(as_cryptography=True)
+    peer = None
+    if leaf is not None:
+        # Server side, OpenSSL's chain omits the leaf; from_certs drops it anyway
+        # in case a future OpenSSL (or the client-side convention) includes it.
+        chain = conn.get_peer_cert_chain(as_cryptography=True) or ()
+        peer = PeerCertificates.from_certs(leaf, chain)
+    alpn = conn.get_alpn_proto_negotiated()
+    return TLSInfo(
+        version=conn.get_protocol_version_name(),
+        cipher=conn.get_cipher_name() or "",
+        # ALPN identifiers are opaque bytes; latin-1 maps them losslessly.
+        alpn=alpn.decode("latin-1") if alpn else None,
+        # pyOpenSSL does not wrap SSL_session_reused; call it through the
+        # cryptography bindings pyOpenSSL itself is built on.
+        resumed=bool(_openssl_lib.SSL_session_reused(conn._ssl)),
+        peer=peer,
+    )
+
+
+def _describe(exc: SSL.Error) -> str:
+    """Condense a pyOpenSSL error into one log-friendly line."""
+    if isinstance(exc, SSL.ZeroReturnError):
+        return "peer sent close_notify"
+    if isinstance(exc, SSL.SysCallError):
+        return f"system call error: {exc.args}"
+    # Regular errors carry OpenSSL's error queue: [(library, function, reason), ...].
+    errors = exc.args[0] if exc.args else None
+    if isinstance(errors, list) and errors:
+        return "; ".join(str(entry[-1]) for entry in errors if isinstance(entry, tuple))
+    return repr(exc)
