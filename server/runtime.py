@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -93,42 +94,45 @@ class RunningServer:
         await self.context.store.close()
 
 
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind before opening the database: a port in use is bad configuration, reported alone."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return socket.create_server((host, port), family=family, backlog=1024)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
 async def start_server(settings: Settings) -> RunningServer:
     settings = resolve_tls_files(settings)
     # One context per listener; with --mtls-port only that listener asks for a certificate.
     main_tls = _tls_context(settings, request_client_certificate=settings.mtls_port is None)
     mtls_tls = _tls_context(settings, request_client_certificate=True) if settings.mtls_port else None
-    context = await build_context(settings)
+    sockets = [_bind(settings.host, settings.port)]
+    if settings.mtls_port is not None:
+        sockets.append(_bind(settings.host, settings.mtls_port))
     try:
-        runner = web.AppRunner(
-            create_app(context),
-            handle_signals=False,
-            access_log=None,
-            keepalive_timeout=_KEEPALIVE_TIMEOUT,
-            shutdown_timeout=float(settings.drain_timeout),
-        )
-        await runner.setup()
-        protocol_factory = runner.server
-        if protocol_factory is None:
-            raise RuntimeError("aiohttp runner did not create its server")
-        listeners = [
-            await start_tls_server(
-                protocol_factory, main_tls, settings.host, settings.port, handshake_timeout=_HANDSHAKE_TIMEOUT
-            )
-        ]
-        if mtls_tls is not None and settings.mtls_port is not None:
-            listeners.append(
-                await start_tls_server(
-                    protocol_factory,
-                    mtls_tls,
-                    settings.host,
-                    settings.mtls_port,
-                    handshake_timeout=_HANDSHAKE_TIMEOUT,
-                )
-            )
-    except OSError as exc:
-        await context.store.close()
-        raise ConfigError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from None
+        context = await build_context(settings)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    runner = web.AppRunner(
+        create_app(context),
+        handle_signals=False,
+        access_log=None,
+        keepalive_timeout=_KEEPALIVE_TIMEOUT,
+        shutdown_timeout=float(settings.drain_timeout),
+    )
+    await runner.setup()
+    protocol_factory = runner.server
+    if protocol_factory is None:
+        raise RuntimeError("aiohttp runner did not create its server")
+    listeners = [
+        await start_tls_server(protocol_factory, tls, sock=sock, handshake_timeout=_HANDSHAKE_TIMEOUT)
+        for sock, tls in zip(sockets, [main_tls, mtls_tls], strict=False)
+        if tls is not None
+    ]
     return RunningServer(settings, context, runner, listeners)
 
 

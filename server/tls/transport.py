@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
@@ -292,14 +293,16 @@ class TLSServerProtocol(asyncio.Protocol):
 async def start_tls_server(
     app_protocol_factory: Callable[[], asyncio.Protocol],
     context: SSL.Context | Callable[[], SSL.Context],
-    host: str,
-    port: int,
+    host: str | None = None,
+    port: int | None = None,
     *,
+    sock: socket.socket | None = None,
     handshake_timeout: float = 10.0,
     backlog: int = 1024,
     reuse_port: bool = False,
 ) -> asyncio.Server:
-    """Listen on ``host:port`` and serve ``app_protocol_factory()`` protocols over TLS.
+    """Listen on ``host:port`` (or on an already bound ``sock``) and serve
+    ``app_protocol_factory()`` protocols over TLS.
 
     ``context`` is either a fixed context or a zero-argument callable returning
     the context to use; the callable is invoked for every new connection, so a
@@ -313,4 +316,6 @@ async def start_tls_server(
         return TLSServerProtocol(app_protocol_factory, ctx, handshake_timeout=handshake_timeout)
 
     loop = asyncio.get_running_loop()
+    if sock is not None:
+        return await loop.create_server(protocol_factory, sock=sock, backlog=backlog)
     return await loop.create_server(protocol_factory, host, port, backlog=backlog, reuse_port=reuse_port)

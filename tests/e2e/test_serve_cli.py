@@ -1,0 +1,181 @@
+"""`certbound serve` and friends as a user runs them (SPEC §3): ready line, signals, bad
+configuration, persistence across restarts, key rotation, the dev PKI."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from server.devpki import write_dev_pki
+from tests.e2e.processes import ServerProcess, free_port, https_json, run_cli
+from tests.helpers import basic_auth
+
+FORM = b"grant_type=client_credentials"
+FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_dev_pki(tmp_path_factory.mktemp("pki")).directory
+
+
+def serve_args(pki: Path, db: str, port: int) -> list[str]:
+    return [
+        "--port", str(port),
+        "--issuer", f"https://localhost:{port}",
+        "--tls-cert", str(pki / "server.pem"),
+        "--tls-key", str(pki / "server.key"),
+        "--client-ca", str(pki / "client-ca.pem"),
+        "--db", db,
+    ]  # fmt: skip
+
+
+def get_token(url: str, pki: Path, client_id: str, secret: str) -> tuple[int, dict[str, object]]:
+    status, body = https_json(
+        url + "/token",
+        pki / "server-ca.pem",
+        data=FORM,
+        headers={**FORM_HEADERS, "Authorization": basic_auth(client_id, secret)},
+    )
+    return status, body
+
+
+def add_client(db: str) -> tuple[str, str]:
+    result = run_cli("clients", "add", "--method", "client_secret_basic", "--db", db)
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(": ", 1) for line in result.stdout.strip().splitlines())
+    return lines["client_id"], lines["client_secret"]
+
+
+def test_restart_keeps_clients_and_signing_keys(pki: Path, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/certbound.db"
+    client_id, secret = add_client(db)
+    port = free_port()
+    with ServerProcess(*serve_args(pki, db, port)) as first:
+        assert first.ready_line == f"listening on https://127.0.0.1:{port}\n"
+        status, body = get_token(first.url, pki, client_id, secret)
+        assert status == 200, body
+        old_token = str(body["access_token"])
+        code, stderr = first.stop(signal.SIGTERM)
+        assert code == 0, stderr
+        assert "Traceback" not in stderr
+    assert (tmp_path / "certbound.db.key").exists()
+    with ServerProcess(*serve_args(pki, db, port)) as second:
+        status, jwks = https_json(second.url + "/jwks", pki / "server-ca.pem")
+        assert status == 200
+        assert jwt.decode(old_token, KeySet.import_key_set(jwks)).claims["client_id"] == client_id
+        status, body = get_token(second.url, pki, client_id, secret)
+        assert status == 200, body
+        code, _ = second.stop(signal.SIGINT)
+        assert code == 0
+
+
+def test_keys_rotate_is_published_and_old_key_kept(pki: Path, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/certbound.db"
+    client_id, secret = add_client(db)
+    port = free_port()
+    with ServerProcess(*serve_args(pki, db, port)) as server:
+        _, body = get_token(server.url, pki, client_id, secret)
+        listed = run_cli("keys", "list", "--db", db)
+        assert listed.returncode == 0
+        assert "active" in listed.stdout
+        rotated = run_cli("keys", "rotate", "--db", db)
+        assert rotated.returncode == 0, rotated.stderr
+        new_kid = rotated.stdout.strip()
+        server.stop()
+    with ServerProcess(*serve_args(pki, db, port)) as server:
+        _, jwks = https_json(server.url + "/jwks", pki / "server-ca.pem")
+        kids = {key["kid"] for key in jwks["keys"]}
+        assert new_kid in kids
+        assert len(kids) == 2
+        jwt.decode(str(body["access_token"]), KeySet.import_key_set(jwks))
+        _, fresh = get_token(server.url, pki, client_id, secret)
+        assert jwt.decode(str(fresh["access_token"]), KeySet.import_key_set(jwks)).header["kid"] == new_kid
+        server.stop()
+
+
+def _assert_one_error_line(result: subprocess.CompletedProcess[str], needle: str) -> None:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("certbound: error: ")
+    assert needle in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (
+            ["--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"],
+            "/nonexistent/cert.pem",
+        ),
+        (["--assertion-audience", "sloppy"], "--assertion-audience"),
+        (["--trusted-proxy", "10.0.0.0/33"], "--trusted-proxy"),
+        (["--bogus-flag"], "--bogus-flag"),
+        (["--client-ca", "/nonexistent/ca.pem"], "/nonexistent/ca.pem"),
+    ],
+)
+def test_bad_configuration_exits_2_with_one_line(
+    pki: Path, tmp_path: Path, extra: list[str], needle: str
+) -> None:
+    args = serve_args(pki, f"sqlite:///{tmp_path}/x.db", free_port())
+    # later flags win in argparse, so the bad value replaces the good one
+    _assert_one_error_line(run_cli("serve", *args, *extra), needle)
+
+
+def test_key_that_does_not_match_the_certificate(pki: Path, tmp_path: Path) -> None:
+    args = serve_args(pki, f"sqlite:///{tmp_path}/x.db", free_port())
+    _assert_one_error_line(run_cli("serve", *args, "--tls-key", str(pki / "client1.key")), "server.pem")
+
+
+def test_unreadable_key(pki: Path, tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.key"
+    garbage.write_text("not a key")
+    args = serve_args(pki, f"sqlite:///{tmp_path}/x.db", free_port())
+    _assert_one_error_line(run_cli("serve", *args, "--tls-key", str(garbage)), "garbage.key")
+
+
+def test_unknown_toml_key(pki: Path, tmp_path: Path) -> None:
+    config = tmp_path / "certbound.toml"
+    config.write_text('prot = 8443\ndb = "sqlite:///x.db"\n')
+    _assert_one_error_line(run_cli("serve", "--config", str(config)), "prot")
+
+
+def test_port_in_use(pki: Path, tmp_path: Path) -> None:
+    port = free_port()
+    db = f"sqlite:///{tmp_path}/x.db"
+    with ServerProcess(*serve_args(pki, db, port)) as running:
+        _assert_one_error_line(
+            run_cli("serve", *serve_args(pki, f"sqlite:///{tmp_path}/y.db", port)), str(port)
+        )
+        running.stop()
+
+
+def test_serve_without_tls_flags_creates_the_dev_pki(tmp_path: Path) -> None:
+    port = free_port()
+    with ServerProcess("--port", str(port), "--db", "sqlite:///data/x.db", cwd=tmp_path) as server:
+        assert (tmp_path / "certs" / "server.pem").exists()
+        assert (tmp_path / "certs" / "client-ca.pem").exists()
+        status, metadata = https_json(
+            server.url + "/.well-known/openid-configuration", tmp_path / "certs" / "server-ca.pem"
+        )
+        assert status == 200
+        assert metadata["issuer"] == f"https://localhost:{port}"
+        code, _ = server.stop()
+        assert code == 0
+
+
+def test_certs_dev_prints_the_files_it_wrote(tmp_path: Path) -> None:
+    result = run_cli("certs", "dev", "--out", str(tmp_path / "pki"))
+    assert result.returncode == 0, result.stderr
+    printed = {Path(line).name for line in result.stdout.split()}
+    expected = {"server-ca.pem", "server.pem", "server.key", "client-ca.pem", "client1.pem", "client1.key"}
+    assert expected | {"client2.pem", "selfsigned.pem", "selfsigned.key"} <= printed
+    for name in printed:
+        assert (tmp_path / "pki" / name).stat().st_size > 0
