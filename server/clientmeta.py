@@ -1,20 +1,33 @@
 """Client metadata validation and defaults (RFC 7591 §2, SPEC §6 and §9).
 
 One function serves every front door (dynamic registration, admin API, CLI): it returns the
-metadata as it will be stored, defaults filled and unknown members kept, or raises
-InvalidClientMetadataError naming the field.
+metadata as it will be stored, defaults filled and unknown members kept (RFC 7591 §2: "The
+authorization server MUST ignore any client metadata sent by the client that it does not
+understand"; we keep them so a read returns what was registered), or raises
+InvalidClientMetadataError / InvalidRedirectUriError whose description starts with the field.
+
+General rules live here; what a method needs (subject fields, keys that parse, the algorithm family)
+is its `validate_metadata` hook in server.clientauth, called last.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from server.config import Settings
-from server.errors import InvalidClientMetadataError
+from server.errors import InvalidClientMetadataError, InvalidRedirectUriError
 from server.models import MTLS_METHODS
 
-__all__ = ["KNOWN_AUTH_METHODS", "normalize_metadata"]
+__all__ = [
+    "CLIENT_SIGNING_ALGS",
+    "KNOWN_AUTH_METHODS",
+    "SERVER_ASSIGNED",
+    "merge_metadata",
+    "normalize_metadata",
+]
 
 #: Every method OAuth and OpenID Connect define (SPEC §1); the server implements them in
 #: server.clientauth, and refuses to register a method it cannot verify.
@@ -30,14 +43,58 @@ KNOWN_AUTH_METHODS = frozenset(
     }
 )
 
+#: `token_endpoint_auth_signing_alg` values a client may register (SPEC §5); `none` never.
+CLIENT_SIGNING_ALGS = (
+    "HS256",
+    "HS384",
+    "HS512",
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+)
+
+#: Members the server issues (RFC 7591 §3.2.1, RFC 7592 §3); never stored as client metadata.
+SERVER_ASSIGNED = (
+    "client_id",
+    "client_secret",
+    "client_id_issued_at",
+    "client_secret_expires_at",
+    "registration_access_token",
+    "registration_client_uri",
+)
+
+#: Defaults that depend on the method (SPEC §6, §8): recomputed when a merge changes the method.
+_METHOD_DEFAULTS = ("grant_types", "tls_client_certificate_bound_access_tokens")
+
+#: RFC 7591 §2.1: the grant type each response type needs.
+_RESPONSE_TYPE_GRANTS = {"code": "authorization_code", "token": "implicit"}
+
+#: Human-readable members that may carry a BCP 47 language tag (RFC 7591 §2.2: `client_name#fr`).
+_URL_MEMBERS = ("client_uri", "logo_uri", "tos_uri", "policy_uri")
+_TEXT_MEMBERS = ("client_name", "software_id", "software_version", "software_statement")
+_LOOPBACK_NAMES = ("localhost",)
+
+
+def _string(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidClientMetadataError(f"{name} must be a non-empty string")
+    return value
+
 
 def _string_list(metadata: Mapping[str, Any], name: str) -> list[str] | None:
     value = metadata.get(name)
     if value is None:
         return None
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise InvalidClientMetadataError(f"{name} must be an array of strings")
-    return value
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise InvalidClientMetadataError(f"{name} must be an array of non-empty strings")
+    return list(dict.fromkeys(value))
 
 
 def _boolean(metadata: Mapping[str, Any], name: str, default: bool) -> bool:
@@ -47,10 +104,130 @@ def _boolean(metadata: Mapping[str, Any], name: str, default: bool) -> bool:
     return value
 
 
+def _web_url(value: object, name: str, *, https_only: bool = False) -> str:
+    text = _string(value, name)
+    parts = urlsplit(text)
+    allowed = ("https",) if https_only else ("https", "http")
+    if parts.scheme not in allowed or not parts.hostname or parts.fragment or "#" in text:
+        scheme = "an https" if https_only else "an http(s)"
+        raise InvalidClientMetadataError(f"{name} must be {scheme} URL without a fragment")
+    return text
+
+
+def _is_loopback(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _redirect_uris(metadata: Mapping[str, Any]) -> list[str] | None:
+    """RFC 7591 §2 + RFC 6749 §3.1.2: absolute URIs without a fragment. Plain http only for a
+    loopback address (RFC 8252 §7.3); private-use schemes (RFC 8252 §7.1) are absolute URIs too."""
+    value = metadata.get("redirect_uris")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise InvalidRedirectUriError("redirect_uris must be an array of non-empty strings")
+    for uri in value:
+        parts = urlsplit(uri)
+        scheme_ok = parts.scheme[:1].isalpha() and parts.scheme.isascii()
+        if not scheme_ok or "#" in uri or any(ch.isspace() for ch in uri):
+            raise InvalidRedirectUriError(f"redirect_uris: {uri!r} is not an absolute URI without a fragment")
+        if parts.scheme in ("http", "https") and not parts.hostname:
+            raise InvalidRedirectUriError(f"redirect_uris: {uri!r} has no host")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+            raise InvalidRedirectUriError(f"redirect_uris: {uri!r} uses http on a non-loopback host")
+    return list(dict.fromkeys(value))
+
+
+def _grant_types(metadata: Mapping[str, Any], method: str) -> list[str]:
+    from server.grants import GRANTS  # the grant registry imports client authentication
+
+    grant_types = _string_list(metadata, "grant_types")
+    if grant_types is None:
+        # A public client has no grant it can use here by default (SPEC §6).
+        return [] if method == "none" else ["client_credentials"]
+    unsupported = [grant for grant in grant_types if grant not in GRANTS]
+    if unsupported:
+        raise InvalidClientMetadataError(
+            f"grant_types: not supported by this server: {' '.join(unsupported)}"
+        )
+    for grant in grant_types:
+        if method == "none" and GRANTS[grant].confidential_only:
+            raise InvalidClientMetadataError(f"grant_types: a client with method none cannot use {grant}")
+    return grant_types
+
+
+def _response_types(metadata: Mapping[str, Any], grant_types: list[str]) -> list[str] | None:
+    response_types = _string_list(metadata, "response_types")
+    if response_types is None:
+        return None
+    for response_type in response_types:
+        grant = _RESPONSE_TYPE_GRANTS.get(response_type)
+        if grant is None:
+            raise InvalidClientMetadataError(f"response_types: {response_type!r} is not supported")
+        if grant not in grant_types:
+            # RFC 7591 §2.1: the two lists must be consistent.
+            raise InvalidClientMetadataError(f"response_types: {response_type} needs the {grant} grant type")
+    return response_types
+
+
+def _scope(metadata: Mapping[str, Any], settings: Settings) -> str:
+    scope = metadata.get("scope")
+    if scope is None:
+        return " ".join(settings.scopes)
+    if not isinstance(scope, str):
+        raise InvalidClientMetadataError("scope must be a space-separated string")
+    unknown = [item for item in scope.split() if item not in settings.scopes]
+    if unknown:
+        outside = " ".join(unknown)
+        raise InvalidClientMetadataError(f"scope includes values this server does not offer: {outside}")
+    return " ".join(dict.fromkeys(scope.split()))
+
+
+def _check_keys(metadata: Mapping[str, Any]) -> None:
+    """RFC 7591 §2: `jwks` and `jwks_uri` MUST NOT both be present. Whether the keys parse is the
+    business of the methods that use them."""
+    jwks, jwks_uri = metadata.get("jwks"), metadata.get("jwks_uri")
+    if jwks is not None and jwks_uri is not None:
+        raise InvalidClientMetadataError("jwks and jwks_uri must not both be present")
+    if jwks is not None and not (isinstance(jwks, dict) and isinstance(jwks.get("keys"), list)):
+        raise InvalidClientMetadataError("jwks must be a JWK Set: an object with a keys array")
+    if jwks_uri is not None:
+        _web_url(jwks_uri, "jwks_uri", https_only=True)
+
+
+def _check_human_readable(metadata: Mapping[str, Any]) -> None:
+    for name, value in metadata.items():
+        base = name.partition("#")[0]
+        if base in _URL_MEMBERS:
+            _web_url(value, name)
+        elif base in _TEXT_MEMBERS:
+            _string(value, name)
+    # Only the shape: RFC 7591 §2 does not define the syntax of a contact.
+    _string_list(metadata, "contacts")
+
+
+def _signing_alg(metadata: Mapping[str, Any]) -> None:
+    alg = metadata.get("token_endpoint_auth_signing_alg")
+    if alg is not None and alg not in CLIENT_SIGNING_ALGS:
+        supported = ", ".join(CLIENT_SIGNING_ALGS)
+        raise InvalidClientMetadataError(
+            f"token_endpoint_auth_signing_alg {alg!r} is not supported; use one of {supported}"
+        )
+
+
 def normalize_metadata(metadata: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
+    """Validate `metadata` and return it as stored: defaults filled, server-assigned members
+    dropped, members whose value is null dropped (RFC 7592 §2.2 treats them as omitted)."""
     from server.clientauth import AUTH_METHODS  # the registry imports this module's users
 
-    result = dict(metadata)
+    result = {
+        name: value for name, value in metadata.items() if value is not None and name not in SERVER_ASSIGNED
+    }
     method = result.setdefault("token_endpoint_auth_method", "client_secret_basic")
     if not isinstance(method, str) or method not in KNOWN_AUTH_METHODS:
         raise InvalidClientMetadataError(f"token_endpoint_auth_method {method!r} is not a known method")
@@ -60,34 +237,45 @@ def normalize_metadata(metadata: Mapping[str, Any], settings: Settings) -> dict[
             f"token_endpoint_auth_method {method} is not supported by this server"
         )
 
-    grant_types = _string_list(result, "grant_types")
-    if grant_types is None:
-        # A public client has no grant it can use here by default (SPEC §6).
-        grant_types = [] if method == "none" else ["client_credentials"]
-    if method == "none" and "client_credentials" in grant_types:
-        raise InvalidClientMetadataError(
-            "grant_types: a client with method none cannot use client_credentials"
-        )
-    result["grant_types"] = grant_types
-
-    scope = result.get("scope")
-    if scope is None:
-        result["scope"] = " ".join(settings.scopes)
-    elif not isinstance(scope, str):
-        raise InvalidClientMetadataError("scope must be a space-separated string")
-    else:
-        unknown = [item for item in scope.split() if item not in settings.scopes]
-        if unknown:
-            raise InvalidClientMetadataError(
-                f"scope includes values this server does not offer: {' '.join(unknown)}"
-            )
-        result["scope"] = " ".join(dict.fromkeys(scope.split()))
-
+    redirect_uris = _redirect_uris(result)
+    if redirect_uris is not None:
+        result["redirect_uris"] = redirect_uris
+    result["grant_types"] = _grant_types(result, method)
+    response_types = _response_types(result, result["grant_types"])
+    if response_types is not None:
+        result["response_types"] = response_types
+    result["scope"] = _scope(result, settings)
+    _check_human_readable(result)
+    _check_keys(result)
+    _signing_alg(result)
     result["access_token_as_jwt"] = _boolean(result, "access_token_as_jwt", True)
     result["tls_client_certificate_bound_access_tokens"] = _boolean(
         result, "tls_client_certificate_bound_access_tokens", method in MTLS_METHODS
     )
-    for forbidden in ("client_secret", "client_id", "registration_access_token"):
-        result.pop(forbidden, None)
     auth_method.validate_metadata(result, settings)
+    return result
+
+
+def merge_metadata(current: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """RFC 7396 JSON merge patch of stored metadata (a null deletes a member), for front doors that
+    update a few members (the CLI). When the patch changes the method, the defaults that depend on
+    the method are dropped unless the patch sets them, so normalize_metadata recomputes them."""
+    merged = _merge_patch(current, changes)
+    method_changed = merged.get("token_endpoint_auth_method") != current.get("token_endpoint_auth_method")
+    if method_changed:
+        for name in _METHOD_DEFAULTS:
+            if name not in changes:
+                merged.pop(name, None)
+    return merged
+
+
+def _merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    result = dict(target)
+    for name, value in patch.items():
+        if value is None:
+            result.pop(name, None)
+        elif isinstance(value, dict) and isinstance(result.get(name), dict):
+            result[name] = _merge_patch(result[name], value)
+        else:
+            result[name] = value
     return result

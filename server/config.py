@@ -180,6 +180,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("client_cert_header", _one_of("rfc9440", "xfcc", "nginx"), "rfc9440", "proxy header format"),
     Option("client_crl", _as_path, (), "CRL checked for tls_client_auth", repeatable=True, metavar="PEM"),
     Option("token_lifetime", _as_int(1), 600, "access token lifetime in seconds"),
+    Option(
+        "client_secret_lifetime",
+        _as_int(0),
+        0,
+        "seconds a newly issued client secret is valid (0: never expires)",
+    ),
     Option("signing_alg", _one_of(*SIGNING_ALGS), "ES256", "algorithm of new signing keys"),
     Option("log_level", _one_of("debug", "info", "warning", "error"), "info", "log level"),
 )
@@ -215,6 +221,7 @@ class Settings:
     client_cert_header: str = "rfc9440"
     client_crl: tuple[Path, ...] = ()
     token_lifetime: int = 600
+    client_secret_lifetime: int = 0
     signing_alg: str = "ES256"
     log_level: str = "info"
     config: Path | None = field(default=None, compare=False)

@@ -1,40 +1,87 @@
-"""Client lifecycle operations shared by every front door (registration, admin API, CLI):
-create, replace, delete and rotate secrets, keeping the client cache coherent."""
+"""Client lifecycle shared by every front door (RFC 7591 registration, RFC 7592 management, the
+admin API, the CLI): create, replace, update, delete, rotate secrets and registration access tokens,
+keeping the client cache coherent.
+
+Secrets and registration access tokens carry 256 bits of entropy (RFC 6749 §10.10) and are shown
+once: the store keeps a keyed hash (and, for client_secret_jwt, the AES-GCM encrypted secret).
+"""
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-from server.clientmeta import normalize_metadata
+from server.clientmeta import merge_metadata, normalize_metadata
 from server.clients import ClientCache
 from server.config import Settings
+from server.context import ServerContext
 from server.errors import InvalidClientMetadataError
 from server.models import SECRET_METHODS, Client
 from server.store import ClientExistsError, Store
 from server.vault import Vault
 
-__all__ = ["ClientManager", "CreatedClient", "generate_secret"]
+__all__ = ["ClientManager", "CreatedClient", "client_information", "generate_secret"]
 
-_MIN_ADMIN_SECRET = 8
+log = logging.getLogger("certbound.clients")
+
+_MIN_CHOSEN_SECRET = 8
+#: Below this an administrator's secret is accepted but logged: it has less entropy than ours.
+_WEAK_CHOSEN_SECRET = 32
+_MAX_CLIENT_ID = 255
+_NO_TOKEN_HASH = bytes(32)
 
 
 def generate_secret() -> str:
-    """256 bits of entropy (RFC 6749 §10.10)."""
+    """256 bits of entropy (RFC 6749 §10.10), URL-safe so it survives every transport."""
     return secrets.token_urlsafe(32)
 
 
+@dataclass(frozen=True, slots=True)
 class CreatedClient:
-    """A stored client plus what is shown only once: the plain secret."""
+    """A stored client plus what is shown only once: the plain secret and registration token."""
 
-    __slots__ = ("client", "secret")
+    client: Client
+    secret: str | None
+    registration_token: str | None = None
 
-    def __init__(self, client: Client, secret: str | None) -> None:
-        self.client = client
-        self.secret = secret
+
+def client_information(
+    client: Client,
+    *,
+    secret: str | None = None,
+    registration_token: str | None = None,
+    registration_client_uri: str | None = None,
+) -> dict[str, Any]:
+    """The RFC 7591 §3.2.1 / RFC 7592 §3 client information: metadata plus what the server issued.
+
+    `client_secret_expires_at` is present for every secret method (REQUIRED once a secret was
+    issued); the secret itself only when it was just issued.
+    """
+    view: dict[str, Any] = {"client_id": client.client_id}
+    if secret is not None:
+        view["client_secret"] = secret
+    view["client_id_issued_at"] = client.client_id_issued_at
+    if client.auth_method in SECRET_METHODS:
+        view["client_secret_expires_at"] = client.secret_expires_at
+    view.update(client.metadata)
+    if registration_token is not None:
+        view["registration_access_token"] = registration_token
+    if registration_client_uri is not None:
+        view["registration_client_uri"] = registration_client_uri
+    return view
+
+
+def _check_client_id(client_id: str) -> None:
+    """RFC 6749 Appendix A.1: client_id = *VSCHAR (printable ASCII, spaces included), which also
+    keeps it safe inside HTTP Basic credentials and URL paths once percent-encoded."""
+    if not 0 < len(client_id) <= _MAX_CLIENT_ID:
+        raise InvalidClientMetadataError(f"client_id must have 1 to {_MAX_CLIENT_ID} characters")
+    if any(not 0x20 <= ord(ch) <= 0x7E for ch in client_id):
+        raise InvalidClientMetadataError("client_id must be printable ASCII (RFC 6749 VSCHAR)")
 
 
 class ClientManager:
@@ -50,12 +97,19 @@ class ClientManager:
         self._settings = settings
         self._cache = cache
 
-    def _secret_fields(self, client_id: str, method: str, secret: str) -> dict[str, Any]:
-        if method == "client_secret_jwt":
-            # RFC 7523 §2.2: the secret is the HMAC key, so it must be recoverable.
-            ciphertext = self._vault.encrypt(secret.encode("utf-8"), context=client_id.encode("utf-8"))
-            return {"secret_hash": self._vault.hash_secret(secret), "secret_ciphertext": ciphertext}
-        return {"secret_hash": self._vault.hash_secret(secret), "secret_ciphertext": None}
+    @classmethod
+    def for_context(cls, context: ServerContext) -> ClientManager:
+        """The manager a running server's handlers use: its changes invalidate the client cache."""
+        return cls(context.store, context.vault, context.settings, context.clients)
+
+    async def get(self, client_id: str) -> Client | None:
+        """The stored client, read through to the store (management must see the latest write)."""
+        return await self._store.get_client(client_id)
+
+    async def list_clients(
+        self, *, limit: int = 100, after: str | None = None, auth_method: str | None = None
+    ) -> list[Client]:
+        return await self._store.list_clients(limit=limit, after=after, auth_method=auth_method)
 
     async def create(
         self,
@@ -63,51 +117,157 @@ class ClientManager:
         *,
         client_id: str | None = None,
         secret: str | None = None,
-        secret_lifetime: int = 0,
+        registration_token: bool = False,
     ) -> CreatedClient:
+        """Register a client. `client_id` and `secret` are an administrator's choice (checked);
+        otherwise both are generated. `registration_token` issues an RFC 7592 access token."""
         normalized = normalize_metadata(metadata, self._settings)
         method = normalized["token_endpoint_auth_method"]
+        if client_id is None:
+            client_id = secrets.token_urlsafe(16)
+        else:
+            _check_client_id(client_id)
         if secret is not None:
-            if method not in SECRET_METHODS:
-                raise InvalidClientMetadataError(f"client_secret is not used by {method}")
-            if len(secret) < _MIN_ADMIN_SECRET:
-                raise InvalidClientMetadataError(
-                    f"client_secret must have at least {_MIN_ADMIN_SECRET} characters"
-                )
+            self._check_chosen_secret(secret, method, client_id)
         elif method in SECRET_METHODS:
             secret = generate_secret()
-        client_id = client_id or secrets.token_urlsafe(16)
-        now = int(time.time())
-        fields: dict[str, Any] = {}
-        if secret is not None:
-            fields = self._secret_fields(client_id, method, secret)
+        token = secrets.token_urlsafe(32) if registration_token else None
         client = Client(
             client_id=client_id,
             metadata=normalized,
-            client_id_issued_at=now,
-            secret_expires_at=now + secret_lifetime if secret is not None and secret_lifetime else 0,
-            **fields,
+            client_id_issued_at=int(time.time()),
+            registration_token_hash=self._vault.hash_secret(token) if token is not None else None,
+            **self._secret_fields(client_id, method, secret),
         )
         try:
             await self._store.create_client(client)
         except ClientExistsError:
             raise InvalidClientMetadataError(f"client_id {client_id} is taken") from None
         self._invalidate(client_id)
-        return CreatedClient(client, secret)
+        return CreatedClient(client, secret, token)
 
-    async def rotate_secret(self, client: Client, *, secret: str | None = None) -> CreatedClient:
+    async def replace(
+        self,
+        client: Client,
+        metadata: Mapping[str, Any],
+        *,
+        secret: str | None = None,
+        rotate_secret: bool = False,
+        rotate_registration_token: bool = False,
+    ) -> CreatedClient | None:
+        """Full replacement of the metadata (RFC 7592 §2.2), validated as at registration.
+
+        The secret is kept while the method still uses one (and the stored form suits it: a
+        client_secret_jwt secret must be recoverable), unless `rotate_secret` or an administrator's
+        `secret` replaces it; moving to a secret method issues one, leaving them drops it.
+        None when the client was deleted meanwhile.
+        """
+        normalized = normalize_metadata(metadata, self._settings)
+        method = normalized["token_endpoint_auth_method"]
+        new_secret: str | None = None
+        fields: dict[str, Any]
+        if secret is not None:
+            self._check_chosen_secret(secret, method, client.client_id)
+            new_secret = secret
+        elif method in SECRET_METHODS and (rotate_secret or not self._can_keep_secret(client, method)):
+            new_secret = generate_secret()
+        if new_secret is not None:
+            fields = self._secret_fields(client.client_id, method, new_secret)
+        elif method in SECRET_METHODS:
+            fields = {
+                "secret_hash": client.secret_hash,
+                "secret_ciphertext": client.secret_ciphertext if method == "client_secret_jwt" else None,
+                "secret_expires_at": client.secret_expires_at,
+            }
+        else:
+            fields = self._secret_fields(client.client_id, method, None)
+        token: str | None = None
+        if rotate_registration_token:
+            # RFC 7592 §2.2: the server MAY issue a new registration access token on update.
+            token = secrets.token_urlsafe(32)
+            fields["registration_token_hash"] = self._vault.hash_secret(token)
+        updated = replace(client, metadata=normalized, **fields)
+        if not await self._store.update_client(updated):
+            self._invalidate(client.client_id)
+            return None
+        self._invalidate(client.client_id)
+        return CreatedClient(updated, new_secret, token)
+
+    async def update(
+        self, client: Client, changes: Mapping[str, Any], *, secret: str | None = None
+    ) -> CreatedClient | None:
+        """Merge `changes` into the stored metadata (RFC 7396: null deletes), then replace."""
+        return await self.replace(client, merge_metadata(client.metadata, changes), secret=secret)
+
+    async def rotate_secret(self, client: Client, *, secret: str | None = None) -> CreatedClient | None:
+        """A new secret (generated, or an administrator's); the old one stops working at once."""
         if client.auth_method not in SECRET_METHODS:
             raise InvalidClientMetadataError(f"client uses {client.auth_method}, which has no secret")
+        if secret is not None:
+            self._check_chosen_secret(secret, client.auth_method, client.client_id)
         secret = secret or generate_secret()
         updated = replace(client, **self._secret_fields(client.client_id, client.auth_method, secret))
-        await self._store.update_client(updated)
+        stored = await self._store.update_client(updated)
         self._invalidate(client.client_id)
-        return CreatedClient(updated, secret)
+        return CreatedClient(updated, secret) if stored else None
 
     async def delete(self, client_id: str) -> bool:
+        """Delete the client and its reference tokens (RFC 7592 §2.3)."""
         deleted = await self._store.delete_client(client_id)
         self._invalidate(client_id)
         return deleted
+
+    def verify_registration_token(self, client: Client | None, token: str) -> bool:
+        """RFC 7592 §1.2: the presented registration access token, compared in constant time.
+        Without a client (or a token) the comparison still runs, so the answer takes the same time
+        and does not tell whether the client exists."""
+        expected = client.registration_token_hash if client is not None else None
+        matches = self._vault.verify_secret(token, expected or _NO_TOKEN_HASH)
+        return matches and expected is not None
+
+    def verify_client_secret(self, client: Client, secret: str) -> bool:
+        """Whether `secret` is the client's current secret (constant-time comparison)."""
+        if client.secret_hash is None:
+            return False
+        return self._vault.verify_secret(secret, client.secret_hash)
+
+    # helpers
+    def _secret_fields(self, client_id: str, method: str, secret: str | None) -> dict[str, Any]:
+        if secret is None or method not in SECRET_METHODS:
+            return {"secret_hash": None, "secret_ciphertext": None, "secret_expires_at": 0}
+        lifetime = self._settings.client_secret_lifetime
+        fields: dict[str, Any] = {
+            "secret_hash": self._vault.hash_secret(secret),
+            "secret_ciphertext": None,
+            "secret_expires_at": int(time.time()) + lifetime if lifetime else 0,
+        }
+        if method == "client_secret_jwt":
+            # RFC 7523 §2.2: the secret is the HMAC key, so it must be recoverable.
+            fields["secret_ciphertext"] = self._vault.encrypt(
+                secret.encode("utf-8"), context=client_id.encode("utf-8")
+            )
+        return fields
+
+    @staticmethod
+    def _can_keep_secret(client: Client, method: str) -> bool:
+        if client.secret_hash is None or client.auth_method not in SECRET_METHODS:
+            return False
+        return method != "client_secret_jwt" or client.secret_ciphertext is not None
+
+    @staticmethod
+    def _check_chosen_secret(secret: str, method: str, client_id: str) -> None:
+        if method not in SECRET_METHODS:
+            raise InvalidClientMetadataError(f"client_secret is not used by {method}")
+        if len(secret) < _MIN_CHOSEN_SECRET:
+            raise InvalidClientMetadataError(
+                f"client_secret must have at least {_MIN_CHOSEN_SECRET} characters"
+            )
+        if len(secret) < _WEAK_CHOSEN_SECRET:
+            log.warning(
+                "client %s: the chosen client_secret has fewer than %d characters",
+                client_id,
+                _WEAK_CHOSEN_SECRET,
+            )
 
     def _invalidate(self, client_id: str) -> None:
         if self._cache is not None:

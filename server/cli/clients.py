@@ -1,6 +1,9 @@
-"""`certbound clients add|list|show|delete|rotate-secret`, on the database directly.
+"""`certbound clients add|list|show|update|delete|rotate-secret` (SPEC §3).
 
-Exit codes: 0 ok, 1 not found, 2 bad input (one `certbound: error:` line).
+Works on the database directly (`--db URL | --config FILE`, through the same ClientManager as the
+server) or on a running server's admin API (`--url https://... --admin-token T [--cacert PEM]`).
+Human tables by default, `--json` for scripts. Exit codes: 0 ok, 1 not found, 2 bad input with one
+`certbound: error:` line on stderr.
 """
 
 from __future__ import annotations
@@ -8,18 +11,130 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from server.app import open_vault
-from server.cli.common import add_database_options, settings_from_args
-from server.errors import ConfigError, InvalidClientMetadataError
-from server.management import ClientManager, CreatedClient
-from server.models import Client
-from server.store import Store, open_store
+from server.cli.adminclient import AdminAPIError, AdminClient
+from server.cli.common import add_setting_flags, settings_from_args
+from server.config import Settings
+from server.errors import ConfigError, InvalidClientMetadataError, InvalidRedirectUriError
+from server.management import ClientManager, client_information
+from server.store import open_store
 
 __all__ = ["register"]
+
+#: Settings these commands read: the database, the scopes metadata is checked against, the secret
+#: lifetime, and the admin token for --url.
+_SETTINGS = {"db", "master_key_file", "scopes", "client_secret_lifetime", "admin_token"}
+
+#: RFC 8705 §2.1.2: a tls_client_auth client registers exactly one of these; setting one with a
+#: flag drops the others.
+_SUBJECT_FLAGS = {
+    "subject_dn": "tls_client_auth_subject_dn",
+    "san_dns": "tls_client_auth_san_dns",
+    "san_uri": "tls_client_auth_san_uri",
+    "san_ip": "tls_client_auth_san_ip",
+    "san_email": "tls_client_auth_san_email",
+}
+
+
+class _Backend(Protocol):
+    """What the commands need, over the database or over the admin API. Views are RFC 7591
+    client information dicts."""
+
+    async def add(
+        self, metadata: dict[str, Any], *, client_id: str | None, secret: str | None
+    ) -> dict[str, Any]: ...
+
+    async def list_clients(self, *, method: str | None) -> list[dict[str, Any]]: ...
+
+    async def show(self, client_id: str) -> dict[str, Any] | None: ...
+
+    async def update(
+        self, client_id: str, changes: dict[str, Any], *, secret: str | None
+    ) -> dict[str, Any] | None: ...
+
+    async def delete(self, client_id: str) -> bool: ...
+
+    async def rotate(self, client_id: str) -> dict[str, Any] | None: ...
+
+
+class _LocalBackend:
+    def __init__(self, manager: ClientManager) -> None:
+        self._manager = manager
+
+    async def add(
+        self, metadata: dict[str, Any], *, client_id: str | None, secret: str | None
+    ) -> dict[str, Any]:
+        created = await self._manager.create(metadata, client_id=client_id, secret=secret)
+        return client_information(created.client, secret=created.secret)
+
+    async def list_clients(self, *, method: str | None) -> list[dict[str, Any]]:
+        views: list[dict[str, Any]] = []
+        after: str | None = None
+        while page := await self._manager.list_clients(limit=500, after=after, auth_method=method):
+            views.extend(client_information(client) for client in page)
+            after = page[-1].client_id
+        return views
+
+    async def show(self, client_id: str) -> dict[str, Any] | None:
+        client = await self._manager.get(client_id)
+        return client_information(client) if client is not None else None
+
+    async def update(
+        self, client_id: str, changes: dict[str, Any], *, secret: str | None
+    ) -> dict[str, Any] | None:
+        client = await self._manager.get(client_id)
+        updated = await self._manager.update(client, changes, secret=secret) if client else None
+        return client_information(updated.client, secret=updated.secret) if updated else None
+
+    async def delete(self, client_id: str) -> bool:
+        return await self._manager.delete(client_id)
+
+    async def rotate(self, client_id: str) -> dict[str, Any] | None:
+        client = await self._manager.get(client_id)
+        rotated = await self._manager.rotate_secret(client) if client else None
+        return client_information(rotated.client, secret=rotated.secret) if rotated else None
+
+
+def _add_target_options(command: argparse.ArgumentParser) -> None:
+    add_setting_flags(command, _SETTINGS)
+    command.add_argument("--url", help="a running server's base URL: use its admin API")
+    command.add_argument("--cacert", type=Path, metavar="PEM", help="CA that signed the server's certificate")
+    command.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _add_metadata_flags(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--method", help="token_endpoint_auth_method (add: default client_secret_basic)")
+    command.add_argument("--secret", help="client secret, 8+ characters (default: generated, 256 bits)")
+    command.add_argument("--name", dest="client_name", help="client_name")
+    command.add_argument("--scope", dest="client_scope", help="space-separated scopes (default: all)")
+    command.add_argument("--grant-type", action="append", dest="grant_types", help="grant type (repeatable)")
+    command.add_argument("--redirect-uri", action="append", dest="redirect_uris", help="(repeatable)")
+    command.add_argument("--subject-dn", help="tls_client_auth_subject_dn (RFC 4514)")
+    command.add_argument("--san-dns", help="tls_client_auth_san_dns")
+    command.add_argument("--san-uri", help="tls_client_auth_san_uri")
+    command.add_argument("--san-ip", help="tls_client_auth_san_ip")
+    command.add_argument("--san-email", help="tls_client_auth_san_email")
+    command.add_argument("--jwks-file", type=Path, metavar="FILE", help="JWK Set file: the client's jwks")
+    command.add_argument("--jwks-uri", help="jwks_uri (https)")
+    command.add_argument("--signing-alg", dest="client_signing_alg", help="token_endpoint_auth_signing_alg")
+    command.add_argument(
+        "--opaque",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="issue reference tokens instead of JWTs",
+    )
+    command.add_argument(
+        "--certificate-bound",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="tls_client_certificate_bound_access_tokens (default: true for the mTLS methods)",
+    )
+    command.add_argument("--data", type=Path, metavar="FILE", help="JSON file with RFC 7591 metadata")
 
 
 def register(commands: Any) -> None:
@@ -27,21 +142,23 @@ def register(commands: Any) -> None:
     sub = parser.add_subparsers(dest="clients_command", required=True, parser_class=type(parser))
 
     add = sub.add_parser("add", help="register a client; prints its client_id and, once, its secret")
-    add.add_argument("--method", default="client_secret_basic", help="token_endpoint_auth_method")
     add.add_argument("--client-id", help="client_id (default: generated)")
-    add.add_argument("--secret", help="client secret (default: generated, 256 bits)")
-    add.add_argument("--scope", dest="client_scope", help="space-separated scopes (default: all)")
-    add.add_argument("--grant-type", action="append", dest="grant_types", help="grant type (repeatable)")
-    add.add_argument("--opaque", action="store_true", help="issue reference tokens instead of JWTs")
-    add.add_argument("--data", help="JSON file with RFC 7591 metadata")
-    add.add_argument("--json", action="store_true", help="print JSON")
-    add_database_options(add)
+    _add_metadata_flags(add)
+    _add_target_options(add)
     add.set_defaults(run=_run, action=_add)
 
     listing = sub.add_parser("list", help="list clients")
-    listing.add_argument("--json", action="store_true", help="print JSON")
-    add_database_options(listing)
+    listing.add_argument("--method", help="only clients of this token_endpoint_auth_method")
+    _add_target_options(listing)
     listing.set_defaults(run=_run, action=_list)
+
+    update = sub.add_parser(
+        "update", help="change a client: flags and --data are merged into its metadata (null deletes)"
+    )
+    update.add_argument("client_id")
+    _add_metadata_flags(update)
+    _add_target_options(update)
+    update.set_defaults(run=_run, action=_update)
 
     for name, action, help_text in (
         ("show", _show, "show one client"),
@@ -50,122 +167,188 @@ def register(commands: Any) -> None:
     ):
         command = sub.add_parser(name, help=help_text)
         command.add_argument("client_id")
-        command.add_argument("--json", action="store_true", help="print JSON")
-        add_database_options(command)
+        _add_target_options(command)
         command.set_defaults(run=_run, action=action)
 
 
 def _run(args: argparse.Namespace) -> int:
     from server.cli import run_async
 
-    return run_async(_with_manager(args))
+    return run_async(_execute(args))
+
+
+async def _execute(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    try:
+        async with _backend(args, settings) as backend:
+            status: int = await args.action(args, backend)
+            return status
+    except (InvalidClientMetadataError, InvalidRedirectUriError) as exc:
+        raise ConfigError(f"{exc.error}: {exc.description}") from None
+    except AdminAPIError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 @asynccontextmanager
-async def _opened(args: argparse.Namespace) -> AsyncIterator[tuple[Store, ClientManager]]:
-    settings = settings_from_args(args)
+async def _backend(args: argparse.Namespace, settings: Settings) -> AsyncIterator[_Backend]:
+    if args.url is not None:
+        if args.db is not None:
+            raise ConfigError("use either --url or --db, not both")
+        if not settings.admin_token:
+            raise ConfigError("--url needs --admin-token (or CERTBOUND_ADMIN_TOKEN)")
+        async with AdminClient(args.url, settings.admin_token, args.cacert) as admin:
+            yield admin
+        return
     vault = open_vault(settings)
     store = await open_store(settings.db)
     try:
-        yield store, ClientManager(store, vault, settings)
+        yield _LocalBackend(ClientManager(store, vault, settings))
     finally:
         await store.close()
 
 
-async def _with_manager(args: argparse.Namespace) -> int:
-    async with _opened(args) as (store, manager):
-        try:
-            status: int = await args.action(args, store, manager)
-        except InvalidClientMetadataError as exc:
-            raise ConfigError(f"{exc.error}: {exc.description}") from None
-        return status
-
-
-def _view(client: Client, secret: str | None = None) -> dict[str, Any]:
-    view: dict[str, Any] = {"client_id": client.client_id, **client.metadata}
-    view["client_id_issued_at"] = client.client_id_issued_at
-    if secret is not None:
-        view["client_secret"] = secret
-        view["client_secret_expires_at"] = client.secret_expires_at
-    return view
-
-
-def _print_created(created: CreatedClient, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(_view(created.client, created.secret), indent=2))
-        return
-    print(f"client_id: {created.client.client_id}")
-    if created.secret is not None:
-        print(f"client_secret: {created.secret}")
+# metadata from flags
+def _read_json_object(path: Path, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc}") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{what} {path} must hold a JSON object")
+    return value
 
 
 def _metadata_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    metadata: dict[str, Any] = {}
-    if args.data:
-        try:
-            with open(args.data, encoding="utf-8") as handle:
-                loaded = json.load(handle)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read {args.data}: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{args.data} must hold a JSON object")
-        metadata.update(loaded)
-    metadata.setdefault("token_endpoint_auth_method", args.method)
-    if args.client_scope is not None:
-        metadata["scope"] = args.client_scope
-    if args.grant_types:
-        metadata["grant_types"] = args.grant_types
-    if args.opaque:
-        metadata["access_token_as_jwt"] = False
+    """--data first, then the flags on top of it."""
+    metadata = _read_json_object(args.data, "--data file") if args.data else {}
+    simple = {
+        "token_endpoint_auth_method": args.method,
+        "client_name": args.client_name,
+        "scope": args.client_scope,
+        "grant_types": args.grant_types,
+        "redirect_uris": args.redirect_uris,
+        "jwks_uri": args.jwks_uri,
+        "token_endpoint_auth_signing_alg": args.client_signing_alg,
+        "tls_client_certificate_bound_access_tokens": args.certificate_bound,
+    }
+    metadata.update({name: value for name, value in simple.items() if value is not None})
+    if args.opaque is not None:
+        metadata["access_token_as_jwt"] = not args.opaque
+    if args.jwks_file is not None:
+        metadata["jwks"] = _read_json_object(args.jwks_file, "--jwks-file")
+    # jwks xor jwks_uri, and one subject field: a flag replaces its alternatives.
+    if args.jwks_file is not None:
+        metadata["jwks_uri"] = None
+    elif args.jwks_uri is not None:
+        metadata["jwks"] = None
+    subjects = {field: getattr(args, flag) for flag, field in _SUBJECT_FLAGS.items()}
+    if any(value is not None for value in subjects.values()):
+        metadata.update(subjects)
     return metadata
 
 
-async def _add(args: argparse.Namespace, store: Store, manager: ClientManager) -> int:
-    created = await manager.create(_metadata_from_args(args), client_id=args.client_id, secret=args.secret)
-    _print_created(created, args.json)
-    return 0
+# output
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
 
 
-async def _list(args: argparse.Namespace, store: Store, manager: ClientManager) -> int:
-    clients: list[Client] = []
-    after: str | None = None
-    while page := await store.list_clients(limit=500, after=after):
-        clients.extend(page)
-        after = page[-1].client_id
-    if args.json:
-        print(json.dumps([_view(client) for client in clients], indent=2))
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return " ".join(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _print_table(rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _print_client(view: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _print_json(view)
     else:
-        for client in clients:
-            print(f"{client.client_id}\t{client.auth_method}\t{' '.join(client.scopes)}")
+        _print_table([(name, _text(value)) for name, value in view.items()])
+
+
+def _print_credentials(view: dict[str, Any], as_json: bool) -> None:
+    """client_id and, when just issued, the secret: the only time it is shown."""
+    if as_json:
+        _print_json(view)
+        return
+    print(f"client_id: {view['client_id']}")
+    if "client_secret" in view:
+        print(f"client_secret: {view['client_secret']}")
+
+
+def _not_found(client_id: str) -> int:
+    sys.stderr.write(f"certbound: error: no client {client_id}\n")
+    return 1
+
+
+# commands
+async def _add(args: argparse.Namespace, backend: _Backend) -> int:
+    metadata = _metadata_from_args(args)
+    metadata = {name: value for name, value in metadata.items() if value is not None}
+    view = await backend.add(metadata, client_id=args.client_id, secret=args.secret)
+    _print_credentials(view, args.json)
     return 0
 
 
-async def _find(args: argparse.Namespace, store: Store) -> Client | None:
-    client = await store.get_client(args.client_id)
-    if client is None:
-        sys.stderr.write(f"certbound: error: no client {args.client_id}\n")
-    return client
-
-
-async def _show(args: argparse.Namespace, store: Store, manager: ClientManager) -> int:
-    client = await _find(args, store)
-    if client is None:
-        return 1
-    print(json.dumps(_view(client), indent=2))
+async def _list(args: argparse.Namespace, backend: _Backend) -> int:
+    views = await backend.list_clients(method=args.method)
+    if args.json:
+        _print_json(views)
+        return 0
+    rows = [("CLIENT_ID", "METHOD", "GRANT_TYPES", "SCOPE", "NAME")]
+    rows += [
+        (
+            view["client_id"],
+            view["token_endpoint_auth_method"],
+            _text(view.get("grant_types", [])) or "-",
+            view.get("scope", "") or "-",
+            view.get("client_name", "-"),
+        )
+        for view in views
+    ]
+    _print_table(rows)
     return 0
 
 
-async def _delete(args: argparse.Namespace, store: Store, manager: ClientManager) -> int:
-    if not await manager.delete(args.client_id):
-        sys.stderr.write(f"certbound: error: no client {args.client_id}\n")
-        return 1
-    print(f"deleted {args.client_id}")
+async def _show(args: argparse.Namespace, backend: _Backend) -> int:
+    view = await backend.show(args.client_id)
+    if view is None:
+        return _not_found(args.client_id)
+    _print_client(view, args.json)
     return 0
 
 
-async def _rotate(args: argparse.Namespace, store: Store, manager: ClientManager) -> int:
-    client = await _find(args, store)
-    if client is None:
-        return 1
-    _print_created(await manager.rotate_secret(client), args.json)
+async def _update(args: argparse.Namespace, backend: _Backend) -> int:
+    changes = _metadata_from_args(args)
+    if not changes and args.secret is None:
+        raise ConfigError("nothing to update: give metadata flags, --secret or --data")
+    view = await backend.update(args.client_id, changes, secret=args.secret)
+    if view is None:
+        return _not_found(args.client_id)
+    _print_client(view, args.json)
+    return 0
+
+
+async def _delete(args: argparse.Namespace, backend: _Backend) -> int:
+    if not await backend.delete(args.client_id):
+        return _not_found(args.client_id)
+    if args.json:
+        _print_json({"deleted": args.client_id})
+    else:
+        print(f"deleted {args.client_id}")
+    return 0
+
+
+async def _rotate(args: argparse.Namespace, backend: _Backend) -> int:
+    view = await backend.rotate(args.client_id)
+    if view is None:
+        return _not_found(args.client_id)
+    _print_credentials(view, args.json)
     return 0

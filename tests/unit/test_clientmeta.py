@@ -1,0 +1,209 @@
+"""normalize_metadata / merge_metadata: RFC 7591 §2 general rules, defaults, unknown members."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from server.clientmeta import CLIENT_SIGNING_ALGS, merge_metadata, normalize_metadata
+from server.config import Settings
+from server.errors import InvalidClientMetadataError, InvalidRedirectUriError
+
+SETTINGS = Settings(scopes=("read", "write", "admin"))
+
+
+def normalize(**metadata: Any) -> dict[str, Any]:
+    return normalize_metadata(metadata, SETTINGS)
+
+
+def refused(error: type[Exception], field: str, **metadata: Any) -> None:
+    with pytest.raises(error) as caught:
+        normalize(**metadata)
+    assert field in str(caught.value)
+
+
+def test_defaults_filled() -> None:
+    assert normalize() == {
+        "token_endpoint_auth_method": "client_secret_basic",
+        "grant_types": ["client_credentials"],
+        "scope": "read write admin",
+        "access_token_as_jwt": True,
+        "tls_client_certificate_bound_access_tokens": False,
+    }
+
+
+def test_none_client_defaults_to_no_grant() -> None:
+    assert normalize(token_endpoint_auth_method="none")["grant_types"] == []
+
+
+def test_none_client_with_client_credentials_is_refused() -> None:
+    refused(
+        InvalidClientMetadataError,
+        "grant_types",
+        token_endpoint_auth_method="none",
+        grant_types=["client_credentials"],
+    )
+
+
+def test_unknown_members_kept_and_server_assigned_dropped() -> None:
+    result = normalize(
+        software_id="x",
+        extension={"nested": [1, 2]},
+        client_id="chosen",
+        client_secret="s" * 40,
+        registration_access_token="t",
+        registration_client_uri="https://elsewhere",
+        client_id_issued_at=1,
+        client_secret_expires_at=2,
+    )
+    assert result["extension"] == {"nested": [1, 2]}
+    assert result["software_id"] == "x"
+    for name in ("client_id", "client_secret", "registration_access_token", "client_id_issued_at"):
+        assert name not in result
+
+
+def test_null_members_are_omitted() -> None:
+    result = normalize(client_name=None, jwks=None, scope=None)
+    assert "client_name" not in result
+    assert "jwks" not in result
+    assert result["scope"] == "read write admin"
+
+
+@pytest.mark.parametrize("method", ["private_key_bogus", "", 3])
+def test_unknown_method_refused(method: object) -> None:
+    refused(InvalidClientMetadataError, "token_endpoint_auth_method", token_endpoint_auth_method=method)
+
+
+def test_scope_subset_deduplicated() -> None:
+    assert normalize(scope="write read write")["scope"] == "write read"
+
+
+@pytest.mark.parametrize("scope", ["read delete", ["read"], 5])
+def test_scope_outside_server_or_wrong_type_refused(scope: object) -> None:
+    refused(InvalidClientMetadataError, "scope", scope=scope)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("grant_types", "client_credentials"),
+        ("grant_types", ["password"]),
+        ("grant_types", [""]),
+        ("response_types", ["code"]),
+        ("response_types", ["id_token"]),
+        ("contacts", "admin@example.com"),
+        ("contacts", [1]),
+        ("client_name", 5),
+        ("client_name", ""),
+        ("client_name#fr", 5),
+        ("client_uri", "ftp://example.com/"),
+        ("logo_uri", "not a url"),
+        ("tos_uri#de", "https://example.com/#frag"),
+        ("policy_uri", ["https://example.com/"]),
+        ("software_version", 2),
+        ("access_token_as_jwt", "false"),
+        ("tls_client_certificate_bound_access_tokens", 1),
+    ],
+)
+def test_member_types(name: str, value: object) -> None:
+    refused(InvalidClientMetadataError, name, **{name: value})
+
+
+def test_language_tagged_and_descriptive_members_accepted() -> None:
+    result = normalize(
+        client_name="Example",
+        **{"client_name#ja-Jpan-JP": "クライアント名", "logo_uri#fr": "https://example.com/fr.png"},
+        client_uri="https://example.com/",
+        contacts=["ops@example.com"],
+    )
+    assert result["client_name#ja-Jpan-JP"] == "クライアント名"
+    assert result["contacts"] == ["ops@example.com"]
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://app.example.com/cb",
+        "http://127.0.0.1:8080/cb",
+        "http://[::1]/cb",
+        "http://localhost/cb",
+        "com.example.app:/oauth2redirect",
+    ],
+)
+def test_redirect_uris_accepted(uri: str) -> None:
+    assert normalize(redirect_uris=[uri, uri])["redirect_uris"] == [uri]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://app.example.com/cb",
+        ["/relative/cb"],
+        ["https://app.example.com/cb#fragment"],
+        ["http://app.example.com/cb"],
+        ["https:///no-host"],
+        ["https://app.example.com/a b"],
+        [""],
+        [7],
+    ],
+)
+def test_redirect_uris_refused(value: object) -> None:
+    refused(InvalidRedirectUriError, "redirect_uris", redirect_uris=value)
+
+
+def test_jwks_and_jwks_uri_together_refused() -> None:
+    refused(
+        InvalidClientMetadataError,
+        "jwks",
+        jwks={"keys": []},
+        jwks_uri="https://client.example.com/jwks",
+    )
+
+
+@pytest.mark.parametrize("jwks", [[], {"keys": {}}, {"kty": "EC"}, "keys"])
+def test_jwks_must_be_a_jwk_set(jwks: object) -> None:
+    refused(InvalidClientMetadataError, "jwks", jwks=jwks)
+
+
+@pytest.mark.parametrize("uri", ["http://client.example.com/jwks", "jwks.json", 5])
+def test_jwks_uri_must_be_https(uri: object) -> None:
+    refused(InvalidClientMetadataError, "jwks_uri", jwks_uri=uri)
+
+
+@pytest.mark.parametrize("alg", ["none", "HS1", "RS128", "es256", 256])
+def test_unsupported_signing_alg_refused(alg: object) -> None:
+    refused(
+        InvalidClientMetadataError, "token_endpoint_auth_signing_alg", token_endpoint_auth_signing_alg=alg
+    )
+
+
+def test_supported_signing_algs_listed_without_none() -> None:
+    assert "none" not in CLIENT_SIGNING_ALGS
+    assert {"HS256", "RS256", "PS256", "ES256", "EdDSA"} <= set(CLIENT_SIGNING_ALGS)
+
+
+def test_binding_flag_kept_when_given() -> None:
+    assert normalize(tls_client_certificate_bound_access_tokens=True)[
+        "tls_client_certificate_bound_access_tokens"
+    ]
+
+
+def test_merge_patch_replaces_deletes_and_merges_objects() -> None:
+    current = {"client_name": "a", "scope": "read", "extension": {"x": 1, "y": 2}}
+    merged = merge_metadata(current, {"client_name": None, "scope": "write", "extension": {"y": None}})
+    assert merged == {"scope": "write", "extension": {"x": 1}}
+    assert current["extension"] == {"x": 1, "y": 2}
+
+
+def test_merge_that_changes_the_method_recomputes_method_defaults() -> None:
+    stored = normalize()
+    merged = normalize_metadata(merge_metadata(stored, {"token_endpoint_auth_method": "none"}), SETTINGS)
+    assert merged["grant_types"] == []
+    assert merged["scope"] == stored["scope"]
+
+
+def test_merge_keeps_method_defaults_when_the_method_stays() -> None:
+    stored = normalize(grant_types=["client_credentials"], tls_client_certificate_bound_access_tokens=True)
+    merged = merge_metadata(stored, {"client_name": "renamed"})
+    assert merged["tls_client_certificate_bound_access_tokens"] is True

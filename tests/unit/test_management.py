@@ -1,0 +1,233 @@
+"""ClientManager: secrets and registration tokens issued once and stored hashed, replacement rules
+when the method changes, admin-chosen identifiers, cache invalidation."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+
+from server.clients import ClientCache
+from server.config import Settings
+from server.errors import InvalidClientMetadataError
+from server.management import ClientManager, client_information
+from server.store.sqlite import SQLiteStore
+from server.vault import Vault
+
+SETTINGS = Settings(scopes=("read", "write"))
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[SQLiteStore]:
+    opened = SQLiteStore(":memory:")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def vault() -> Vault:
+    return Vault(bytes(range(32)))
+
+
+@pytest.fixture
+def manager(store: SQLiteStore, vault: Vault) -> ClientManager:
+    return ClientManager(store, vault, SETTINGS)
+
+
+async def test_generated_secret_has_256_bits_and_is_stored_hashed(
+    manager: ClientManager, store: SQLiteStore
+) -> None:
+    created = await manager.create({})
+    assert created.secret is not None
+    assert len(created.secret) == 43  # base64url of 32 random bytes
+    stored = await store.get_client(created.client.client_id)
+    assert stored is not None
+    assert stored.secret_hash is not None
+    assert created.secret.encode() not in stored.secret_hash
+    assert manager.verify_client_secret(stored, created.secret)
+    assert not manager.verify_client_secret(stored, created.secret + "x")
+    assert created.registration_token is None
+    assert stored.registration_token_hash is None
+
+
+async def test_secretless_method_gets_no_secret(manager: ClientManager) -> None:
+    created = await manager.create({"token_endpoint_auth_method": "none"})
+    assert created.secret is None
+    assert created.client.secret_hash is None
+
+
+async def test_registration_token_issued_once_and_verified(manager: ClientManager) -> None:
+    created = await manager.create({}, registration_token=True)
+    token = created.registration_token
+    assert token is not None
+    assert len(token) == 43
+    assert created.client.registration_token_hash not in (None, token.encode())
+    assert manager.verify_registration_token(created.client, token)
+    assert not manager.verify_registration_token(created.client, token[:-1])
+    assert not manager.verify_registration_token(None, token)
+    other = await manager.create({})
+    assert not manager.verify_registration_token(other.client, token)
+
+
+async def test_secret_lifetime_sets_expiry(store: SQLiteStore, vault: Vault) -> None:
+    manager = ClientManager(store, vault, replace(SETTINGS, client_secret_lifetime=3600))
+    before = int(time.time())
+    created = await manager.create({})
+    assert before + 3600 <= created.client.secret_expires_at <= int(time.time()) + 3600
+    never = await ClientManager(store, vault, SETTINGS).create({})
+    assert never.client.secret_expires_at == 0
+
+
+async def test_admin_chosen_secret_rules(manager: ClientManager, caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(InvalidClientMetadataError, match="client_secret"):
+        await manager.create({}, secret="1234567")
+    with caplog.at_level(logging.WARNING, logger="certbound.clients"):
+        short = await manager.create({}, secret="pässwört")  # 8 characters of Unicode text
+    assert manager.verify_client_secret(short.client, "pässwört")
+    assert "fewer than 32 characters" in caplog.text
+    assert "pässwört" not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="certbound.clients"):
+        await manager.create({}, secret="x" * 32)
+    assert caplog.text == ""
+    with pytest.raises(InvalidClientMetadataError, match="not used by none"):
+        await manager.create({"token_endpoint_auth_method": "none"}, secret="x" * 32)
+
+
+async def test_admin_chosen_client_id(manager: ClientManager) -> None:
+    created = await manager.create({}, client_id="billing service/1")
+    assert created.client.client_id == "billing service/1"
+    with pytest.raises(InvalidClientMetadataError, match="taken"):
+        await manager.create({}, client_id="billing service/1")
+    for bad in ("", "tab\there", "é", "x" * 256):
+        with pytest.raises(InvalidClientMetadataError, match="client_id"):
+            await manager.create({}, client_id=bad)
+
+
+async def test_replace_keeps_secret_when_method_keeps_one(manager: ClientManager) -> None:
+    created = await manager.create({"client_name": "a"})
+    updated = await manager.replace(
+        created.client, {"token_endpoint_auth_method": "client_secret_post", "client_name": "b"}
+    )
+    assert updated is not None
+    assert updated.secret is None
+    assert updated.client.metadata["client_name"] == "b"
+    assert updated.client.auth_method == "client_secret_post"
+    assert updated.client.secret_hash == created.client.secret_hash
+
+
+async def test_replace_is_a_full_replacement(manager: ClientManager) -> None:
+    created = await manager.create({"client_name": "a", "scope": "read"})
+    updated = await manager.replace(created.client, {})
+    assert updated is not None
+    assert "client_name" not in updated.client.metadata
+    assert updated.client.metadata["scope"] == "read write"
+
+
+async def test_replace_with_rotation_issues_a_new_secret(manager: ClientManager) -> None:
+    created = await manager.create({})
+    assert created.secret is not None
+    updated = await manager.replace(created.client, {}, rotate_secret=True)
+    assert updated is not None
+    assert updated.secret is not None
+    assert manager.verify_client_secret(updated.client, updated.secret)
+    assert not manager.verify_client_secret(updated.client, created.secret)
+
+
+async def test_method_change_drops_then_issues_secrets(manager: ClientManager) -> None:
+    created = await manager.create({})
+    public = await manager.replace(created.client, {"token_endpoint_auth_method": "none"})
+    assert public is not None
+    assert public.client.secret_hash is None
+    assert public.secret is None
+    assert public.client.metadata["grant_types"] == []
+    confidential = await manager.replace(public.client, {"token_endpoint_auth_method": "client_secret_basic"})
+    assert confidential is not None
+    assert confidential.secret is not None
+    assert manager.verify_client_secret(confidential.client, confidential.secret)
+
+
+async def test_replace_validates_like_registration(manager: ClientManager) -> None:
+    created = await manager.create({})
+    with pytest.raises(InvalidClientMetadataError, match="scope"):
+        await manager.replace(created.client, {"scope": "delete"})
+
+
+async def test_replace_rotates_registration_token(manager: ClientManager) -> None:
+    created = await manager.create({}, registration_token=True)
+    assert created.registration_token is not None
+    updated = await manager.replace(created.client, {}, rotate_registration_token=True)
+    assert updated is not None
+    assert updated.registration_token is not None
+    assert manager.verify_registration_token(updated.client, updated.registration_token)
+    assert not manager.verify_registration_token(updated.client, created.registration_token)
+
+
+async def test_replace_of_a_deleted_client_returns_none(manager: ClientManager) -> None:
+    created = await manager.create({})
+    assert await manager.delete(created.client.client_id)
+    assert await manager.replace(created.client, {}) is None
+    assert await manager.rotate_secret(created.client) is None
+    assert not await manager.delete(created.client.client_id)
+
+
+async def test_update_merges_into_stored_metadata(manager: ClientManager) -> None:
+    created = await manager.create({"client_name": "a", "software_id": "s"})
+    updated = await manager.update(created.client, {"client_name": None, "scope": "read"})
+    assert updated is not None
+    assert "client_name" not in updated.client.metadata
+    assert updated.client.metadata["software_id"] == "s"
+    assert updated.client.metadata["scope"] == "read"
+    assert updated.client.secret_hash == created.client.secret_hash
+
+
+async def test_rotate_secret(manager: ClientManager) -> None:
+    created = await manager.create({})
+    assert created.secret is not None
+    rotated = await manager.rotate_secret(created.client)
+    assert rotated is not None
+    assert rotated.secret is not None
+    stored = await manager.get(created.client.client_id)
+    assert stored is not None
+    assert manager.verify_client_secret(stored, rotated.secret)
+    assert not manager.verify_client_secret(stored, created.secret)
+    public = await manager.create({"token_endpoint_auth_method": "none"})
+    with pytest.raises(InvalidClientMetadataError, match="has no secret"):
+        await manager.rotate_secret(public.client)
+
+
+async def test_changes_invalidate_the_cache(store: SQLiteStore, vault: Vault) -> None:
+    cache = ClientCache(store, ttl=3600)
+    manager = ClientManager(store, vault, SETTINGS, cache)
+    created = await manager.create({})
+    client_id = created.client.client_id
+    assert await cache.get(client_id) is not None
+    updated = await manager.replace(created.client, {"client_name": "new"})
+    assert updated is not None
+    cached = await cache.get(client_id)
+    assert cached is not None
+    assert cached.metadata["client_name"] == "new"
+    await manager.delete(client_id)
+    assert await cache.get(client_id) is None
+
+
+async def test_client_information_shape(manager: ClientManager) -> None:
+    created = await manager.create({"client_name": "a"})
+    view = client_information(
+        created.client,
+        secret=created.secret,
+        registration_token="tok",
+        registration_client_uri="https://as/register/x",
+    )
+    assert view["client_id"] == created.client.client_id
+    assert view["client_secret"] == created.secret
+    assert view["client_secret_expires_at"] == 0
+    assert view["client_name"] == "a"
+    assert view["registration_access_token"] == "tok"
+    assert "client_secret" not in client_information(created.client)
+    public = await manager.create({"token_endpoint_auth_method": "none"})
+    assert "client_secret_expires_at" not in client_information(public.client)
