@@ -15,8 +15,10 @@ from server.clients import ClientCache
 from server.config import Settings
 from server.context import CONTEXT, ServerContext
 from server.endpoints.health import healthz_endpoint, metrics_endpoint
+from server.endpoints.introspect import introspection_endpoint
 from server.endpoints.jwks import jwks_endpoint
 from server.endpoints.metadata import metadata_endpoint
+from server.endpoints.revoke import revocation_endpoint
 from server.endpoints.token import token_endpoint
 from server.errors import ConfigError
 from server.keys import REFRESH_SECONDS, KeyRing
@@ -102,6 +104,8 @@ def create_app(context: ServerContext) -> web.Application:
     router.add_get("/.well-known/oauth-authorization-server", metadata_endpoint)
     router.add_get("/jwks", jwks_endpoint)
     router.add_route("*", "/token", token_endpoint)
+    router.add_route("*", "/introspect", introspection_endpoint)
+    router.add_route("*", "/revoke", revocation_endpoint)
     router.add_get("/healthz", healthz_endpoint)
     router.add_get("/metrics", metrics_endpoint)
     return app

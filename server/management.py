@@ -76,12 +76,13 @@ def client_information(
 
 
 def _check_client_id(client_id: str) -> None:
-    """RFC 6749 Appendix A.1: client_id = *VSCHAR (printable ASCII, spaces included), which also
-    keeps it safe inside HTTP Basic credentials and URL paths once percent-encoded."""
+    """An administrator's client_id: printable text. RFC 6749 Appendix A.1 says VSCHAR, but
+    HTTP Basic form-urlencodes it (§2.3.1), so any Unicode text travels; control characters would
+    not survive headers, logs and terminals."""
     if not 0 < len(client_id) <= _MAX_CLIENT_ID:
         raise InvalidClientMetadataError(f"client_id must have 1 to {_MAX_CLIENT_ID} characters")
-    if any(not 0x20 <= ord(ch) <= 0x7E for ch in client_id):
-        raise InvalidClientMetadataError("client_id must be printable ASCII (RFC 6749 VSCHAR)")
+    if not client_id.isprintable():
+        raise InvalidClientMetadataError("client_id must not contain control characters")
 
 
 class ClientManager:
