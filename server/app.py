@@ -11,6 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from server.clientkeys import ClientKeyResolver
 from server.clients import ClientCache
 from server.config import Settings
 from server.context import CONTEXT, ServerContext
@@ -70,7 +71,16 @@ async def build_context(settings: Settings, store: Store | None = None) -> Serve
     tokens = AccessTokenIssuer(
         issuer=settings.issuer, lifetime=settings.token_lifetime, keys=keys, store=store
     )
-    return ServerContext(settings, store, vault, keys, ClientCache(store), tokens, Metrics())
+    return ServerContext(
+        settings,
+        store,
+        vault,
+        keys,
+        ClientCache(store),
+        tokens,
+        Metrics(),
+        client_keys=ClientKeyResolver(settings),
+    )
 
 
 async def _maintain(context: ServerContext) -> None:
@@ -95,10 +105,15 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+async def _close_client_keys(app: web.Application) -> None:
+    await app[CONTEXT].client_keys.close()
+
+
 def create_app(context: ServerContext) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
     app[CONTEXT] = context
     app.cleanup_ctx.append(_background)
+    app.on_cleanup.append(_close_client_keys)
     router = app.router
     router.add_get("/.well-known/openid-configuration", metadata_endpoint)
     router.add_get("/.well-known/oauth-authorization-server", metadata_endpoint)

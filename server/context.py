@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from server.clientkeys import ClientKeyResolver
 from server.clients import ClientCache
 from server.config import Settings
 from server.keys import KeyRing
@@ -26,6 +27,7 @@ class ServerContext:
     clients: ClientCache
     tokens: AccessTokenIssuer
     metrics: Metrics
+    client_keys: ClientKeyResolver
 
 
 CONTEXT = web.AppKey("certbound.context", ServerContext)

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from server.clientauth import AUTH_METHODS
+from server.clientauth.assertion import ASSERTION_SIGNING_ALGS
 from server.config import Settings
 from server.context import CONTEXT
 from server.endpoints.http import json_response
@@ -38,6 +39,9 @@ def build_metadata(settings: Settings) -> dict[str, Any]:
         "token_endpoint_auth_methods_supported": methods,
         "introspection_endpoint_auth_methods_supported": [m for m in methods if m != "none"],
         "revocation_endpoint_auth_methods_supported": [m for m in methods if m != "none"],
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_SIGNING_ALGS),
+        "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_SIGNING_ALGS),
+        "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_SIGNING_ALGS),
         "tls_client_certificate_bound_access_tokens": True,
     }
     mtls_base = settings.mtls_base_url

@@ -1,0 +1,304 @@
+"""JWT client assertions (RFC 7523 §3, OpenID Connect Core §9, draft-ietf-oauth-rfc7523bis §4).
+
+Sans-IO: `AssertionValidator.validate` takes the assertion, the client, the candidate keys, the
+settings and a clock, and returns a `VerifiedAssertion` or raises InvalidClientError. It fetches
+nothing and records nothing: the caller records the jti (replay protection) only after validation
+succeeded, so that a forged assertion cannot burn a legitimate client's jti.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import math
+import re
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc.errors import JoseError
+from joserfc.jwk import Key, RSAKey
+from joserfc.jws import JWSRegistry
+
+from server.clientkeys import MIN_RSA_BITS
+from server.config import Settings
+from server.errors import InvalidClientError
+from server.jose import b64url_decode
+from server.models import Client
+
+__all__ = [
+    "ASSERTION_SIGNING_ALGS",
+    "ASSERTION_TYPE",
+    "ASYMMETRIC_ALGS",
+    "HMAC_ALGS",
+    "AssertionValidator",
+    "ParsedAssertion",
+    "VerifiedAssertion",
+    "parse_assertion",
+]
+
+#: RFC 7523 §2.2: the only `client_assertion_type` this server accepts.
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#: client_secret_jwt: MACs keyed by the client secret (OIDC Core §9).
+HMAC_ALGS: tuple[str, ...] = ("HS256", "HS384", "HS512")
+#: private_key_jwt: signatures verified with the client's registered public keys.
+ASYMMETRIC_ALGS: tuple[str, ...] = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+)
+#: Published in discovery (SPEC §5); `none` is never among them.
+ASSERTION_SIGNING_ALGS: tuple[str, ...] = HMAC_ALGS + ASYMMETRIC_ALGS
+
+# Assertions are a few hundred bytes; anything far larger is not worth decoding.
+_MAX_ASSERTION_CHARS = 16 * 1024
+# The jti is stored for replay detection: bound what a client can make us store.
+_MAX_JTI_CHARS = 256
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+# draft-ietf-oauth-rfc7523bis §4.1 registers `client-authentication+jwt`; plain JWT and no typ
+# stay accepted for existing clients. Any other typ (at+jwt, id_token+jwt, logout+jwt...) marks a
+# token minted for another purpose being replayed as a client credential.
+_ACCEPTED_TYP = frozenset({"jwt", "client-authentication+jwt"})
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedAssertion:
+    """A compact JWS split and decoded once, not yet trusted."""
+
+    header: Mapping[str, Any]
+    claims: Mapping[str, Any]
+    signing_input: bytes
+    signature: bytes
+
+    @property
+    def alg(self) -> str:
+        return str(self.header["alg"])
+
+    @property
+    def kid(self) -> str | None:
+        kid = self.header.get("kid")
+        return kid if isinstance(kid, str) else None
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedAssertion:
+    """A valid assertion; its jti must be recorded until `jti_expires_at` before it is honoured."""
+
+    client: Client
+    jti: str
+    jti_expires_at: int
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # RFC 7515 §4 / RFC 7519 §4: duplicate member names are either rejected or resolved to the
+    # last one; rejecting means two parsers can never disagree about a claim.
+    result: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in result:
+            raise ValueError(f"duplicate member {name}")
+        result[name] = value
+    return result
+
+
+def _json_object(segment: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(
+            b64url_decode(segment).decode("utf-8"),
+            object_pairs_hook=_object_without_duplicates,
+            parse_constant=_refuse_constant,
+        )
+    except (ValueError, RecursionError, binascii.Error):
+        raise InvalidClientError(f"client_assertion {what} is not a base64url JSON object") from None
+    if not isinstance(value, dict):
+        raise InvalidClientError(f"client_assertion {what} is not a JSON object")
+    return value
+
+
+def parse_assertion(token: str) -> ParsedAssertion:
+    """Split a compact JWS (RFC 7515 §7.1) and decode its header and claims, strictly."""
+    if len(token) > _MAX_ASSERTION_CHARS:
+        raise InvalidClientError(f"client_assertion is larger than {_MAX_ASSERTION_CHARS} characters")
+    segments = token.split(".")
+    if len(segments) != 3 or not all(_B64URL.fullmatch(segment) for segment in segments):
+        raise InvalidClientError("client_assertion is not a compact JWS (three base64url segments)")
+    header_segment, payload_segment, signature_segment = segments
+    header = _json_object(header_segment, "header")
+    claims = _json_object(payload_segment, "claims")
+    try:
+        signature = b64url_decode(signature_segment)
+    except (ValueError, binascii.Error):
+        raise InvalidClientError("client_assertion signature is not base64url") from None
+    if not isinstance(header.get("alg"), str):
+        raise InvalidClientError("client_assertion header has no alg")
+    signing_input = f"{header_segment}.{payload_segment}".encode("ascii")
+    return ParsedAssertion(header, claims, signing_input, signature)
+
+
+def _number(claims: Mapping[str, Any], name: str) -> float | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidClientError(f"client_assertion {name} is not a NumericDate")
+    return value
+
+
+def _too_weak(key: Key) -> bool:
+    return isinstance(key, RSAKey) and key.public_key.key_size < MIN_RSA_BITS
+
+
+class AssertionValidator:
+    """Validates client assertions under one server's settings (audience mode, lifetimes, skew)."""
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._skew = settings.clock_skew
+        self._max_lifetime = settings.assertion_max_lifetime
+        audiences = [settings.issuer]
+        if settings.assertion_audience == "legacy":
+            # RFC 7523 §3 item 3 let clients use the token endpoint URL; rfc7523bis keeps it only
+            # as an opt-in for older clients, one value at a time.
+            audiences.append(settings.token_endpoint)
+            if settings.mtls_base_url is not None:
+                audiences.append(settings.mtls_base_url + "/token")
+        self.audiences: tuple[str, ...] = tuple(audiences)
+
+    def check_algorithm(self, parsed: ParsedAssertion, client: Client, family: Collection[str]) -> str:
+        """Refuse an alg outside `family` (the method's list) or other than the client's registered
+        `token_endpoint_auth_signing_alg`; cheap, so callers run it before fetching keys."""
+        alg = parsed.alg
+        if alg.lower() == "none":
+            raise InvalidClientError("client_assertion is unsigned (alg none is never accepted)")
+        if alg not in family:
+            raise InvalidClientError(
+                f"client_assertion alg {alg} is not allowed for {client.auth_method} "
+                f"(allowed: {', '.join(family)})"
+            )
+        registered = client.metadata.get("token_endpoint_auth_signing_alg")
+        if registered is not None and alg != registered:
+            raise InvalidClientError(
+                f"client_assertion alg {alg} differs from the registered "
+                f"token_endpoint_auth_signing_alg {registered}"
+            )
+        return alg
+
+    def validate(
+        self,
+        assertion: str | ParsedAssertion,
+        client: Client,
+        keys: Sequence[Key],
+        *,
+        family: Collection[str],
+    ) -> VerifiedAssertion:
+        parsed = parse_assertion(assertion) if isinstance(assertion, str) else assertion
+        alg = self.check_algorithm(parsed, client, family)
+        self._check_header(parsed.header)
+        self._check_signature(parsed, alg, keys)
+        jti, expires_at = self._check_claims(parsed.claims, client.client_id)
+        return VerifiedAssertion(client, jti, expires_at)
+
+    @staticmethod
+    def _check_header(header: Mapping[str, Any]) -> None:
+        typ = header.get("typ")
+        # RFC 7515 §4.1.9: "application/" may be omitted and media types are case-insensitive.
+        if typ is not None and (
+            not isinstance(typ, str) or typ.lower().removeprefix("application/") not in _ACCEPTED_TYP
+        ):
+            raise InvalidClientError(
+                f"client_assertion typ {typ!r} is not a client authentication JWT "
+                "(expected client-authentication+jwt)"
+            )
+        if "kid" in header and not isinstance(header["kid"], str):
+            raise InvalidClientError("client_assertion kid is not a string")
+        if "crit" in header:
+            # RFC 7515 §4.1.11: we understand no extensions, so any critical one is a refusal.
+            raise InvalidClientError(
+                "client_assertion header has crit extensions this server does not support"
+            )
+
+    @staticmethod
+    def _check_signature(parsed: ParsedAssertion, alg: str, keys: Sequence[Key]) -> None:
+        model = JWSRegistry.algorithms[alg]
+        kid = parsed.kid
+        candidates = [key for key in keys if kid is None or key.kid == kid]
+        if not candidates:
+            raise InvalidClientError(f"client_assertion kid {kid!r} matches none of the client's keys")
+        usable: list[Key] = []
+        weak = False
+        for key in candidates:
+            try:
+                # Key type, curve, `use`, `alg` and `key_ops` must all allow this algorithm.
+                model.check_key(key)
+                key.check_key_op("verify")
+            except JoseError:
+                continue
+            if _too_weak(key):
+                weak = True
+            else:
+                usable.append(key)
+        if not usable:
+            if weak:
+                raise InvalidClientError(f"client key is too weak: RSA keys need {MIN_RSA_BITS} bits or more")
+            raise InvalidClientError(f"none of the client's keys can verify alg {alg}")
+        for key in usable:
+            try:
+                if model.verify(parsed.signing_input, parsed.signature, key):
+                    return
+            except (JoseError, ValueError, TypeError):
+                continue
+        raise InvalidClientError("client_assertion signature is invalid")
+
+    def _check_claims(self, claims: Mapping[str, Any], client_id: str) -> tuple[str, int]:
+        # RFC 7523 §3 items 1-2 and OIDC Core §9: the client asserts about itself.
+        if claims.get("iss") != client_id:
+            raise InvalidClientError("client_assertion iss must be the client_id")
+        if claims.get("sub") != client_id:
+            raise InvalidClientError("client_assertion sub must be the client_id")
+        self._check_audience(claims.get("aud"))
+
+        now = self._clock()
+        exp = _number(claims, "exp")
+        if exp is None:
+            raise InvalidClientError("client_assertion has no exp")
+        if exp + self._skew <= now:
+            raise InvalidClientError("client_assertion has expired")
+        if exp > now + self._max_lifetime + self._skew:
+            raise InvalidClientError(
+                f"client_assertion exp is more than {self._max_lifetime} seconds ahead (too long-lived)"
+            )
+        for name in ("nbf", "iat"):
+            value = _number(claims, name)
+            if value is not None and value > now + self._skew:
+                raise InvalidClientError(f"client_assertion {name} is in the future")
+
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not jti:
+            raise InvalidClientError("client_assertion has no jti")
+        if len(jti) > _MAX_JTI_CHARS:
+            raise InvalidClientError(f"client_assertion jti is longer than {_MAX_JTI_CHARS} characters")
+        # Accepted until exp + skew, so the jti is remembered at least that long.
+        return jti, math.ceil(exp + self._skew)
+
+    def _check_audience(self, aud: object) -> None:
+        # rfc7523bis §4: the issuer identifier as the sole audience; an array may hold only it.
+        # Several values are refused even when one is right (the 2025 audience-injection attack
+        # relied on servers accepting an assertion whose aud merely contained them).
+        if isinstance(aud, list):
+            if len(aud) != 1:
+                raise InvalidClientError("client_assertion aud must hold exactly one value, the issuer")
+            aud = aud[0]
+        if not isinstance(aud, str) or aud not in self.audiences:
+            expected = " or ".join(self.audiences)
+            raise InvalidClientError(f"client_assertion aud must be {expected}")

@@ -1,0 +1,116 @@
+"""client_secret_jwt and private_key_jwt (OpenID Connect Core §9, RFC 7523 §2.2).
+
+Each method picks its key material and algorithm family, lets `AssertionValidator` check the
+assertion, and only then records its jti: one conditional insert shared by every worker and node,
+so a replayed assertion, even two copies raced concurrently, is honoured once (RFC 7523 §3 item 7).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any, ClassVar
+
+from joserfc.errors import SecurityWarning
+from joserfc.jwk import OctKey
+
+from server.clientauth.assertion import (
+    ASSERTION_TYPE,
+    ASYMMETRIC_ALGS,
+    HMAC_ALGS,
+    AssertionValidator,
+    ParsedAssertion,
+    VerifiedAssertion,
+    parse_assertion,
+)
+from server.clientauth.credentials import Mechanism, PresentedCredentials
+from server.clientkeys import require_key_source
+from server.config import Settings
+from server.context import ServerContext
+from server.errors import InvalidClientError, InvalidClientMetadataError
+from server.models import Client
+
+__all__ = ["ClientSecretJwt", "PrivateKeyJwt"]
+
+
+def _read_assertion(presented: PresentedCredentials) -> ParsedAssertion:
+    if presented.assertion_type != ASSERTION_TYPE:
+        raise InvalidClientError(f"client_assertion_type must be {ASSERTION_TYPE}")
+    if presented.assertion is None:
+        raise InvalidClientError("client_assertion is missing")
+    return parse_assertion(presented.assertion)
+
+
+async def _record_jti(verified: VerifiedAssertion, context: ServerContext) -> None:
+    fresh = await context.store.record_assertion_jti(
+        verified.client.client_id, verified.jti, verified.jti_expires_at
+    )
+    if not fresh:
+        raise InvalidClientError("client_assertion jti has already been used (replay)")
+
+
+def _check_signing_alg(metadata: dict[str, Any], family: tuple[str, ...], method: str) -> None:
+    alg = metadata.get("token_endpoint_auth_signing_alg")
+    if alg is not None and alg not in family:
+        raise InvalidClientMetadataError(
+            f"token_endpoint_auth_signing_alg {alg!r} is not allowed with {method} "
+            f"(allowed: {', '.join(family)})"
+        )
+
+
+def _hmac_key(client: Client, context: ServerContext) -> OctKey:
+    if client.secret_ciphertext is None:
+        raise InvalidClientError("client has no secret to verify a client_secret_jwt assertion")
+    if client.secret_expires_at and client.secret_expires_at < time.time():
+        raise InvalidClientError("client secret has expired")
+    secret = context.vault.decrypt(client.secret_ciphertext, context=client.client_id.encode("utf-8"))
+    try:
+        with warnings.catch_warnings():
+            # A secret that merely looks like a key is still a secret the admin chose.
+            warnings.simplefilter("ignore", SecurityWarning)
+            return OctKey.import_key(secret)
+    except ValueError:
+        # joserfc refuses public keys (PEM, DER, SSH, certificates) as HMAC keys: anyone could
+        # compute MACs with them.
+        raise InvalidClientError("client secret is a public key and cannot key an HMAC") from None
+
+
+class ClientSecretJwt:
+    """HMAC (HS256/384/512) keyed by the client secret, which is stored encrypted for this."""
+
+    name: ClassVar[str] = "client_secret_jwt"
+    mechanism: ClassVar[Mechanism] = Mechanism.ASSERTION
+
+    async def verify(self, presented: PresentedCredentials, client: Client, context: ServerContext) -> None:
+        parsed = _read_assertion(presented)
+        validator = AssertionValidator(context.settings)
+        validator.check_algorithm(parsed, client, HMAC_ALGS)
+        verified = validator.validate(parsed, client, [_hmac_key(client, context)], family=HMAC_ALGS)
+        await _record_jti(verified, context)
+
+    def validate_metadata(self, metadata: dict[str, Any], settings: Settings) -> None:
+        _check_signing_alg(metadata, HMAC_ALGS, self.name)
+
+
+class PrivateKeyJwt:
+    """Signatures (RSA, RSA-PSS, ECDSA, EdDSA) verified with the client's `jwks` or `jwks_uri`."""
+
+    name: ClassVar[str] = "private_key_jwt"
+    mechanism: ClassVar[Mechanism] = Mechanism.ASSERTION
+
+    async def verify(self, presented: PresentedCredentials, client: Client, context: ServerContext) -> None:
+        parsed = _read_assertion(presented)
+        validator = AssertionValidator(context.settings)
+        # Refuse none/HMAC/unregistered algs before any key fetch.
+        validator.check_algorithm(parsed, client, ASYMMETRIC_ALGS)
+        keys = await context.client_keys.keys_for(client)
+        kid = parsed.kid
+        if kid is not None and all(key.kid != kid for key in keys):
+            # The client may have rotated its keys since we cached them.
+            keys = await context.client_keys.keys_for(client, refresh=True)
+        verified = validator.validate(parsed, client, keys, family=ASYMMETRIC_ALGS)
+        await _record_jti(verified, context)
+
+    def validate_metadata(self, metadata: dict[str, Any], settings: Settings) -> None:
+        _check_signing_alg(metadata, ASYMMETRIC_ALGS, self.name)
+        require_key_source(metadata, settings)
