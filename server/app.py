@@ -15,10 +15,12 @@ from server.clientkeys import ClientKeyResolver
 from server.clients import ClientCache
 from server.config import Settings
 from server.context import CONTEXT, ServerContext
+from server.endpoints.admin import AdminAPI
 from server.endpoints.health import healthz_endpoint, metrics_endpoint
 from server.endpoints.introspect import introspection_endpoint
 from server.endpoints.jwks import jwks_endpoint
 from server.endpoints.metadata import metadata_endpoint
+from server.endpoints.register import RegistrationEndpoints
 from server.endpoints.revoke import revocation_endpoint
 from server.endpoints.token import token_endpoint
 from server.errors import ConfigError
@@ -123,4 +125,6 @@ def create_app(context: ServerContext) -> web.Application:
     router.add_route("*", "/revoke", revocation_endpoint)
     router.add_get("/healthz", healthz_endpoint)
     router.add_get("/metrics", metrics_endpoint)
+    app.add_routes(RegistrationEndpoints(context.settings).routes())
+    app.add_routes(AdminAPI(context.settings).routes())
     return app

@@ -1,0 +1,277 @@
+"""The admin API's OpenAPI 3.1 document (served at `/admin/openapi.json`).
+
+Its schemas are JSON Schema 2020-12 (OpenAPI 3.1 §4.8.24) and describe what the handlers in
+server.endpoints.admin really answer: the end-to-end tests validate live responses against them.
+Bodies are RFC 7591 client metadata; unknown members are kept, hence `additionalProperties`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.clientmeta import CLIENT_SIGNING_ALGS, KNOWN_AUTH_METHODS
+
+__all__ = ["admin_openapi"]
+
+_REF = "#/components/schemas/"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _REF + name}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+_STRINGS = {"type": "array", "items": {"type": "string", "minLength": 1}}
+
+_METADATA_PROPERTIES: dict[str, Any] = {
+    "token_endpoint_auth_method": {"type": "string", "enum": sorted(KNOWN_AUTH_METHODS)},
+    "grant_types": _STRINGS,
+    "response_types": _STRINGS,
+    "redirect_uris": _STRINGS,
+    "scope": {"type": "string", "description": "space-separated subset of scopes_supported"},
+    "client_name": {"type": "string"},
+    "client_uri": {"type": "string", "format": "uri"},
+    "logo_uri": {"type": "string", "format": "uri"},
+    "tos_uri": {"type": "string", "format": "uri"},
+    "policy_uri": {"type": "string", "format": "uri"},
+    "contacts": _STRINGS,
+    "software_id": {"type": "string"},
+    "software_version": {"type": "string"},
+    "jwks": {
+        "type": "object",
+        "properties": {"keys": {"type": "array", "items": {"type": "object"}}},
+        "required": ["keys"],
+    },
+    "jwks_uri": {"type": "string", "format": "uri"},
+    "token_endpoint_auth_signing_alg": {"type": "string", "enum": list(CLIENT_SIGNING_ALGS)},
+    "access_token_as_jwt": {"type": "boolean"},
+    "tls_client_certificate_bound_access_tokens": {"type": "boolean"},
+    "tls_client_auth_subject_dn": {"type": "string"},
+    "tls_client_auth_san_dns": {"type": "string"},
+    "tls_client_auth_san_uri": {"type": "string"},
+    "tls_client_auth_san_ip": {"type": "string"},
+    "tls_client_auth_san_email": {"type": "string"},
+}
+
+_SCHEMAS: dict[str, Any] = {
+    "ClientMetadata": {
+        "description": "RFC 7591 §2 client metadata; unknown members are stored and returned.",
+        "type": "object",
+        "properties": _METADATA_PROPERTIES,
+        "additionalProperties": True,
+    },
+    "ClientRequest": {
+        "description": "Metadata plus what an administrator may choose: client_id (create only; on "
+        "update it must equal the path's) and client_secret (8+ characters; fewer than 32 are "
+        "accepted with a warning in the server log). Server-issued members are ignored.",
+        "allOf": [
+            _ref("ClientMetadata"),
+            {
+                "type": "object",
+                "properties": {
+                    "client_id": {"type": "string", "minLength": 1, "maxLength": 255},
+                    "client_secret": {"type": "string", "minLength": 8},
+                },
+            },
+        ],
+    },
+    "ClientInformation": {
+        "description": "RFC 7591 §3.2.1 client information: the stored metadata (defaults filled) "
+        "plus the server-issued members. client_secret appears only when it was just issued.",
+        "allOf": [
+            _ref("ClientMetadata"),
+            {
+                "type": "object",
+                "properties": {
+                    "client_id": {"type": "string", "minLength": 1},
+                    "client_secret": {"type": "string", "minLength": 8},
+                    "client_id_issued_at": {"type": "integer", "minimum": 0},
+                    "client_secret_expires_at": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "0: never expires",
+                    },
+                },
+                "required": [
+                    "client_id",
+                    "client_id_issued_at",
+                    "token_endpoint_auth_method",
+                    "grant_types",
+                    "scope",
+                    "access_token_as_jwt",
+                    "tls_client_certificate_bound_access_tokens",
+                ],
+                "dependentRequired": {"client_secret": ["client_secret_expires_at"]},
+            },
+        ],
+    },
+    "ClientWithSecret": {
+        "allOf": [
+            _ref("ClientInformation"),
+            {"type": "object", "required": ["client_secret", "client_secret_expires_at"]},
+        ],
+    },
+    "ClientList": {
+        "type": "object",
+        "properties": {
+            "clients": {"type": "array", "items": _ref("ClientInformation")},
+            "next": {
+                "type": ["string", "null"],
+                "description": "pass as `after` for the next page; null on the last page",
+            },
+        },
+        "required": ["clients", "next"],
+        "additionalProperties": False,
+    },
+    "Error": {
+        "description": "RFC 6749 §5.2 / RFC 7591 §3.2.2 error response.",
+        "type": "object",
+        "properties": {
+            "error": {"type": "string", "minLength": 1},
+            "error_description": {"type": "string"},
+        },
+        "required": ["error"],
+        "additionalProperties": False,
+    },
+}
+
+_CLIENT_ID_PARAMETER = {
+    "name": "client_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1},
+}
+
+_UNAUTHORIZED = _error("no admin token, or a wrong one (`WWW-Authenticate: Bearer`)")
+_NOT_FOUND = _error("no such client, or the admin API is disabled (no admin token configured)")
+_TOO_LARGE = _error("the body is larger than 256 KiB")
+
+
+def _body(schema_name: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(schema_name)}}}
+
+
+def admin_openapi(issuer: str) -> dict[str, Any]:
+    """The document, with `issuer` as the server URL."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "certbound admin API",
+            "version": "1",
+            "description": "Manage OAuth 2.0 clients. Every operation needs `Authorization: Bearer "
+            "<admin token>`; without a configured admin token the API answers 404.",
+        },
+        "servers": [{"url": issuer}],
+        "security": [{"adminToken": []}],
+        "paths": {
+            "/admin/clients": {
+                "get": {
+                    "operationId": "listClients",
+                    "summary": "List clients, ordered by client_id (keyset pagination)",
+                    "parameters": [
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
+                        },
+                        {"name": "after", "in": "query", "schema": {"type": "string"}},
+                        {
+                            "name": "token_endpoint_auth_method",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": sorted(KNOWN_AUTH_METHODS)},
+                        },
+                    ],
+                    "responses": {
+                        "200": _json(_ref("ClientList"), "a page of clients"),
+                        "400": _error("bad limit or unknown method (`invalid_request`)"),
+                        "401": _UNAUTHORIZED,
+                        "404": _NOT_FOUND,
+                    },
+                },
+                "post": {
+                    "operationId": "createClient",
+                    "summary": "Register a client",
+                    "requestBody": _body("ClientRequest"),
+                    "responses": {
+                        "201": _json(_ref("ClientInformation"), "created; client_secret shown once"),
+                        "400": _error("`invalid_client_metadata` or `invalid_redirect_uri`"),
+                        "401": _UNAUTHORIZED,
+                        "404": _NOT_FOUND,
+                        "413": _TOO_LARGE,
+                    },
+                },
+            },
+            "/admin/clients/{client_id}": {
+                "parameters": [_CLIENT_ID_PARAMETER],
+                "get": {
+                    "operationId": "getClient",
+                    "responses": {
+                        "200": _json(_ref("ClientInformation"), "the client"),
+                        "401": _UNAUTHORIZED,
+                        "404": _NOT_FOUND,
+                    },
+                },
+                "put": {
+                    "operationId": "replaceClient",
+                    "summary": "Replace the client's metadata (validated as at registration). The "
+                    "secret is kept unless client_secret is given or the new method needs a new one; "
+                    "a method without a secret drops it.",
+                    "requestBody": _body("ClientRequest"),
+                    "responses": {
+                        "200": _json(_ref("ClientInformation"), "the updated client"),
+                        "400": _error(
+                            "`invalid_client_metadata`, `invalid_redirect_uri`, or a client_id "
+                            "in the body that differs from the path (`invalid_request`)"
+                        ),
+                        "401": _UNAUTHORIZED,
+                        "404": _NOT_FOUND,
+                        "413": _TOO_LARGE,
+                    },
+                },
+                "delete": {
+                    "operationId": "deleteClient",
+                    "summary": "Delete the client and its reference tokens",
+                    "responses": {
+                        "204": {"description": "deleted"},
+                        "401": _UNAUTHORIZED,
+                        "404": _NOT_FOUND,
+                    },
+                },
+            },
+            "/admin/clients/{client_id}/rotate-secret": {
+                "parameters": [_CLIENT_ID_PARAMETER],
+                "post": {
+                    "operationId": "rotateClientSecret",
+                    "summary": "Issue a new secret; the old one stops working at once",
+                    "responses": {
+                        "200": _json(_ref("ClientWithSecret"), "the client with its new secret"),
+                        "400": _error("the client's method has no secret (`invalid_client_metadata`)"),
+                        "401": _UNAUTHORIZED,
+                        "404": _NOT_FOUND,
+                    },
+                },
+            },
+            "/admin/openapi.json": {
+                "get": {
+                    "operationId": "getOpenApi",
+                    "summary": "This document",
+                    "security": [],
+                    "responses": {
+                        "200": _json({"type": "object"}, "the OpenAPI document"),
+                        "404": _NOT_FOUND,
+                    },
+                },
+            },
+        },
+        "components": {
+            "schemas": _SCHEMAS,
+            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
+        },
+    }

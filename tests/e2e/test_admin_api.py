@@ -1,0 +1,377 @@
+"""The admin API over real TLS, every live answer validated against its own OpenAPI 3.1 document."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+import pytest
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate as validate_openapi
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from server.testing import CertboundTestServer
+from tests.helpers import basic_auth
+
+ADMIN_TOKEN = "admin-token-for-tests-0123456789"
+_DOC_URI = "urn:certbound:admin-openapi"
+
+
+class OpenAPIChecker:
+    """Finds the documented schema for a live exchange and validates the body against it."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self._registry: Registry[Any] = Registry().with_resource(
+            _DOC_URI, Resource.from_contents(document, default_specification=DRAFT202012)
+        )
+        self._templates = [
+            (re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$"), template)
+            for template in document["paths"]
+        ]
+
+    def operation(self, method: str, path: str) -> tuple[str, dict[str, Any]]:
+        for pattern, template in self._templates:
+            if pattern.match(path):
+                operation = self.document["paths"][template].get(method.lower())
+                assert operation is not None, f"{method} {template} is not documented"
+                return template, operation
+        raise AssertionError(f"{path} is not documented")
+
+    def _validate(self, pointer: str, value: Any) -> None:
+        validator = Draft202012Validator({"$ref": f"{_DOC_URI}#{pointer}"}, registry=self._registry)
+        errors = sorted(validator.iter_errors(value), key=str)
+        assert not errors, f"{pointer}: {errors[0].message}"
+
+    def check(self, method: str, path: str, request_body: Any, status: int, body: Any) -> None:
+        template, operation = self.operation(method, path)
+        base = "/paths/" + template.replace("~", "~0").replace("/", "~1") + "/" + method.lower()
+        if request_body is not None and status < 300:
+            assert "requestBody" in operation, f"{method} {template} takes no body"
+            self._validate(base + "/requestBody/content/application~1json/schema", request_body)
+        response = operation["responses"].get(str(status))
+        assert response is not None, f"{method} {template} does not document status {status}"
+        if "content" not in response:
+            assert body is None, f"{method} {template} {status} has an undocumented body"
+            return
+        self._validate(f"{base}/responses/{status}/content/application~1json/schema", body)
+
+
+class Reply:
+    def __init__(self, status: int, body: Any, headers: Any) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers
+
+
+class Admin:
+    """Calls the admin API and checks each exchange against the OpenAPI document."""
+
+    def __init__(self, http: aiohttp.ClientSession, server: CertboundTestServer, checker: OpenAPIChecker):
+        self.http = http
+        self.server = server
+        self.checker = checker
+
+    async def __call__(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        token: str | None = ADMIN_TOKEN,
+        data: bytes | None = None,
+    ) -> Reply:
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        async with self.http.request(
+            method,
+            self.server.url + path,
+            json=body,
+            data=data,
+            headers=headers,
+            ssl=self.server.client_ssl_context(),
+        ) as response:
+            raw = await response.read()
+            reply = Reply(response.status, json.loads(raw) if raw else None, response.headers)
+        self.checker.check(method, urlsplit(path).path, body, reply.status, reply.body)
+        if reply.status != 204:
+            assert reply.headers["Content-Type"].startswith("application/json")
+        return reply
+
+
+async def fetch_document(http: aiohttp.ClientSession, server: CertboundTestServer) -> dict[str, Any]:
+    async with http.get(server.url + "/admin/openapi.json", ssl=server.client_ssl_context()) as response:
+        assert response.status == 200
+        document: dict[str, Any] = await response.json()
+    return document
+
+
+@pytest.fixture
+async def admin_server() -> AsyncIterator[CertboundTestServer]:
+    async with CertboundTestServer(admin_token=ADMIN_TOKEN) as running:
+        yield running
+
+
+@pytest.fixture
+async def admin(admin_server: CertboundTestServer, http: aiohttp.ClientSession) -> Admin:
+    return Admin(http, admin_server, OpenAPIChecker(await fetch_document(http, admin_server)))
+
+
+async def client_credentials(
+    http: aiohttp.ClientSession, server: CertboundTestServer, client_id: str, secret: str
+) -> int:
+    async with http.post(
+        server.url + "/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": basic_auth(client_id, secret)},
+        ssl=server.client_ssl_context(),
+    ) as response:
+        return response.status
+
+
+def client_path(client_id: str, *rest: str) -> str:
+    return "/".join(("/admin/clients", quote(client_id, safe=""), *rest))
+
+
+# the document
+async def test_document_is_valid_openapi_31_and_covers_every_admin_route(admin_server, http) -> None:
+    document = await fetch_document(http, admin_server)
+    validate_openapi(document)
+    assert document["openapi"].startswith("3.1")
+    assert document["servers"] == [{"url": admin_server.issuer}]
+    app = admin_server.running.runner.app
+    routed = {
+        (route.resource.canonical, route.method.lower())
+        for route in app.router.routes()
+        if route.resource is not None
+        and route.resource.canonical.startswith("/admin")
+        and route.method != "HEAD"
+    }
+    documented = {
+        (path, method)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in ("get", "put", "post", "delete", "patch")
+    }
+    assert routed == documented
+
+
+async def test_checker_catches_an_undocumented_shape(admin_server, http) -> None:
+    checker = OpenAPIChecker(await fetch_document(http, admin_server))
+    with pytest.raises(AssertionError, match="client_id"):
+        checker.check("GET", "/admin/clients/x", None, 200, {"token_endpoint_auth_method": "none"})
+    with pytest.raises(AssertionError, match="status 418"):
+        checker.check("GET", "/admin/clients/x", None, 418, {"error": "teapot"})
+
+
+# round trip
+async def test_round_trip(admin, admin_server, http) -> None:
+    created = await admin("POST", "/admin/clients", {"client_name": "Billing", "scope": "read"})
+    assert created.status == 201, created.body
+    assert created.headers["Cache-Control"] == "no-store"
+    client_id, secret = created.body["client_id"], created.body["client_secret"]
+    assert created.headers["Location"] == client_path(client_id)
+    assert created.body["client_secret_expires_at"] == 0
+    assert "registration_access_token" not in created.body
+    assert await client_credentials(http, admin_server, client_id, secret) == 200
+
+    shown = await admin("GET", client_path(client_id))
+    assert shown.status == 200
+    assert "client_secret" not in shown.body
+    assert shown.body["client_name"] == "Billing"
+
+    listed = await admin("GET", "/admin/clients")
+    assert [client["client_id"] for client in listed.body["clients"]] == [client_id]
+    assert listed.body["next"] is None
+
+    replaced = await admin("PUT", client_path(client_id), {"client_id": client_id, "scope": "write"})
+    assert replaced.status == 200, replaced.body
+    assert replaced.body["scope"] == "write"
+    assert "client_name" not in replaced.body  # PUT replaces
+    assert "client_secret" not in replaced.body
+    assert await client_credentials(http, admin_server, client_id, secret) == 200
+
+    rotated = await admin("POST", client_path(client_id, "rotate-secret"))
+    assert rotated.status == 200
+    new_secret = rotated.body["client_secret"]
+    assert new_secret != secret
+    assert await client_credentials(http, admin_server, client_id, secret) == 401
+    assert await client_credentials(http, admin_server, client_id, new_secret) == 200
+
+    deleted = await admin("DELETE", client_path(client_id))
+    assert deleted.status == 204
+    assert (await admin("GET", client_path(client_id))).status == 404
+    assert (await admin("DELETE", client_path(client_id))).status == 404
+    assert await client_credentials(http, admin_server, client_id, new_secret) == 401
+
+
+async def test_admin_chooses_client_id_and_secret(admin, admin_server, http) -> None:
+    secret = "pässwört"  # 8 characters of Unicode text: accepted (with a warning in the log)
+    created = await admin("POST", "/admin/clients", {"client_id": "billing/eu 1", "client_secret": secret})
+    assert created.status == 201, created.body
+    assert created.body["client_id"] == "billing/eu 1"
+    assert created.body["client_secret"] == secret
+    assert await client_credentials(http, admin_server, "billing/eu 1", secret) == 200
+    assert (await admin("GET", client_path("billing/eu 1"))).status == 200
+    taken = await admin("POST", "/admin/clients", {"client_id": "billing/eu 1"})
+    assert taken.status == 400
+    assert taken.body["error"] == "invalid_client_metadata"
+
+
+async def test_admin_sets_a_secret_on_update(admin, admin_server, http) -> None:
+    created = (await admin("POST", "/admin/clients", {})).body
+    chosen = "a-brand-new-secret-of-some-length"
+    reply = await admin("PUT", client_path(created["client_id"]), {"client_secret": chosen})
+    assert reply.status == 200
+    assert reply.body["client_secret"] == chosen
+    assert await client_credentials(http, admin_server, created["client_id"], chosen) == 200
+    assert await client_credentials(http, admin_server, created["client_id"], created["client_secret"]) == 401
+
+
+@pytest.mark.parametrize("secret", ["1234567", "", "ü" * 7])
+async def test_short_secret_is_invalid_client_metadata(admin, secret: str) -> None:
+    reply = await admin("POST", "/admin/clients", {"client_secret": secret})
+    assert reply.status == 400
+    assert reply.body["error"] == "invalid_client_metadata"
+    assert "client_secret" in reply.body["error_description"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"client_secret": 12345678}, "client_secret"),
+        ({"client_id": ["x"]}, "client_id"),
+        ({"token_endpoint_auth_method": "none", "client_secret": "x" * 40}, "client_secret"),
+        ({"scope": "everything"}, "scope"),
+        ({"jwks": {"keys": []}, "jwks_uri": "https://example.com/jwks"}, "jwks"),
+    ],
+)
+async def test_create_refusals(admin, body: dict[str, Any], field: str) -> None:
+    reply = await admin("POST", "/admin/clients", body)
+    assert reply.status == 400
+    assert reply.body["error"] == "invalid_client_metadata"
+    assert field in reply.body["error_description"]
+
+
+async def test_bodies_that_are_not_objects_or_too_large(admin) -> None:
+    for raw in (b"[1]", b"nope", b""):
+        reply = await admin("POST", "/admin/clients", data=raw)
+        assert reply.status == 400
+        assert reply.body["error"] == "invalid_client_metadata"
+    huge = await admin("POST", "/admin/clients", {"client_name": "x" * (256 * 1024)})
+    assert huge.status == 413
+
+
+async def test_update_refusals(admin) -> None:
+    client_id = (await admin("POST", "/admin/clients", {})).body["client_id"]
+    mismatch = await admin("PUT", client_path(client_id), {"client_id": "other"})
+    assert mismatch.status == 400
+    assert mismatch.body["error"] == "invalid_request"
+    invalid = await admin("PUT", client_path(client_id), {"redirect_uris": ["http://evil.example/cb"]})
+    assert invalid.status == 400
+    assert invalid.body["error"] == "invalid_redirect_uri"
+    public = (await admin("POST", "/admin/clients", {"token_endpoint_auth_method": "none"})).body
+    no_secret = await admin("POST", client_path(public["client_id"], "rotate-secret"))
+    assert no_secret.status == 400
+    assert no_secret.body["error"] == "invalid_client_metadata"
+
+
+async def test_unknown_client_is_404(admin) -> None:
+    for method, path, body in (
+        ("GET", client_path("nobody"), None),
+        ("PUT", client_path("nobody"), {}),
+        ("DELETE", client_path("nobody"), None),
+        ("POST", client_path("nobody", "rotate-secret"), None),
+    ):
+        reply = await admin(method, path, body)
+        assert reply.status == 404, (method, path)
+        assert reply.body["error"] == "not_found"
+
+
+async def test_method_change_drops_and_issues_secrets(admin, admin_server, http) -> None:
+    created = (await admin("POST", "/admin/clients", {})).body
+    path = client_path(created["client_id"])
+    public = await admin("PUT", path, {"token_endpoint_auth_method": "none"})
+    assert public.status == 200
+    assert public.body["grant_types"] == []
+    assert "client_secret_expires_at" not in public.body
+    confidential = await admin("PUT", path, {"token_endpoint_auth_method": "client_secret_basic"})
+    assert confidential.status == 200
+    secret = confidential.body["client_secret"]
+    assert await client_credentials(http, admin_server, created["client_id"], secret) == 200
+
+
+# listing
+async def test_pagination_and_method_filter(admin) -> None:
+    ids = [f"client-{n}" for n in range(5)]
+    for client_id in ids:
+        assert (await admin("POST", "/admin/clients", {"client_id": client_id})).status == 201
+    public = await admin(
+        "POST", "/admin/clients", {"client_id": "public-1", "token_endpoint_auth_method": "none"}
+    )
+    assert public.status == 201
+    seen: list[str] = []
+    path = "/admin/clients?limit=2&token_endpoint_auth_method=client_secret_basic"
+    pages = 0
+    while True:
+        page = await admin("GET", path)
+        assert page.status == 200
+        assert len(page.body["clients"]) <= 2
+        seen += [client["client_id"] for client in page.body["clients"]]
+        pages += 1
+        if page.body["next"] is None:
+            break
+        path = (
+            f"/admin/clients?limit=2&token_endpoint_auth_method=client_secret_basic&after={page.body['next']}"
+        )
+    assert seen == ids
+    assert pages == 3
+    only_public = await admin("GET", "/admin/clients?token_endpoint_auth_method=none")
+    assert [client["client_id"] for client in only_public.body["clients"]] == ["public-1"]
+
+
+@pytest.mark.parametrize(
+    "query", ["limit=0", "limit=501", "limit=ten", "limit=-1", "token_endpoint_auth_method=magic"]
+)
+async def test_bad_list_parameters(admin, query: str) -> None:
+    reply = await admin("GET", f"/admin/clients?{query}")
+    assert reply.status == 400
+    assert reply.body["error"] == "invalid_request"
+
+
+# authorization
+OPERATIONS = [
+    ("GET", "/admin/clients", None),
+    ("POST", "/admin/clients", {}),
+    ("GET", "/admin/clients/some-client", None),
+    ("PUT", "/admin/clients/some-client", {}),
+    ("DELETE", "/admin/clients/some-client", None),
+    ("POST", "/admin/clients/some-client/rotate-secret", None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), OPERATIONS)
+async def test_without_or_with_a_wrong_admin_token_is_401(admin, method: str, path: str, body: Any) -> None:
+    for token in (None, ADMIN_TOKEN + "x", "", ADMIN_TOKEN[:-1]):
+        reply = await admin(method, path, body, token=token)
+        assert reply.status == 401, (method, path, token)
+        assert reply.body["error"] == "invalid_token"
+        assert reply.headers["WWW-Authenticate"].startswith("Bearer")
+    assert await admin.server.running.context.store.list_clients() == []
+
+
+async def test_disabled_admin_api_is_404_everywhere(server, http) -> None:
+    for method, path, body in [*OPERATIONS, ("GET", "/admin/openapi.json", None)]:
+        async with http.request(
+            method,
+            server.url + path,
+            json=body,
+            headers={"Authorization": "Bearer anything"},
+            ssl=server.client_ssl_context(),
+        ) as response:
+            assert response.status == 404, (method, path)
+            assert (await response.json())["error"] == "not_found"

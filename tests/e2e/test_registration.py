@@ -1,0 +1,410 @@
+"""RFC 7591 registration and RFC 7592 management over real TLS (SPEC §9)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from server.testing import CertboundTestServer
+from server.tokens import reference_token_hash
+from tests.helpers import basic_auth
+
+INITIAL_TOKEN = "initial-access-token-0123456789"
+#: RFC 7592 §2.2: an update must not carry these; a read response has them.
+READ_ONLY = (
+    "registration_access_token",
+    "registration_client_uri",
+    "client_secret_expires_at",
+    "client_id_issued_at",
+)
+
+
+class Reply:
+    def __init__(self, status: int, body: Any, headers: Any) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers
+
+
+async def call(
+    http: aiohttp.ClientSession,
+    server: CertboundTestServer,
+    method: str,
+    path: str,
+    *,
+    json_body: Any = None,
+    data: bytes | None = None,
+    token: str | None = None,
+) -> Reply:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    if path.startswith(server.issuer):
+        path = path.removeprefix(server.issuer)
+    async with http.request(
+        method,
+        server.url + path,
+        json=json_body,
+        data=data,
+        headers=headers,
+        ssl=server.client_ssl_context(),
+    ) as response:
+        raw = await response.read()
+        return Reply(response.status, json.loads(raw) if raw else None, response.headers)
+
+
+async def register(http: aiohttp.ClientSession, server: CertboundTestServer, **metadata: Any) -> Reply:
+    return await call(http, server, "POST", "/register", json_body=metadata)
+
+
+async def token_request(
+    http: aiohttp.ClientSession, server: CertboundTestServer, client: dict[str, Any]
+) -> Reply:
+    form = {"grant_type": "client_credentials"}
+    headers: dict[str, str] = {}
+    method = client["token_endpoint_auth_method"]
+    if method == "client_secret_basic":
+        headers["Authorization"] = basic_auth(client["client_id"], client["client_secret"])
+    elif method == "client_secret_post":
+        form |= {"client_id": client["client_id"], "client_secret": client["client_secret"]}
+    else:
+        form["client_id"] = client["client_id"]
+    async with http.post(
+        server.url + "/token", data=form, headers=headers, ssl=server.client_ssl_context()
+    ) as response:
+        return Reply(response.status, await response.json(), response.headers)
+
+
+def update_body(information: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    body = {name: value for name, value in information.items() if name not in READ_ONLY}
+    body.pop("client_secret", None)
+    body.update(changes)
+    return body
+
+
+@pytest.fixture
+async def token_mode_server() -> AsyncIterator[CertboundTestServer]:
+    async with CertboundTestServer(registration="token", registration_token=INITIAL_TOKEN) as running:
+        yield running
+
+
+# RFC 7591 §3.2.1: the response
+async def test_registration_answers_201_with_defaults_and_credentials(server, http) -> None:
+    before = int(time.time())
+    reply = await register(http, server, client_name="Billing", software_id="b-1", x_custom={"a": [1]})
+    assert reply.status == 201, reply.body
+    assert reply.headers["Cache-Control"] == "no-store"
+    body = reply.body
+    assert body["token_endpoint_auth_method"] == "client_secret_basic"
+    assert body["grant_types"] == ["client_credentials"]
+    assert body["scope"] == "read write"
+    assert body["access_token_as_jwt"] is True
+    assert body["tls_client_certificate_bound_access_tokens"] is False
+    assert body["client_name"] == "Billing"
+    assert body["x_custom"] == {"a": [1]}  # RFC 7591 §2: unknown metadata kept and returned
+    assert len(body["client_secret"]) == 43  # 256 bits, base64url
+    assert body["client_secret_expires_at"] == 0
+    assert before <= body["client_id_issued_at"] <= int(time.time())
+    assert len(body["registration_access_token"]) >= 43
+    assert body["registration_client_uri"] == f"{server.issuer}/register/{body['client_id']}"
+
+
+async def test_client_chosen_id_and_secret_are_ignored(server, http) -> None:
+    reply = await register(http, server, client_id="mine", client_secret="chosen-secret-123")
+    assert reply.status == 201
+    assert reply.body["client_id"] != "mine"
+    assert reply.body["client_secret"] != "chosen-secret-123"
+
+
+async def test_secret_lifetime_sets_expiry() -> None:
+    async with (
+        CertboundTestServer(client_secret_lifetime=3600) as server,
+        aiohttp.ClientSession() as http,
+    ):
+        reply = await register(http, server)
+    assert reply.status == 201
+    assert reply.body["client_secret_expires_at"] - reply.body["client_id_issued_at"] in (3600, 3601)
+
+
+async def test_public_client_gets_no_secret(server, http) -> None:
+    reply = await register(http, server, token_endpoint_auth_method="none")
+    assert reply.status == 201
+    assert reply.body["grant_types"] == []
+    assert "client_secret" not in reply.body
+    assert "client_secret_expires_at" not in reply.body
+    assert "registration_access_token" in reply.body
+
+
+# RFC 7591 §3.2.2: errors
+@pytest.mark.parametrize(
+    ("metadata", "error", "field"),
+    [
+        ({"redirect_uris": ["https://app.example.com/cb#frag"]}, "invalid_redirect_uri", "redirect_uris"),
+        ({"redirect_uris": ["/relative"]}, "invalid_redirect_uri", "redirect_uris"),
+        ({"redirect_uris": "https://app.example.com/cb"}, "invalid_redirect_uri", "redirect_uris"),
+        ({"token_endpoint_auth_method": "magic"}, "invalid_client_metadata", "token_endpoint_auth_method"),
+        (
+            {"jwks": {"keys": []}, "jwks_uri": "https://app.example.com/jwks"},
+            "invalid_client_metadata",
+            "jwks",
+        ),
+        ({"token_endpoint_auth_signing_alg": "none"}, "invalid_client_metadata", "signing_alg"),
+        ({"token_endpoint_auth_signing_alg": "HS1024"}, "invalid_client_metadata", "signing_alg"),
+        ({"scope": "read delete"}, "invalid_client_metadata", "scope"),
+        ({"grant_types": "client_credentials"}, "invalid_client_metadata", "grant_types"),
+        ({"grant_types": ["password"]}, "invalid_client_metadata", "grant_types"),
+        ({"response_types": ["token"]}, "invalid_client_metadata", "response_types"),
+        (
+            {"token_endpoint_auth_method": "none", "grant_types": ["client_credentials"]},
+            "invalid_client_metadata",
+            "grant_types",
+        ),
+        ({"access_token_as_jwt": "no"}, "invalid_client_metadata", "access_token_as_jwt"),
+        ({"client_uri": "javascript:alert(1)"}, "invalid_client_metadata", "client_uri"),
+        ({"contacts": "ops@example.com"}, "invalid_client_metadata", "contacts"),
+    ],
+)
+async def test_invalid_metadata_is_refused_naming_the_field(
+    server, http, metadata: dict[str, Any], error: str, field: str
+) -> None:
+    reply = await register(http, server, **metadata)
+    assert reply.status == 400
+    assert reply.body["error"] == error
+    assert field in reply.body["error_description"]
+    assert reply.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"not json", b"[]", b'"string"', b"42", b"null", b'{"a": 1', b"\xff\xfe{}"],
+    ids=["empty", "text", "array", "string", "number", "null", "truncated", "not-utf8"],
+)
+async def test_body_that_is_not_a_json_object_is_invalid_client_metadata(server, http, raw: bytes) -> None:
+    reply = await call(http, server, "POST", "/register", data=raw)
+    assert reply.status == 400
+    assert reply.body["error"] == "invalid_client_metadata"
+
+
+async def test_body_over_256_kib_is_413(server, http) -> None:
+    padding = "x" * (256 * 1024)
+    reply = await register(http, server, client_name=padding)
+    assert reply.status == 413
+    just_under = await register(http, server, client_name="x" * (250 * 1024))
+    assert just_under.status == 201
+
+
+# registration modes
+async def test_token_mode_without_token_is_401_bearer(token_mode_server, http) -> None:
+    reply = await register(http, token_mode_server)
+    assert reply.status == 401
+    assert reply.body["error"] == "invalid_token"
+    assert reply.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_token_mode_with_wrong_token_is_401(token_mode_server, http) -> None:
+    reply = await call(http, token_mode_server, "POST", "/register", json_body={}, token=INITIAL_TOKEN + "x")
+    assert reply.status == 401
+    assert reply.headers["WWW-Authenticate"].startswith("Bearer")
+    basic = await call(http, token_mode_server, "POST", "/register", json_body={}, token=None)
+    assert basic.status == 401
+
+
+async def test_token_mode_with_the_token_registers(token_mode_server, http) -> None:
+    reply = await call(http, token_mode_server, "POST", "/register", json_body={}, token=INITIAL_TOKEN)
+    assert reply.status == 201, reply.body
+
+
+async def test_closed_mode_is_403_access_denied(http) -> None:
+    async with CertboundTestServer(registration="closed") as closed:
+        reply = await register(http, closed)
+        assert reply.status == 403
+        assert reply.body["error"] == "access_denied"
+        assert await closed.running.context.store.list_clients() == []
+
+
+# registered clients at the token endpoint
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+async def test_registered_secret_client_gets_a_token(server, http, method: str) -> None:
+    registered = await register(http, server, token_endpoint_auth_method=method, scope="read")
+    assert registered.status == 201
+    reply = await token_request(http, server, registered.body)
+    assert reply.status == 200, reply.body
+    assert reply.body["scope"] == "read"
+
+
+async def test_registered_public_client_is_unauthorized_for_client_credentials(server, http) -> None:
+    registered = await register(http, server, token_endpoint_auth_method="none")
+    reply = await token_request(http, server, registered.body)
+    assert reply.status == 400
+    assert reply.body["error"] == "unauthorized_client"
+
+
+# RFC 7592
+async def test_read_returns_the_registration(server, http) -> None:
+    created = (await register(http, server, client_name="Reader")).body
+    reply = await call(
+        http, server, "GET", created["registration_client_uri"], token=created["registration_access_token"]
+    )
+    assert reply.status == 200
+    assert reply.headers["Cache-Control"] == "no-store"
+    expected = {name: value for name, value in created.items() if name != "client_secret"}
+    assert reply.body == expected
+
+
+async def test_wrong_or_missing_registration_token_is_401_and_hides_existence(server, http) -> None:
+    first = (await register(http, server)).body
+    second = (await register(http, server)).body
+    uri = first["registration_client_uri"]
+    for method in ("GET", "PUT", "DELETE"):
+        body = update_body(first) if method == "PUT" else None
+        other = await call(
+            http, server, method, uri, json_body=body, token=second["registration_access_token"]
+        )
+        missing = await call(http, server, method, uri, json_body=body)
+        unknown = await call(
+            http, server, method, "/register/no-such-client", json_body=body, token="made-up-token"
+        )
+        for reply in (other, missing, unknown):
+            assert reply.status == 401, (method, reply.body)
+            assert reply.body["error"] == "invalid_token"
+            assert reply.headers["WWW-Authenticate"].startswith("Bearer")
+        assert other.body == unknown.body
+    still_there = await call(http, server, "GET", uri, token=first["registration_access_token"])
+    assert still_there.status == 200
+
+
+async def test_update_replaces_metadata_keeps_secret_and_rotates_the_registration_token(server, http) -> None:
+    created = (await register(http, server, client_name="Old", software_id="s")).body
+    uri, old_token = created["registration_client_uri"], created["registration_access_token"]
+    body = update_body(created, client_name="New", client_secret=created["client_secret"])
+    del body["software_id"]
+    reply = await call(http, server, "PUT", uri, json_body=body, token=old_token)
+    assert reply.status == 200, reply.body
+    assert reply.headers["Cache-Control"] == "no-store"
+    updated = reply.body
+    assert updated["client_name"] == "New"
+    assert "software_id" not in updated  # a replacement, not a merge (RFC 7592 §2.2)
+    assert "client_secret" not in updated
+    assert updated["registration_access_token"] != old_token
+    assert (await call(http, server, "GET", uri, token=old_token)).status == 401
+    assert (await call(http, server, "GET", uri, token=updated["registration_access_token"])).status == 200
+    token = await token_request(http, server, {**updated, "client_secret": created["client_secret"]})
+    assert token.status == 200, token.body
+
+
+async def test_update_can_rotate_the_secret(server, http) -> None:
+    created = (await register(http, server)).body
+    reply = await call(
+        http,
+        server,
+        "PUT",
+        created["registration_client_uri"] + "?rotate_secret=true",
+        json_body=update_body(created),
+        token=created["registration_access_token"],
+    )
+    assert reply.status == 200, reply.body
+    new_secret = reply.body["client_secret"]
+    assert new_secret != created["client_secret"]
+    assert (await token_request(http, server, reply.body)).status == 200
+    assert (await token_request(http, server, created)).status == 401
+
+
+async def test_update_to_a_public_method_drops_the_secret_and_back_issues_one(server, http) -> None:
+    created = (await register(http, server)).body
+    uri = created["registration_client_uri"]
+    public = await call(
+        http,
+        server,
+        "PUT",
+        uri,
+        json_body=update_body(created, token_endpoint_auth_method="none", grant_types=[]),
+        token=created["registration_access_token"],
+    )
+    assert public.status == 200, public.body
+    assert "client_secret" not in public.body
+    assert "client_secret_expires_at" not in public.body
+    assert (await token_request(http, server, created)).status == 401
+    back = await call(
+        http,
+        server,
+        "PUT",
+        uri,
+        json_body=update_body(
+            public.body, token_endpoint_auth_method="client_secret_post", grant_types=["client_credentials"]
+        ),
+        token=public.body["registration_access_token"],
+    )
+    assert back.status == 200, back.body
+    assert back.body["client_secret"] != created["client_secret"]
+    assert (await token_request(http, server, back.body)).status == 200
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"client_id": "someone-else"}, "client_id"),
+        ({"client_id": None}, "client_id"),
+        ({"registration_access_token": "x"}, "registration_access_token"),
+        ({"registration_client_uri": "https://x"}, "registration_client_uri"),
+        ({"client_id_issued_at": 1}, "client_id_issued_at"),
+        ({"client_secret_expires_at": 0}, "client_secret_expires_at"),
+        ({"client_secret": "a-secret-the-client-chose"}, "client_secret"),
+    ],
+)
+async def test_update_request_rules(server, http, change: dict[str, Any], field: str) -> None:
+    created = (await register(http, server)).body
+    body = update_body(created)
+    body.update(change)
+    if body.get("client_id") is None:
+        body.pop("client_id")
+    reply = await call(
+        http,
+        server,
+        "PUT",
+        created["registration_client_uri"],
+        json_body=body,
+        token=created["registration_access_token"],
+    )
+    assert reply.status == 400
+    assert reply.body["error"] == "invalid_request"
+    assert field in reply.body["error_description"]
+
+
+async def test_update_is_validated_like_registration(server, http) -> None:
+    created = (await register(http, server)).body
+    reply = await call(
+        http,
+        server,
+        "PUT",
+        created["registration_client_uri"],
+        json_body=update_body(created, redirect_uris=["https://x.example/#f"]),
+        token=created["registration_access_token"],
+    )
+    assert reply.status == 400
+    assert reply.body["error"] == "invalid_redirect_uri"
+    unchanged = await call(
+        http, server, "GET", created["registration_client_uri"], token=created["registration_access_token"]
+    )
+    assert unchanged.status == 200
+
+
+async def test_delete_ends_the_client_its_tokens_and_its_registration(server, http) -> None:
+    created = (await register(http, server, access_token_as_jwt=False)).body
+    issued = await token_request(http, server, created)
+    assert issued.status == 200
+    store = server.running.context.store
+    token_hash = reference_token_hash(issued.body["access_token"])
+    assert await store.get_reference_token(token_hash) is not None
+    uri, token = created["registration_client_uri"], created["registration_access_token"]
+    reply = await call(http, server, "DELETE", uri, token=token)
+    assert reply.status == 204
+    assert reply.headers["Cache-Control"] == "no-store"
+    assert await store.get_reference_token(token_hash) is None
+    after = await token_request(http, server, created)
+    assert after.status == 401
+    assert after.body["error"] == "invalid_client"
+    assert (await call(http, server, "GET", uri, token=token)).status == 401
+    assert (await call(http, server, "DELETE", uri, token=token)).status == 401
