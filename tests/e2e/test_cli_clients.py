@@ -1,0 +1,260 @@
+"""`certbound clients ...` as a subprocess (SPEC §3): on the database directly, and through a
+running server's admin API with --url."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from server.jose import public_jwk
+from server.testing import CertboundTestServer
+from tests.e2e.processes import run_cli
+from tests.helpers import basic_auth
+
+ADMIN_TOKEN = "cli-admin-token-0123456789abcdef"
+
+
+def ok(*args: str) -> str:
+    result = run_cli("clients", *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def fails(status: int, *args: str) -> str:
+    """The exit status and the one `certbound: error:` line; nothing on stdout."""
+    result = run_cli("clients", *args)
+    assert result.returncode == status, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("certbound: error: ")
+    return lines[0]
+
+
+def credentials(stdout: str) -> dict[str, str]:
+    return dict(line.split(": ", 1) for line in stdout.strip().splitlines())
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/clients.db"
+
+
+@pytest.fixture
+def jwks_file(tmp_path: Path) -> Path:
+    key = ec.generate_private_key(ec.SECP256R1())
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps({"keys": [{**public_jwk(key.public_key()), "kid": "k1"}]}))
+    return path
+
+
+async def token_status(server: CertboundTestServer, client_id: str, secret: str) -> int:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            server.url + "/token",
+            data={"grant_type": "client_credentials"},
+            headers={"Authorization": basic_auth(client_id, secret)},
+            ssl=server.client_ssl_context(),
+        ) as response,
+    ):
+        return response.status
+
+
+# on the database
+def test_add_each_method_and_list_as_json(db: str, jwks_file: Path) -> None:
+    basic = credentials(ok("add", "--db", db, "--name", "Billing", "--scope", "read"))
+    assert len(basic["client_secret"]) == 43
+    post = credentials(ok("add", "--db", db, "--method", "client_secret_post"))
+    hmac = credentials(ok("add", "--db", db, "--method", "client_secret_jwt", "--signing-alg", "HS256"))
+    assert "client_secret" in hmac
+    keyed = credentials(ok("add", "--db", db, "--method", "private_key_jwt", "--jwks-file", str(jwks_file)))
+    assert "client_secret" not in keyed
+    public = credentials(ok("add", "--db", db, "--method", "none", "--client-id", "spa"))
+    assert public == {"client_id": "spa"}
+
+    listed = json.loads(ok("list", "--db", db, "--json"))
+    by_id = {client["client_id"]: client for client in listed}
+    assert set(by_id) == {basic["client_id"], post["client_id"], hmac["client_id"], keyed["client_id"], "spa"}
+    assert by_id[basic["client_id"]]["client_name"] == "Billing"
+    assert by_id[basic["client_id"]]["scope"] == "read"
+    assert by_id[hmac["client_id"]]["token_endpoint_auth_signing_alg"] == "HS256"
+    assert by_id[keyed["client_id"]]["jwks"]["keys"][0]["kid"] == "k1"
+    assert by_id["spa"]["grant_types"] == []
+    assert all("client_secret" not in client for client in listed)
+
+    only_public = json.loads(ok("list", "--db", db, "--json", "--method", "none"))
+    assert [client["client_id"] for client in only_public] == ["spa"]
+    table = ok("list", "--db", db).splitlines()
+    assert table[0].split() == ["CLIENT_ID", "METHOD", "GRANT_TYPES", "SCOPE", "NAME"]
+    assert len(table) == 6
+
+
+def test_add_from_a_data_file_with_flags_on_top(db: str, tmp_path: Path) -> None:
+    data = tmp_path / "client.json"
+    data.write_text(json.dumps({"client_name": "From file", "scope": "read", "x_team": "payments"}))
+    created = json.loads(ok("add", "--db", db, "--data", str(data), "--scope", "write", "--opaque", "--json"))
+    assert created["client_name"] == "From file"
+    assert created["scope"] == "write"
+    assert created["x_team"] == "payments"
+    assert created["access_token_as_jwt"] is False
+    assert len(created["client_secret"]) == 43
+
+
+async def test_rotate_secret_and_delete_take_effect_on_a_server(db: str) -> None:
+    created = credentials(ok("add", "--db", db, "--client-id", "svc"))
+    rotated = credentials(await asyncio.to_thread(ok, "rotate-secret", "svc", "--db", db))
+    assert rotated["client_id"] == "svc"
+    assert rotated["client_secret"] != created["client_secret"]
+    async with CertboundTestServer(db=db) as server:
+        assert await token_status(server, "svc", rotated["client_secret"]) == 200
+        assert await token_status(server, "svc", created["client_secret"]) == 401
+    assert ok("delete", "svc", "--db", db).strip() == "deleted svc"
+    async with CertboundTestServer(db=db) as server:
+        assert await token_status(server, "svc", rotated["client_secret"]) == 401
+
+
+def test_show_and_update_merge(db: str, tmp_path: Path) -> None:
+    ok("add", "--db", db, "--client-id", "svc", "--name", "Old", "--scope", "read")
+    shown = json.loads(ok("show", "svc", "--db", db, "--json"))
+    assert shown["client_name"] == "Old"
+    updated = json.loads(ok("update", "svc", "--db", db, "--scope", "write", "--opaque", "--json"))
+    assert updated["client_name"] == "Old"  # merged, not replaced
+    assert updated["scope"] == "write"
+    assert updated["access_token_as_jwt"] is False
+    patch = tmp_path / "patch.json"
+    patch.write_text(json.dumps({"client_name": None, "software_id": "s-1"}))
+    patched = json.loads(ok("update", "svc", "--db", db, "--data", str(patch), "--json"))
+    assert "client_name" not in patched
+    assert patched["software_id"] == "s-1"
+    human = ok("show", "svc", "--db", db)
+    assert "software_id" in human
+    assert "s-1" in human
+
+
+def test_update_method_change_issues_a_secret_once(db: str, jwks_file: Path) -> None:
+    ok("add", "--db", db, "--client-id", "svc", "--method", "private_key_jwt", "--jwks-file", str(jwks_file))
+    changed = json.loads(ok("update", "svc", "--db", db, "--method", "client_secret_basic", "--json"))
+    assert len(changed["client_secret"]) == 43
+    assert changed["grant_types"] == ["client_credentials"]
+    again = json.loads(ok("update", "svc", "--db", db, "--name", "n", "--json"))
+    assert "client_secret" not in again
+
+
+def test_not_found_is_exit_1(db: str) -> None:
+    ok("list", "--db", db)
+    for command in ("show", "delete", "rotate-secret"):
+        assert fails(1, command, "nobody", "--db", db) == "certbound: error: no client nobody"
+    assert fails(1, "update", "nobody", "--db", db, "--scope", "read") == "certbound: error: no client nobody"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--scope", "delete"), "invalid_client_metadata: scope"),
+        (("--method", "magic"), "token_endpoint_auth_method"),
+        (("--secret", "short"), "client_secret"),
+        (("--method", "none", "--grant-type", "client_credentials"), "grant_types"),
+        (("--redirect-uri", "https://x.example/#frag"), "invalid_redirect_uri"),
+        (("--data", "/nonexistent/client.json"), "cannot read --data file"),
+        (("--jwks-file", "/nonexistent/jwks.json"), "cannot read --jwks-file"),
+        (("--signing-alg", "none"), "token_endpoint_auth_signing_alg"),
+    ],
+)
+def test_bad_input_is_exit_2_with_one_line(db: str, args: tuple[str, ...], message: str) -> None:
+    assert message in fails(2, "add", "--db", db, *args)
+
+
+def test_data_file_must_hold_an_object(db: str, tmp_path: Path) -> None:
+    data = tmp_path / "list.json"
+    data.write_text("[]")
+    assert "must hold a JSON object" in fails(2, "add", "--db", db, "--data", str(data))
+
+
+def test_update_without_changes_is_bad_input(db: str) -> None:
+    ok("add", "--db", db, "--client-id", "svc")
+    assert "nothing to update" in fails(2, "update", "svc", "--db", db)
+
+
+# through the admin API
+@pytest.fixture
+async def admin_server(tmp_path: Path) -> AsyncIterator[tuple[CertboundTestServer, Path]]:
+    async with CertboundTestServer(admin_token=ADMIN_TOKEN) as running:
+        cacert = tmp_path / "server-ca.pem"
+        running.server_ca.cert_pem.write_to_path(str(cacert))
+        yield running, cacert
+
+
+async def remote(server: CertboundTestServer, cacert: Path, *args: str, token: str = ADMIN_TOKEN) -> Any:
+    """Run the CLI in a thread: the server it talks to runs on this event loop."""
+    return await asyncio.to_thread(
+        run_cli, "clients", *args, "--url", server.url, "--admin-token", token, "--cacert", str(cacert)
+    )
+
+
+def stdout_of(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+async def test_url_mode_round_trip(admin_server: tuple[CertboundTestServer, Path], jwks_file: Path) -> None:
+    server, cacert = admin_server
+    created = credentials(
+        stdout_of(await remote(server, cacert, "add", "--client-id", "svc", "--scope", "read"))
+    )
+    assert await token_status(server, "svc", created["client_secret"]) == 200
+    keyed = json.loads(
+        stdout_of(
+            await remote(
+                server, cacert, "add", "--method", "private_key_jwt", "--jwks-file", str(jwks_file), "--json"
+            )
+        )
+    )
+    listed = json.loads(stdout_of(await remote(server, cacert, "list", "--json")))
+    assert sorted(client["client_id"] for client in listed) == sorted(["svc", keyed["client_id"]])
+    updated = json.loads(stdout_of(await remote(server, cacert, "update", "svc", "--name", "Svc", "--json")))
+    assert updated["client_name"] == "Svc"
+    assert updated["scope"] == "read"
+    rotated = credentials(stdout_of(await remote(server, cacert, "rotate-secret", "svc")))
+    assert await token_status(server, "svc", rotated["client_secret"]) == 200
+    assert await token_status(server, "svc", created["client_secret"]) == 401
+    shown = json.loads(stdout_of(await remote(server, cacert, "show", "svc", "--json")))
+    assert shown["client_name"] == "Svc"
+    assert stdout_of(await remote(server, cacert, "delete", "svc")).strip() == "deleted svc"
+    missing = await remote(server, cacert, "show", "svc")
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "certbound: error: no client svc"
+    assert await token_status(server, "svc", rotated["client_secret"]) == 401
+
+
+async def test_url_mode_refusals(admin_server: tuple[CertboundTestServer, Path]) -> None:
+    server, cacert = admin_server
+    wrong = await remote(server, cacert, "list", token="not-the-token")
+    assert wrong.returncode == 2
+    assert wrong.stderr.splitlines() == ["certbound: error: invalid_token: the admin token is not valid"]
+    invalid = await remote(server, cacert, "add", "--scope", "delete")
+    assert invalid.returncode == 2
+    assert invalid.stderr.startswith("certbound: error: invalid_client_metadata: scope")
+    untrusted = await asyncio.to_thread(
+        run_cli, "clients", "list", "--url", server.url, "--admin-token", ADMIN_TOKEN
+    )
+    assert untrusted.returncode == 2
+    assert untrusted.stderr.startswith("certbound: error: cannot reach")
+    no_token = await asyncio.to_thread(
+        run_cli, "clients", "list", "--url", server.url, "--cacert", str(cacert)
+    )
+    assert no_token.returncode == 2
+    assert "--admin-token" in no_token.stderr
+    plain = await asyncio.to_thread(
+        run_cli, "clients", "list", "--url", "http://127.0.0.1:1", "--admin-token", ADMIN_TOKEN
+    )
+    assert plain.returncode == 2
+    assert "https" in plain.stderr
