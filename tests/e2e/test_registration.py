@@ -12,6 +12,7 @@ import pytest
 
 from server.testing import CertboundTestServer
 from server.tokens import reference_token_hash
+from tests.assertion_kit import assertion_form, claims_for, generate_key, hmac_compact, public_jwks, sign
 from tests.helpers import basic_auth
 
 INITIAL_TOKEN = "initial-access-token-0123456789"
@@ -408,3 +409,121 @@ async def test_delete_ends_the_client_its_tokens_and_its_registration(server, ht
     assert after.body["error"] == "invalid_client"
     assert (await call(http, server, "GET", uri, token=token)).status == 401
     assert (await call(http, server, "DELETE", uri, token=token)).status == 401
+
+
+# the JWT assertion methods (RFC 7523)
+async def post_assertion(http: aiohttp.ClientSession, server: CertboundTestServer, assertion: str) -> Reply:
+    async with http.post(
+        server.url + "/token", data=assertion_form(assertion), ssl=server.client_ssl_context()
+    ) as response:
+        return Reply(response.status, await response.json(), response.headers)
+
+
+async def test_registered_client_secret_jwt_client_gets_a_token(server, http) -> None:
+    registered = await register(
+        http, server, token_endpoint_auth_method="client_secret_jwt", token_endpoint_auth_signing_alg="HS256"
+    )
+    assert registered.status == 201, registered.body
+    body = registered.body
+    assertion = hmac_compact(
+        body["client_secret"].encode(), "HS256", claims_for(body["client_id"], server.issuer)
+    )
+    reply = await post_assertion(http, server, assertion)
+    assert reply.status == 200, reply.body
+    forged = hmac_compact(b"not-the-secret", "HS256", claims_for(body["client_id"], server.issuer))
+    assert (await post_assertion(http, server, forged)).status == 401
+
+
+async def test_registered_private_key_jwt_client_gets_a_token(server, http) -> None:
+    key = generate_key("ES256", kid="k1")
+    registered = await register(
+        http, server, token_endpoint_auth_method="private_key_jwt", jwks=public_jwks(key)
+    )
+    assert registered.status == 201, registered.body
+    assert "client_secret" not in registered.body
+    client_id = registered.body["client_id"]
+    reply = await post_assertion(http, server, sign(key, "ES256", claims_for(client_id, server.issuer)))
+    assert reply.status == 200, reply.body
+    stranger = generate_key("ES256", kid="k1")
+    refused = await post_assertion(
+        http, server, sign(stranger, "ES256", claims_for(client_id, server.issuer))
+    )
+    assert refused.status == 401
+
+
+@pytest.mark.parametrize(
+    ("metadata", "field"),
+    [
+        ({"token_endpoint_auth_method": "private_key_jwt"}, "jwks"),
+        (
+            {
+                "token_endpoint_auth_method": "private_key_jwt",
+                "jwks": {"keys": [{"kty": "EC", "crv": "P-256"}]},
+            },
+            "jwks",
+        ),
+        ({"token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": ["not a key"]}}, "jwks"),
+        (
+            {
+                "token_endpoint_auth_method": "private_key_jwt",
+                "jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]},
+            },
+            "jwks",
+        ),
+        (
+            {"token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "http://client.example.com/jwks"},
+            "jwks_uri",
+        ),
+        (
+            {"token_endpoint_auth_method": "client_secret_jwt", "token_endpoint_auth_signing_alg": "ES256"},
+            "token_endpoint_auth_signing_alg",
+        ),
+    ],
+)
+async def test_assertion_method_metadata_rules(server, http, metadata: dict[str, Any], field: str) -> None:
+    reply = await register(http, server, **metadata)
+    assert reply.status == 400, reply.body
+    assert reply.body["error"] == "invalid_client_metadata"
+    assert field in reply.body["error_description"]
+
+
+async def test_private_key_jwt_with_a_private_key_in_jwks_is_refused(server, http) -> None:
+    key = generate_key("ES256", kid="k1")
+    reply = await register(
+        http, server, token_endpoint_auth_method="private_key_jwt", jwks={"keys": [key.as_dict(private=True)]}
+    )
+    assert reply.status == 400
+    assert reply.body["error"] == "invalid_client_metadata"
+
+
+async def test_rfc7592_round_trip_with_a_change_to_private_key_jwt(server, http) -> None:
+    created = (await register(http, server, client_name="Moving")).body
+    uri, token = created["registration_client_uri"], created["registration_access_token"]
+    assert (await token_request(http, server, created)).status == 200
+    read = await call(http, server, "GET", uri, token=token)
+    assert read.status == 200
+    key = generate_key("ES256", kid="new")
+    changed = await call(
+        http,
+        server,
+        "PUT",
+        uri,
+        json_body=update_body(read.body, token_endpoint_auth_method="private_key_jwt", jwks=public_jwks(key)),
+        token=token,
+    )
+    assert changed.status == 200, changed.body
+    assert changed.body["token_endpoint_auth_method"] == "private_key_jwt"
+    assert "client_secret" not in changed.body
+    assert "client_secret_expires_at" not in changed.body
+    client_id = created["client_id"]
+    stored = await server.running.context.store.get_client(client_id)
+    assert stored is not None
+    assert stored.secret_hash is None
+    assert (await token_request(http, server, created)).status == 401  # the old secret is gone
+    reply = await post_assertion(http, server, sign(key, "ES256", claims_for(client_id, server.issuer)))
+    assert reply.status == 200, reply.body
+    new_token = changed.body["registration_access_token"]
+    assert (await call(http, server, "DELETE", uri, token=new_token)).status == 204
+    again = await post_assertion(http, server, sign(key, "ES256", claims_for(client_id, server.issuer)))
+    assert again.status == 401
+    assert again.body["error"] == "invalid_client"
