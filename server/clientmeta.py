@@ -78,7 +78,7 @@ _RESPONSE_TYPE_GRANTS = {"code": "authorization_code", "token": "implicit"}
 
 #: Human-readable members that may carry a BCP 47 language tag (RFC 7591 §2.2: `client_name#fr`).
 _URL_MEMBERS = ("client_uri", "logo_uri", "tos_uri", "policy_uri")
-_TEXT_MEMBERS = ("client_name", "software_id", "software_version", "software_statement")
+_TEXT_MEMBERS = ("client_name", "software_id", "software_version")
 _LOOPBACK_NAMES = ("localhost",)
 
 
@@ -228,6 +228,9 @@ def normalize_metadata(metadata: Mapping[str, Any], settings: Settings) -> dict[
     result = {
         name: value for name, value in metadata.items() if value is not None and name not in SERVER_ASSIGNED
     }
+    # RFC 7591 §2.3: a server that does not verify software statements MAY ignore them; we do not
+    # keep one, so a stored statement can never be mistaken for a verified one.
+    result.pop("software_statement", None)
     method = result.setdefault("token_endpoint_auth_method", "client_secret_basic")
     if not isinstance(method, str) or method not in KNOWN_AUTH_METHODS:
         raise InvalidClientMetadataError(f"token_endpoint_auth_method {method!r} is not a known method")

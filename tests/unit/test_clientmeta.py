@@ -63,6 +63,10 @@ def test_unknown_members_kept_and_server_assigned_dropped() -> None:
         assert name not in result
 
 
+def test_software_statement_is_ignored() -> None:
+    assert "software_statement" not in normalize(software_statement="eyJhbGciOiJub25lIn0.e30.")
+
+
 def test_null_members_are_omitted() -> None:
     result = normalize(client_name=None, jwks=None, scope=None)
     assert "client_name" not in result
