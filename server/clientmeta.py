@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from server.clientkeys import parse_jwks, validate_jwks_uri
 from server.config import Settings
 from server.errors import InvalidClientMetadataError, InvalidRedirectUriError
 from server.models import MTLS_METHODS
@@ -104,13 +105,11 @@ def _boolean(metadata: Mapping[str, Any], name: str, default: bool) -> bool:
     return value
 
 
-def _web_url(value: object, name: str, *, https_only: bool = False) -> str:
+def _web_url(value: object, name: str) -> str:
     text = _string(value, name)
     parts = urlsplit(text)
-    allowed = ("https",) if https_only else ("https", "http")
-    if parts.scheme not in allowed or not parts.hostname or parts.fragment or "#" in text:
-        scheme = "an https" if https_only else "an http(s)"
-        raise InvalidClientMetadataError(f"{name} must be {scheme} URL without a fragment")
+    if parts.scheme not in ("https", "http") or not parts.hostname or "#" in text:
+        raise InvalidClientMetadataError(f"{name} must be an http(s) URL without a fragment")
     return text
 
 
@@ -188,16 +187,17 @@ def _scope(metadata: Mapping[str, Any], settings: Settings) -> str:
     return " ".join(dict.fromkeys(scope.split()))
 
 
-def _check_keys(metadata: Mapping[str, Any]) -> None:
-    """RFC 7591 §2: `jwks` and `jwks_uri` MUST NOT both be present. Whether the keys parse is the
-    business of the methods that use them."""
+def _check_keys(metadata: Mapping[str, Any], settings: Settings) -> None:
+    """RFC 7591 §2: `jwks` and `jwks_uri` MUST NOT both be present; registered keys parse as public
+    JWKs and a jwks_uri is https, whatever the method (SPEC §9). Whether a method needs keys is
+    its own rule."""
     jwks, jwks_uri = metadata.get("jwks"), metadata.get("jwks_uri")
     if jwks is not None and jwks_uri is not None:
         raise InvalidClientMetadataError("jwks and jwks_uri must not both be present")
-    if jwks is not None and not (isinstance(jwks, dict) and isinstance(jwks.get("keys"), list)):
-        raise InvalidClientMetadataError("jwks must be a JWK Set: an object with a keys array")
+    if jwks is not None:
+        parse_jwks(jwks)
     if jwks_uri is not None:
-        _web_url(jwks_uri, "jwks_uri", https_only=True)
+        validate_jwks_uri(jwks_uri, allow_private=settings.allow_private_fetch)
 
 
 def _check_human_readable(metadata: Mapping[str, Any]) -> None:
@@ -249,7 +249,7 @@ def normalize_metadata(metadata: Mapping[str, Any], settings: Settings) -> dict[
         result["response_types"] = response_types
     result["scope"] = _scope(result, settings)
     _check_human_readable(result)
-    _check_keys(result)
+    _check_keys(result, settings)
     _signing_alg(result)
     result["access_token_as_jwt"] = _boolean(result, "access_token_as_jwt", True)
     result["tls_client_certificate_bound_access_tokens"] = _boolean(

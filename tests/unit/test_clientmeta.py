@@ -170,7 +170,30 @@ def test_jwks_must_be_a_jwk_set(jwks: object) -> None:
     refused(InvalidClientMetadataError, "jwks", jwks=jwks)
 
 
-@pytest.mark.parametrize("uri", ["http://client.example.com/jwks", "jwks.json", 5])
+@pytest.mark.parametrize(
+    "jwks",
+    [
+        {"keys": [{"kty": "EC", "crv": "P-256"}]},
+        {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]},
+        {"keys": ["not a key"]},
+        {"keys": []},
+    ],
+    ids=["truncated-ec", "symmetric", "not-an-object", "empty"],
+)
+def test_keys_must_parse_for_any_method(jwks: object) -> None:
+    refused(InvalidClientMetadataError, "jwks", jwks=jwks)
+
+
+def test_parsable_public_keys_accepted() -> None:
+    jwk = {
+        "kty": "OKP",
+        "crv": "Ed25519",
+        "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+    }
+    assert normalize(jwks={"keys": [jwk]})["jwks"] == {"keys": [jwk]}
+
+
+@pytest.mark.parametrize("uri", ["http://client.example.com/jwks", "jwks.json", 5, "https://10.0.0.1/jwks"])
 def test_jwks_uri_must_be_https(uri: object) -> None:
     refused(InvalidClientMetadataError, "jwks_uri", jwks_uri=uri)
 
