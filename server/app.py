@@ -27,6 +27,8 @@ from server.errors import ConfigError
 from server.keys import REFRESH_SECONDS, KeyRing
 from server.metrics import Metrics
 from server.middleware import error_middleware
+from server.pki.trust import ClientTrust
+from server.proxycert import proxy_certificate_middleware
 from server.store import Store, open_store
 from server.tokens import AccessTokenIssuer
 from server.vault import Vault, load_or_create_master_key
@@ -61,6 +63,8 @@ def open_vault(settings: Settings) -> Vault:
 
 async def build_context(settings: Settings, store: Store | None = None) -> ServerContext:
     """Open everything a server process needs; the caller closes `context.store`."""
+    # Read before anything is opened: an unusable CA or CRL file is a ConfigError.
+    trust = ClientTrust(settings.client_ca, settings.client_crl)
     vault = open_vault(settings)
     store = store if store is not None else await open_store(settings.db)
     keys = KeyRing(
@@ -82,6 +86,7 @@ async def build_context(settings: Settings, store: Store | None = None) -> Serve
         tokens,
         Metrics(),
         client_keys=ClientKeyResolver(settings),
+        trust=trust,
     )
 
 
@@ -114,6 +119,9 @@ async def _close_client_keys(app: web.Application) -> None:
 def create_app(context: ServerContext) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
     app[CONTEXT] = context
+    if context.settings.trusted_proxy:
+        # Inside error_middleware, so a malformed certificate header gets an OAuth error body.
+        app.middlewares.append(proxy_certificate_middleware(context.settings))
     app.cleanup_ctx.append(_background)
     app.on_cleanup.append(_close_client_keys)
     router = app.router

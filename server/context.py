@@ -11,6 +11,7 @@ from server.clients import ClientCache
 from server.config import Settings
 from server.keys import KeyRing
 from server.metrics import Metrics
+from server.pki.trust import ClientTrust
 from server.store import Store
 from server.tokens import AccessTokenIssuer
 from server.vault import Vault
@@ -28,6 +29,8 @@ class ServerContext:
     tokens: AccessTokenIssuer
     metrics: Metrics
     client_keys: ClientKeyResolver
+    #: The client CA trust store for tls_client_auth (RFC 8705 §2.1), reloaded on SIGHUP.
+    trust: ClientTrust
 
 
 CONTEXT = web.AppKey("certbound.context", ServerContext)

@@ -2,6 +2,9 @@
 
 SIGTERM/SIGINT stop accepting, let in-flight requests finish within --drain-timeout, close idle
 keep-alive connections (close_notify included), then the process exits 0 (SPEC §3).
+SIGHUP re-reads the server certificate and key, the client CA bundles and the CRLs without dropping
+a connection: new connections get the new configuration, live ones keep theirs; a file that cannot
+be used is logged and the running configuration stays.
 """
 
 from __future__ import annotations
@@ -25,7 +28,14 @@ from server.devpki import ensure_dev_pki
 from server.errors import ConfigError
 from server.tls import TLSConfigError, build_server_context, start_tls_server
 
-__all__ = ["DEV_CERTS_DIR", "RunningServer", "resolve_tls_files", "run_server", "start_server"]
+__all__ = [
+    "DEV_CERTS_DIR",
+    "ListenerContexts",
+    "RunningServer",
+    "resolve_tls_files",
+    "run_server",
+    "start_server",
+]
 
 log = logging.getLogger("certbound")
 
@@ -65,6 +75,30 @@ def _tls_context(settings: Settings, *, request_client_certificate: bool) -> SSL
         raise ConfigError(str(exc)) from None
 
 
+class ListenerContexts:
+    """The SSL context of each listener, as a callable per listener: every new connection gets the
+    current one, so a reload takes effect without touching live connections."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._contexts = self.build()
+
+    def build(self) -> list[SSL.Context]:
+        """Fresh contexts from the files (ConfigError when one cannot be used); not yet in use."""
+        settings = self._settings
+        # One context per listener; with --mtls-port only that listener asks for a certificate.
+        contexts = [_tls_context(settings, request_client_certificate=settings.mtls_port is None)]
+        if settings.mtls_port is not None:
+            contexts.append(_tls_context(settings, request_client_certificate=True))
+        return contexts
+
+    def install(self, contexts: list[SSL.Context]) -> None:
+        self._contexts = contexts
+
+    def current(self, listener: int) -> Callable[[], SSL.Context]:
+        return lambda: self._contexts[listener]
+
+
 @dataclass
 class RunningServer:
     """A started server: its listeners, runner and shared services."""
@@ -73,6 +107,7 @@ class RunningServer:
     context: ServerContext
     runner: web.AppRunner
     listeners: list[asyncio.Server]
+    tls: ListenerContexts
 
     @property
     def port(self) -> int:
@@ -83,6 +118,24 @@ class RunningServer:
     def url(self) -> str:
         host = self.settings.host
         return f"https://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    def reload(self) -> bool:
+        """SIGHUP: re-read the TLS identity, client CAs and CRLs; all or nothing. Returns whether
+        the new configuration is in use (on failure the error is logged and nothing changes)."""
+        try:
+            contexts = self.tls.build()
+            trust = self.context.trust.reload()
+        except ConfigError as exc:
+            log.error("reload failed, keeping the running configuration: %s", exc)
+            return False
+        self.tls.install(contexts)
+        log.info(
+            "reloaded: server certificate, %d client CA certificates, %d CRLs (trust generation %d)",
+            len(trust.anchors),
+            len(trust.revocation),
+            trust.generation,
+        )
+        return True
 
     async def stop(self) -> None:
         """Stop accepting, drain in-flight requests (bounded by --drain-timeout), close."""
@@ -105,9 +158,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 async def start_server(settings: Settings) -> RunningServer:
     settings = resolve_tls_files(settings)
-    # One context per listener; with --mtls-port only that listener asks for a certificate.
-    main_tls = _tls_context(settings, request_client_certificate=settings.mtls_port is None)
-    mtls_tls = _tls_context(settings, request_client_certificate=True) if settings.mtls_port else None
+    tls = ListenerContexts(settings)
     sockets = [_bind(settings.host, settings.port)]
     if settings.mtls_port is not None:
         sockets.append(_bind(settings.host, settings.mtls_port))
@@ -129,11 +180,12 @@ async def start_server(settings: Settings) -> RunningServer:
     if protocol_factory is None:
         raise RuntimeError("aiohttp runner did not create its server")
     listeners = [
-        await start_tls_server(protocol_factory, tls, sock=sock, handshake_timeout=_HANDSHAKE_TIMEOUT)
-        for sock, tls in zip(sockets, [main_tls, mtls_tls], strict=False)
-        if tls is not None
+        await start_tls_server(
+            protocol_factory, tls.current(index), sock=sock, handshake_timeout=_HANDSHAKE_TIMEOUT
+        )
+        for index, sock in enumerate(sockets)
     ]
-    return RunningServer(settings, context, runner, listeners)
+    return RunningServer(settings, context, runner, listeners, tls)
 
 
 async def run_server(settings: Settings, *, announce: Callable[[str], None] | None = None) -> None:
@@ -143,6 +195,7 @@ async def run_server(settings: Settings, *, announce: Callable[[str], None] | No
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     server = await start_server(settings)
+    loop.add_signal_handler(signal.SIGHUP, server.reload)
     (announce or _print_ready)(f"listening on {server.url}")
     await stop.wait()
     log.info("shutting down: draining in-flight requests (up to %ss)", settings.drain_timeout)

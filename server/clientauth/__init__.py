@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from server.clientauth.base import ClientAuthMethod
 from server.clientauth.credentials import Mechanism, PresentedCredentials, read_credentials
 from server.clientauth.jwt_methods import ClientSecretJwt, PrivateKeyJwt
+from server.clientauth.mtls import SelfSignedTlsClientAuth, TlsClientAuth
 from server.clientauth.none import NoneAuth
 from server.clientauth.secret import ClientSecretBasic, ClientSecretPost
 from server.context import ServerContext
@@ -26,7 +27,15 @@ __all__ = ["AUTH_METHODS", "AuthenticatedClient", "ClientAuthMethod", "authentic
 #: The explicit registry: `token_endpoint_auth_method` value -> implementation.
 AUTH_METHODS: Mapping[str, ClientAuthMethod] = {
     method.name: method
-    for method in (ClientSecretBasic(), ClientSecretPost(), ClientSecretJwt(), PrivateKeyJwt(), NoneAuth())
+    for method in (
+        ClientSecretBasic(),
+        ClientSecretPost(),
+        ClientSecretJwt(),
+        PrivateKeyJwt(),
+        TlsClientAuth(),
+        SelfSignedTlsClientAuth(),
+        NoneAuth(),
+    )
 }
 
 

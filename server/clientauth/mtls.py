@@ -1,0 +1,152 @@
+"""tls_client_auth and self_signed_tls_client_auth: mutual-TLS client authentication (RFC 8705 §2).
+
+The request carries `client_id` alone; the credential is the client certificate of the TLS
+connection (or of a trusted proxy's header, server.proxycert), read once by the endpoint. No
+certificate is `invalid_client` (401), like any missing credential.
+
+- tls_client_auth (§2.1): the leaf must validate against the configured client CAs
+  (server.pki.trust: chain, validity, clientAuth, CRLs), then match the one registered subject
+  field (`tls_client_auth_subject_dn` or a `tls_client_auth_san_*`; server.pki.subject). Only the
+  leaf is matched, never an issuer. A client may also be pinned to a CA with the non-standard
+  `tls_client_auth_ca_sha256`: the SHA-256 of the DER of a CA certificate that must be *in the
+  validated path*, i.e. the issuing CA, an intermediate above it, or the configured trust anchor
+  (hex, optionally colon-separated, or base64url). Two CAs with the same DN have different
+  certificates, so a pinned client cannot be impersonated through the other one.
+- self_signed_tls_client_auth (§2.2): no chain check; the leaf's public key must be one of the keys
+  of the client's `jwks` or `jwks_uri` (server.pki.spki), fetched by server.clientkeys. When a
+  fetched set has no match it is refetched once (the client may have rotated its key).
+
+Every refusal is logged with its reason, the certificate's subject and its x5t#S256; never key
+material.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from typing import Any, ClassVar, NoReturn
+
+from server.clientauth.credentials import Mechanism, PresentedCredentials
+from server.clientkeys import parse_jwks, require_key_source
+from server.config import Settings
+from server.context import ServerContext
+from server.errors import InvalidClientError, InvalidClientMetadataError
+from server.models import Client
+from server.pki.rejection import CertificateRejected
+from server.pki.spki import certificate_key_registered, jwk_certificate, public_key_der
+from server.pki.subject import registered_subject, subject_matches
+from server.tls.peer import PeerCertificates
+
+__all__ = ["CA_PIN", "SelfSignedTlsClientAuth", "TlsClientAuth", "parse_ca_pin"]
+
+log = logging.getLogger("certbound.mtls")
+
+#: Non-standard client metadata: pin a tls_client_auth client to one CA certificate.
+CA_PIN = "tls_client_auth_ca_sha256"
+
+
+def parse_ca_pin(value: object) -> bytes:
+    """The 32-byte digest of a registered CA pin; ValueError when it is not one."""
+    if not isinstance(value, str):
+        raise ValueError(f"{CA_PIN} must be a string")
+    text = value.replace(":", "") if len(value) == 95 else value
+    try:
+        if len(text) == 64:
+            digest = bytes.fromhex(text)
+        elif len(text) == 43 and text.isascii():
+            digest = base64.urlsafe_b64decode(text + "=")
+        else:
+            digest = b""
+    except (ValueError, binascii.Error):
+        digest = b""
+    if len(digest) != 32:
+        raise ValueError(f"{CA_PIN} must be a SHA-256 digest in hex or base64url")
+    return digest
+
+
+def _refuse(method: str, client: Client, peer: PeerCertificates | None, reason: str) -> NoReturn:
+    if peer is None:
+        log.warning("%s refused for client %r: %s", method, client.client_id, reason)
+    else:
+        log.warning(
+            "%s refused for client %r: %s (certificate subject %r, x5t#S256 %s)",
+            method,
+            client.client_id,
+            reason,
+            peer.leaf.subject.rfc4514_string(),
+            peer.x5t_s256,
+        )
+    raise InvalidClientError(f"client certificate refused: {reason}")
+
+
+def _require_certificate(method: str, presented: PresentedCredentials, client: Client) -> PeerCertificates:
+    if presented.certificate is None:
+        _refuse(method, client, None, "no client certificate was presented")
+    return presented.certificate
+
+
+class TlsClientAuth:
+    """PKI mutual TLS (RFC 8705 §2.1)."""
+
+    name: ClassVar[str] = "tls_client_auth"
+    mechanism: ClassVar[Mechanism] = Mechanism.CLIENT_ID_ONLY
+
+    async def verify(self, presented: PresentedCredentials, client: Client, context: ServerContext) -> None:
+        peer = _require_certificate(self.name, presented, client)
+        try:
+            path = context.trust.verify(peer)
+        except CertificateRejected as exc:
+            _refuse(self.name, client, peer, exc.reason)
+        try:
+            field, value = registered_subject(client.metadata)
+            pin = parse_ca_pin(client.metadata[CA_PIN]) if CA_PIN in client.metadata else None
+        except ValueError as exc:
+            _refuse(self.name, client, peer, f"the client's registration cannot be used: {exc}")
+        if not subject_matches(field, value, peer.leaf):
+            _refuse(self.name, client, peer, f"the certificate does not match the registered {field}")
+        if pin is not None and pin not in path.ca_sha256:
+            _refuse(self.name, client, peer, f"the certificate was not issued under the CA of {CA_PIN}")
+
+    def validate_metadata(self, metadata: dict[str, Any], settings: Settings) -> None:
+        try:
+            registered_subject(metadata)
+            if CA_PIN in metadata:
+                parse_ca_pin(metadata[CA_PIN])
+        except ValueError as exc:
+            raise InvalidClientMetadataError(str(exc)) from None
+
+
+class SelfSignedTlsClientAuth:
+    """Self-signed certificate mutual TLS (RFC 8705 §2.2)."""
+
+    name: ClassVar[str] = "self_signed_tls_client_auth"
+    mechanism: ClassVar[Mechanism] = Mechanism.CLIENT_ID_ONLY
+
+    async def verify(self, presented: PresentedCredentials, client: Client, context: ServerContext) -> None:
+        peer = _require_certificate(self.name, presented, client)
+        keys = await context.client_keys.keys_for(client)
+        if certificate_key_registered(peer.leaf, keys):
+            return
+        if client.metadata.get("jwks_uri") is not None:
+            keys = await context.client_keys.keys_for(client, refresh=True)
+            if certificate_key_registered(peer.leaf, keys):
+                return
+        _refuse(
+            self.name, client, peer, "the certificate's public key is not one of the client's registered keys"
+        )
+
+    def validate_metadata(self, metadata: dict[str, Any], settings: Settings) -> None:
+        require_key_source(metadata, settings)
+        if metadata.get("jwks") is None:
+            return
+        # Inline keys can be checked now: each must be able to match a certificate's key.
+        for index, key in enumerate(parse_jwks(metadata["jwks"])):
+            try:
+                cert = jwk_certificate(key)
+            except ValueError as exc:
+                raise InvalidClientMetadataError(f"jwks key {index}: {exc}") from None
+            if public_key_der(cert.public_key() if cert is not None else key.public_key) is None:
+                raise InvalidClientMetadataError(
+                    f"jwks key {index} is not an RSA, EC or EdDSA public key, so no certificate can match it"
+                )

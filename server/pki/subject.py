@@ -1,0 +1,50 @@
+"""The registered subject of a tls_client_auth client (RFC 8705 §2.1.2): exactly one of the
+subject DN or a SAN field, validated at registration and matched against the leaf certificate."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography import x509
+
+from server.pki.dn import DNSyntaxError, name_matches, parse_dn
+from server.pki.san import SAN_KINDS, san_matches, validate_san
+
+__all__ = ["SUBJECT_DN", "SUBJECT_FIELDS", "registered_subject", "subject_matches"]
+
+SUBJECT_DN = "tls_client_auth_subject_dn"
+#: RFC 8705 §2.1.2: the metadata parameters of which a client registers exactly one.
+SUBJECT_FIELDS = (SUBJECT_DN, *SAN_KINDS)
+
+
+def registered_subject(metadata: Mapping[str, Any]) -> tuple[str, str]:
+    """The (field, value) a client registered; ValueError naming the problem when there is none,
+    more than one, or the value is malformed."""
+    present = [name for name in SUBJECT_FIELDS if metadata.get(name) is not None]
+    if len(present) != 1:
+        found = ", ".join(present) if present else "none"
+        raise ValueError(f"exactly one of {', '.join(SUBJECT_FIELDS)} is required (found: {found})")
+    field = present[0]
+    value = metadata[field]
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{field} must be a non-empty string")
+    if field == SUBJECT_DN:
+        try:
+            if not parse_dn(value):
+                raise ValueError(f"{field} must not be the empty name")
+        except DNSyntaxError as exc:
+            raise ValueError(f"{field} is not an RFC 4514 distinguished name: {exc}") from None
+    else:
+        try:
+            validate_san(field, value)
+        except ValueError as exc:
+            raise ValueError(f"{field} {exc}") from None
+    return field, value
+
+
+def subject_matches(field: str, value: str, leaf: x509.Certificate) -> bool:
+    """Whether the leaf certificate carries the registered subject; never looks at issuers."""
+    if field == SUBJECT_DN:
+        return name_matches(value, leaf.subject)
+    return san_matches(field, value, leaf)

@@ -1,0 +1,301 @@
+"""Client certificate path validation, CRLs, the verdict cache and reloads (RFC 8705 §2.1,
+RFC 5280 §6 and §6.3)."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import logging
+from pathlib import Path
+
+import pytest
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from server.errors import ConfigError
+from server.pki.crl import RevocationLists, load_crls
+from server.pki.rejection import CertificateRejected
+from server.pki.trust import MAX_INTERMEDIATES, ClientTrust, TrustStore, VerifiedPath
+from server.tls.peer import PeerCertificates
+from tests.unit.pki.builders import DAY, NOW, Issued, ca_name, issue, make_ca, make_crl, name
+
+CLIENT = name((NameOID.COMMON_NAME, "client"))
+
+
+def peer_of(issued: Issued) -> PeerCertificates:
+    return PeerCertificates.from_certs(issued.cert, issued.chain)
+
+
+def der_sha256(cert: x509.Certificate) -> bytes:
+    return hashlib.sha256(cert.public_bytes(Encoding.DER)).digest()
+
+
+@pytest.fixture(scope="module")
+def root() -> Issued:
+    return make_ca(ca_name("Root CA"))
+
+
+@pytest.fixture(scope="module")
+def intermediate(root: Issued) -> Issued:
+    return make_ca(ca_name("Issuing CA"), parent=root)
+
+
+@pytest.fixture
+def store(root: Issued) -> TrustStore:
+    return TrustStore([root.cert])
+
+
+def test_trustme_leaf_with_intermediate_validates() -> None:
+    ca = trustme.CA()
+    leaf = ca.create_child_ca().issue_cert("client.example.com")
+    certs = [x509.load_pem_x509_certificate(blob.bytes()) for blob in leaf.cert_chain_pems]
+    store = TrustStore([x509.load_pem_x509_certificate(ca.cert_pem.bytes())])
+    path = store.verify(PeerCertificates.from_certs(certs[0], certs[1:]))
+    # trustme marks subjectAltName critical: the leaf profile must allow it.
+    assert len(path.chain) == 3
+
+
+def test_path_through_intermediate(store: TrustStore, root: Issued, intermediate: Issued) -> None:
+    leaf = issue(intermediate, CLIENT)
+    path = store.verify(peer_of(leaf))
+    assert path.chain == (leaf.cert, intermediate.cert, root.cert)
+    assert path.anchor == root.cert
+    assert path.ca_sha256 == {der_sha256(intermediate.cert), der_sha256(root.cert)}
+    assert path.valid_until == min(cert.not_valid_after_utc for cert in path.chain)
+
+
+def test_missing_intermediate_is_refused(store: TrustStore, intermediate: Issued) -> None:
+    leaf = issue(intermediate, CLIENT, send_chain=False)
+    with pytest.raises(CertificateRejected):
+        store.verify(peer_of(leaf))
+
+
+def test_untrusted_ca_is_refused(store: TrustStore) -> None:
+    stranger = make_ca(ca_name("Root CA"))  # even with the trusted root's name
+    with pytest.raises(CertificateRejected):
+        store.verify(peer_of(issue(stranger, CLIENT)))
+
+
+def test_self_signed_leaf_is_refused(store: TrustStore) -> None:
+    self_signed = make_ca(CLIENT)
+    with pytest.raises(CertificateRejected):
+        store.verify(peer_of(self_signed))
+
+
+@pytest.mark.parametrize(
+    ("not_before", "not_after"),
+    [(NOW - 10 * DAY, NOW - DAY), (NOW + DAY, NOW + 10 * DAY)],
+    ids=["expired", "not-yet-valid"],
+)
+def test_validity_period(
+    store: TrustStore, root: Issued, not_before: datetime.datetime, not_after: datetime.datetime
+) -> None:
+    leaf = issue(root, CLIENT, not_before=not_before, not_after=not_after)
+    with pytest.raises(CertificateRejected, match="not valid at validation time"):
+        store.verify(peer_of(leaf))
+    # Twin: the same certificate inside its period.
+    assert store.verify(peer_of(leaf), now=not_before + datetime.timedelta(hours=1)).chain[0] == leaf.cert
+
+
+@pytest.mark.parametrize(
+    ("eku", "accepted"),
+    [
+        ([ExtendedKeyUsageOID.CLIENT_AUTH], True),
+        ([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH], True),
+        (None, True),
+        ([ExtendedKeyUsageOID.SERVER_AUTH], False),
+        ([ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE], False),
+        ([ExtendedKeyUsageOID.CODE_SIGNING], False),
+    ],
+)
+def test_extended_key_usage(
+    store: TrustStore, root: Issued, eku: list[x509.ObjectIdentifier] | None, accepted: bool
+) -> None:
+    peer = peer_of(issue(root, CLIENT, eku=eku))
+    if accepted:
+        store.verify(peer)
+    else:
+        with pytest.raises(CertificateRejected, match="clientAuth"):
+            store.verify(peer)
+
+
+def test_a_ca_certificate_is_not_a_client_certificate(store: TrustStore, root: Issued) -> None:
+    with pytest.raises(CertificateRejected):
+        store.verify(peer_of(make_ca(CLIENT, parent=root)))
+
+
+def test_subject_alt_name_is_optional_and_may_be_critical(store: TrustStore, root: Issued) -> None:
+    store.verify(peer_of(issue(root, CLIENT)))
+    store.verify(peer_of(issue(root, CLIENT, sans=[x509.DNSName("a.example")], san_critical=True)))
+
+
+def test_too_many_intermediates(store: TrustStore, root: Issued) -> None:
+    leaf = issue(root, CLIENT)
+    padding = [root.cert] * (MAX_INTERMEDIATES + 1)
+    with pytest.raises(CertificateRejected, match="intermediate"):
+        store.verify(PeerCertificates.from_certs(leaf.cert, padding))
+
+
+def test_no_configured_ca_refuses_everything(root: Issued) -> None:
+    with pytest.raises(CertificateRejected, match="no client CA"):
+        TrustStore([]).verify(peer_of(issue(root, CLIENT)))
+
+
+# -- CRLs ---------------------------------------------------------------------------------------
+
+
+def test_revoked_leaf_of_root(root: Issued) -> None:
+    revoked, kept = issue(root, CLIENT), issue(root, CLIENT)
+    store = TrustStore([root.cert], RevocationLists([make_crl(root, [revoked.cert.serial_number])]))
+    with pytest.raises(CertificateRejected, match="revoked"):
+        store.verify(peer_of(revoked))
+    path = store.verify(peer_of(kept))
+    assert path.valid_until <= NOW + 7 * DAY  # the CRL's nextUpdate bounds the cached verdict
+
+
+def test_revoked_leaf_of_intermediate(root: Issued, intermediate: Issued) -> None:
+    revoked, kept = issue(intermediate, CLIENT), issue(intermediate, CLIENT)
+    crl = make_crl(intermediate, [revoked.cert.serial_number])
+    store = TrustStore([root.cert], RevocationLists([crl]))
+    with pytest.raises(CertificateRejected, match="revoked"):
+        store.verify(peer_of(revoked))
+    store.verify(peer_of(kept))
+
+
+def test_revoked_intermediate(root: Issued) -> None:
+    middle = make_ca(ca_name("Revoked Issuing CA"), parent=root)
+    leaf = issue(middle, CLIENT)
+    store = TrustStore([root.cert], RevocationLists([make_crl(root, [middle.cert.serial_number])]))
+    with pytest.raises(CertificateRejected, match="revoked"):
+        store.verify(peer_of(leaf))
+
+
+def test_issuer_without_crl_is_not_checked(root: Issued, intermediate: Issued) -> None:
+    # Only the intermediate has a CRL; a leaf issued by the root is not checked.
+    store = TrustStore([root.cert], RevocationLists([make_crl(intermediate, [1, 2, 3])]))
+    store.verify(peer_of(issue(root, CLIENT)))
+
+
+def test_expired_crl_fails_closed(root: Issued, caplog: pytest.LogCaptureFixture) -> None:
+    crl = make_crl(root, [], next_update=NOW - datetime.timedelta(hours=1))
+    store = TrustStore([root.cert], RevocationLists([crl]))
+    with (
+        caplog.at_level(logging.ERROR, logger="certbound.pki"),
+        pytest.raises(CertificateRejected, match="out of date"),
+    ):
+        store.verify(peer_of(issue(root, CLIENT)))
+    assert "expired" in caplog.text
+
+
+def test_forged_crl_of_an_intermediate_fails_closed(root: Issued, intermediate: Issued) -> None:
+    forged = make_crl(intermediate, [], signer=root.key)
+    store = TrustStore([root.cert], RevocationLists([forged]))
+    with pytest.raises(CertificateRejected, match="no valid CRL"):
+        store.verify(peer_of(issue(intermediate, CLIENT)))
+
+
+def test_forged_crl_of_a_configured_ca_is_a_configuration_error(root: Issued, tmp_path: Path) -> None:
+    other = make_ca(ca_name("Elsewhere"))
+    crl_file = tmp_path / "forged.crl"
+    crl_file.write_bytes(make_crl(root, [], signer=other.key).public_bytes(Encoding.PEM))
+    with pytest.raises(ConfigError, match="not signed"):
+        load_crls([crl_file], [root.cert])
+
+
+def test_crl_of_a_same_named_ca_does_not_apply(root: Issued) -> None:
+    twin = make_ca(ca_name("Root CA"))  # same DN, other key
+    leaf = issue(twin, CLIENT)
+    store = TrustStore([root.cert, twin.cert], RevocationLists([make_crl(root, [leaf.cert.serial_number])]))
+    store.verify(peer_of(leaf))  # the root's CRL lists that serial, but it is not the twin's CRL
+
+
+def test_crl_files_pem_bundle_and_der(root: Issued, intermediate: Issued, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(
+        make_crl(root, [7]).public_bytes(Encoding.PEM)
+        + make_crl(intermediate, [8]).public_bytes(Encoding.PEM)
+    )
+    der = tmp_path / "one.crl"
+    der.write_bytes(make_crl(root, [9]).public_bytes(Encoding.DER))
+    assert len(load_crls([bundle, der], [root.cert])) == 3
+    garbage = tmp_path / "garbage.crl"
+    garbage.write_bytes(b"not a crl")
+    with pytest.raises(ConfigError, match=r"garbage\.crl"):
+        load_crls([garbage], [root.cert])
+    with pytest.raises(ConfigError, match=r"missing\.crl"):
+        load_crls([tmp_path / "missing.crl"], [root.cert])
+
+
+# -- cache and reload ---------------------------------------------------------------------------
+
+
+def test_verdict_is_cached_until_it_expires(
+    store: TrustStore, root: Issued, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    peer = peer_of(issue(root, CLIENT, not_after=NOW + 2 * DAY))
+    calls: list[datetime.datetime] = []
+    original = TrustStore._validate
+
+    def counting(self: TrustStore, peer: PeerCertificates, now: datetime.datetime) -> VerifiedPath:
+        calls.append(now)
+        return original(self, peer, now)
+
+    monkeypatch.setattr(TrustStore, "_validate", counting)
+    first = store.verify(peer)
+    assert store.verify(peer) is first
+    assert store.verify(peer_of(Issued(peer.leaf, root.key))) is first  # same certificate, new object
+    assert len(calls) == 1
+    # Past the leaf's expiry the verdict is recomputed, and now fails.
+    with pytest.raises(CertificateRejected):
+        store.verify(peer, now=NOW + 3 * DAY)
+    assert len(calls) == 2
+
+
+def test_failures_are_not_cached(store: TrustStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    stranger = make_ca(ca_name("Stranger"))
+    peer = peer_of(issue(stranger, CLIENT))
+    calls: list[PeerCertificates] = []
+    original = TrustStore._validate
+
+    def counting(self: TrustStore, peer: PeerCertificates, now: datetime.datetime) -> VerifiedPath:
+        calls.append(peer)
+        return original(self, peer, now)
+
+    monkeypatch.setattr(TrustStore, "_validate", counting)
+    for _ in range(2):
+        with pytest.raises(CertificateRejected):
+            store.verify(peer)
+    assert len(calls) == 2
+
+
+def test_reload_swaps_the_store_and_keeps_it_on_error(root: Issued, tmp_path: Path) -> None:
+    ca_file = tmp_path / "client-ca.pem"
+    ca_file.write_bytes(root.pem())
+    trust = ClientTrust([ca_file], [])
+    newcomer = make_ca(ca_name("New CA"))
+    peer = peer_of(issue(newcomer, CLIENT))
+    with pytest.raises(CertificateRejected):
+        trust.verify(peer)
+
+    ca_file.write_bytes(root.pem() + newcomer.pem())
+    reloaded = trust.reload()
+    assert reloaded is trust.current
+    assert reloaded.generation == 2
+    trust.verify(peer)
+
+    ca_file.write_bytes(b"-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n")
+    with pytest.raises(ConfigError, match=r"client-ca\.pem"):
+        trust.reload()
+    assert trust.current is reloaded
+    trust.verify(peer)
+
+
+def test_load_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nope\.pem"):
+        TrustStore.load([tmp_path / "nope.pem"], [])
+    empty = tmp_path / "empty.pem"
+    empty.write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"empty\.pem"):
+        TrustStore.load([empty], [])
