@@ -1,0 +1,313 @@
+"""ClientKeyResolver and JWK Set parsing: inline keys, jwks_uri fetched over real TLS from a local
+server (trustme), caching, refetch cooldown, and every fetch refusal (SSRF, time, size, trust)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from joserfc.jwk import ECKey, OKPKey, RSAKey
+
+from server.clientkeys import ClientKeyResolver, FetchLimits, is_forbidden_address, parse_jwks
+from server.config import Settings
+from server.errors import ConfigError, InvalidClientError
+from server.models import Client
+from tests.assertion_kit import JwksServer, generate_key, public_jwks
+
+KEY_A = generate_key("ES256", kid="a")
+KEY_B = generate_key("ES256", kid="b")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def jwks_server(tmp_path: Path) -> AsyncIterator[JwksServer]:
+    async with JwksServer(tmp_path, public_jwks(KEY_A)) as server:
+        yield server
+
+
+def _client(**metadata: Any) -> Client:
+    return Client("c1", {"token_endpoint_auth_method": "private_key_jwt", **metadata}, 0)
+
+
+def _resolver(
+    server: JwksServer | None = None,
+    *,
+    allow_private: bool = True,
+    trust: bool = True,
+    clock: FakeClock | None = None,
+    **limits: Any,
+) -> ClientKeyResolver:
+    settings = Settings(
+        issuer="https://as.example",
+        allow_private_fetch=allow_private,
+        outbound_ca=(server.ca_file,) if server is not None and trust else (),
+    )
+    return ClientKeyResolver(settings, limits=FetchLimits(**limits), clock=clock or FakeClock())
+
+
+def _kids(keys: list[Any]) -> list[str | None]:
+    return [key.kid for key in keys]
+
+
+# --- parse_jwks and address policy ---------------------------------------------------------------
+
+
+def test_parse_jwks_decodes_every_key_type_and_keeps_members() -> None:
+    rsa, ec, okp = generate_key("RS256", kid="r"), generate_key("ES384", kid="e"), generate_key("EdDSA")
+    jwks = public_jwks(rsa, ec, okp)
+    jwks["keys"][1]["x5c"] = ["MIIB"]
+    keys = parse_jwks(jwks)
+    assert [type(key) for key in keys] == [RSAKey, ECKey, OKPKey]
+    assert _kids(keys) == ["r", "e", None]
+    assert keys[1].get("x5c") == ["MIIB"]
+    assert all(not key.is_private for key in keys)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "240.0.0.1",
+        "255.255.255.255",
+        "::1",
+        "::",
+        "fe80::1",
+        "fc00::1",
+        "ff02::1",
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.1",
+        "2002:7f00:1::",
+        "2001:db8::1",
+    ],
+)
+def test_non_public_addresses_are_forbidden(address: str) -> None:
+    assert is_forbidden_address(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"])
+def test_public_addresses_are_allowed(address: str) -> None:
+    assert not is_forbidden_address(ipaddress.ip_address(address))
+
+
+def test_unreadable_outbound_ca_is_bad_configuration(tmp_path: Path) -> None:
+    settings = Settings(outbound_ca=(tmp_path / "missing.pem",))
+    with pytest.raises(ConfigError, match="outbound-ca"):
+        ClientKeyResolver(settings)
+
+
+# --- inline jwks ----------------------------------------------------------------------------------
+
+
+async def test_inline_jwks_are_decoded_once_per_client() -> None:
+    resolver = _resolver()
+    client = _client(jwks=public_jwks(KEY_A))
+    first = await resolver.keys_for(client)
+    assert _kids(first) == ["a"]
+    assert await resolver.keys_for(client) is first
+    updated = _client(jwks=public_jwks(KEY_A, KEY_B))
+    assert _kids(await resolver.keys_for(updated)) == ["a", "b"]
+
+
+async def test_broken_inline_jwks_is_invalid_client() -> None:
+    with pytest.raises(InvalidClientError, match="private"):
+        await _resolver().keys_for(_client(jwks={"keys": [KEY_A.as_dict(private=True)]}))
+
+
+async def test_client_without_keys_is_invalid_client() -> None:
+    with pytest.raises(InvalidClientError, match="neither jwks nor jwks_uri"):
+        await _resolver().keys_for(_client())
+
+
+# --- jwks_uri: success, caching, refresh ----------------------------------------------------------
+
+
+async def test_jwks_uri_is_fetched_and_cached(jwks_server: JwksServer) -> None:
+    resolver = _resolver(jwks_server)
+    try:
+        client = _client(jwks_uri=jwks_server.url)
+        assert _kids(await resolver.keys_for(client)) == ["a"]
+        assert _kids(await resolver.keys_for(client)) == ["a"]
+        assert jwks_server.requests == 1
+    finally:
+        await resolver.close()
+
+
+@pytest.mark.parametrize(
+    ("cache_control", "fresh_until"),
+    [
+        (None, 300),
+        ("max-age=120", 120),
+        ("public, max-age=5", 60),
+        ("max-age=999999999", 86400),
+        ("no-store", 60),
+    ],
+)
+async def test_cache_lifetime_follows_max_age_within_bounds(
+    jwks_server: JwksServer, cache_control: str | None, fresh_until: int
+) -> None:
+    jwks_server.cache_control = cache_control
+    clock = FakeClock()
+    resolver = _resolver(jwks_server, clock=clock)
+    try:
+        client = _client(jwks_uri=jwks_server.url)
+        await resolver.keys_for(client)
+        clock.now += fresh_until - 1
+        await resolver.keys_for(client)
+        assert jwks_server.requests == 1
+        clock.now += 2
+        await resolver.keys_for(client)
+        assert jwks_server.requests == 2
+    finally:
+        await resolver.close()
+
+
+async def test_refresh_refetches_once_per_cooldown(jwks_server: JwksServer) -> None:
+    clock = FakeClock()
+    resolver = _resolver(jwks_server, clock=clock)
+    try:
+        client = _client(jwks_uri=jwks_server.url)
+        assert _kids(await resolver.keys_for(client)) == ["a"]
+        jwks_server.jwks = public_jwks(KEY_A, KEY_B)
+        assert _kids(await resolver.keys_for(client, refresh=True)) == ["a", "b"]
+        assert jwks_server.requests == 2
+        # A flood of unknown kids within the cooldown fetches nothing more.
+        for _ in range(20):
+            await resolver.keys_for(client, refresh=True)
+        assert jwks_server.requests == 2
+        clock.now += 31
+        await resolver.keys_for(client, refresh=True)
+        assert jwks_server.requests == 3
+    finally:
+        await resolver.close()
+
+
+async def test_concurrent_callers_share_one_fetch(jwks_server: JwksServer) -> None:
+    jwks_server.delay = 0.2
+    resolver = _resolver(jwks_server)
+    try:
+        client = _client(jwks_uri=jwks_server.url)
+        results = await asyncio.gather(*(resolver.keys_for(client) for _ in range(10)))
+        assert all(_kids(keys) == ["a"] for keys in results)
+        assert jwks_server.requests == 1
+    finally:
+        await resolver.close()
+
+
+# --- jwks_uri: refusals -----------------------------------------------------------------------------
+
+
+async def _refusal(resolver: ClientKeyResolver, uri: str, match: str) -> None:
+    try:
+        with pytest.raises(InvalidClientError, match=match):
+            await resolver.keys_for(_client(jwks_uri=uri))
+    finally:
+        await resolver.close()
+
+
+async def test_a_name_resolving_to_loopback_is_refused_without_the_flag(jwks_server: JwksServer) -> None:
+    await _refusal(_resolver(jwks_server, allow_private=False), jwks_server.url, "non-public addresses")
+    assert jwks_server.requests == 0
+
+
+async def test_a_literal_private_address_is_refused_without_the_flag(jwks_server: JwksServer) -> None:
+    uri = f"https://127.0.0.1:{jwks_server.port}/jwks"
+    await _refusal(_resolver(jwks_server, allow_private=False), uri, "not a public address")
+    assert jwks_server.requests == 0
+
+
+async def test_a_literal_private_address_is_fetched_with_the_flag(jwks_server: JwksServer) -> None:
+    resolver = _resolver(jwks_server)
+    try:
+        keys = await resolver.keys_for(_client(jwks_uri=f"https://127.0.0.1:{jwks_server.port}/jwks"))
+        assert _kids(keys) == ["a"]
+    finally:
+        await resolver.close()
+
+
+async def test_a_server_certificate_from_an_untrusted_ca_is_refused(jwks_server: JwksServer) -> None:
+    await _refusal(_resolver(jwks_server, trust=False), jwks_server.url, "TLS certificate not trusted")
+
+
+async def test_plain_http_is_refused(jwks_server: JwksServer) -> None:
+    await _refusal(_resolver(jwks_server), f"http://localhost:{jwks_server.port}/jwks", "https")
+    assert jwks_server.requests == 0
+
+
+async def test_a_slow_answer_times_out(jwks_server: JwksServer) -> None:
+    jwks_server.delay = 3.0
+    await _refusal(_resolver(jwks_server, timeout=0.3), jwks_server.url, r"did not answer within 0\.3 s")
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_a_large_answer_is_cut_at_the_cap(jwks_server: JwksServer, chunked: bool) -> None:
+    jwks_server.body = b" " * (10 * 1024 * 1024)
+    jwks_server.chunked = chunked
+    await _refusal(_resolver(jwks_server), jwks_server.url, "more than 65536 bytes")
+
+
+async def test_an_answer_under_the_cap_is_read(jwks_server: JwksServer) -> None:
+    jwks_server.body = json.dumps(public_jwks(KEY_A)).encode().ljust(65536)
+    jwks_server.chunked = True
+    resolver = _resolver(jwks_server)
+    try:
+        assert _kids(await resolver.keys_for(_client(jwks_uri=jwks_server.url))) == ["a"]
+    finally:
+        await resolver.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [(b"<html>", "did not return JSON"), (b'{"keys": "none"}', "not a JWK Set"), (b"[]", "not a JWK Set")],
+)
+async def test_an_answer_that_is_not_a_jwk_set_is_refused(
+    jwks_server: JwksServer, body: bytes, match: str
+) -> None:
+    jwks_server.body = body
+    await _refusal(_resolver(jwks_server), jwks_server.url, match)
+
+
+async def test_private_keys_served_at_jwks_uri_are_refused(jwks_server: JwksServer) -> None:
+    jwks_server.jwks = {"keys": [KEY_A.as_dict(private=True)]}
+    await _refusal(_resolver(jwks_server), jwks_server.url, "private")
+
+
+async def test_redirects_are_not_followed(jwks_server: JwksServer) -> None:
+    jwks_server.redirect_to = "https://169.254.169.254/latest/meta-data"
+    await _refusal(_resolver(jwks_server), jwks_server.url, "HTTP 302")
+
+
+async def test_error_status_is_refused_and_not_retried_within_the_cooldown(jwks_server: JwksServer) -> None:
+    jwks_server.status = 500
+    clock = FakeClock()
+    resolver = _resolver(jwks_server, clock=clock)
+    client = _client(jwks_uri=jwks_server.url)
+    try:
+        for _ in range(3):
+            with pytest.raises(InvalidClientError, match="HTTP 500"):
+                await resolver.keys_for(client)
+        assert jwks_server.requests == 1
+        jwks_server.status = 200
+        clock.now += 31
+        assert _kids(await resolver.keys_for(client)) == ["a"]
+        assert jwks_server.requests == 2
+    finally:
+        await resolver.close()
