@@ -188,6 +188,9 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("signing_alg", _one_of(*SIGNING_ALGS), "ES256", "algorithm of new signing keys"),
     Option("log_level", _one_of("debug", "info", "warning", "error"), "info", "log level"),
+    Option("handshake_timeout", _as_int(1, 300), 10, "seconds a TLS handshake may take after accept"),
+    Option("header_timeout", _as_int(1, 300), 10, "seconds request headers may take after their first byte"),
+    Option("keepalive_timeout", _as_int(1, 3600), 60, "seconds an idle keep-alive connection stays open"),
 )
 
 _BY_NAME = {option.name: option for option in OPTIONS}
@@ -224,6 +227,9 @@ class Settings:
     client_secret_lifetime: int = 0
     signing_alg: str = "ES256"
     log_level: str = "info"
+    handshake_timeout: int = 10
+    header_timeout: int = 10
+    keepalive_timeout: int = 60
     config: Path | None = field(default=None, compare=False)
 
     @property

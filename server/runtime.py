@@ -26,6 +26,7 @@ from server.config import Settings
 from server.context import ServerContext
 from server.devpki import ensure_dev_pki
 from server.errors import ConfigError
+from server.httpguard import handler_factory
 from server.tls import TLSConfigError, build_server_context, start_tls_server
 
 __all__ = [
@@ -40,8 +41,6 @@ __all__ = [
 log = logging.getLogger("certbound")
 
 DEV_CERTS_DIR = Path("certs")
-_HANDSHAKE_TIMEOUT = 10.0
-_KEEPALIVE_TIMEOUT = 60.0
 
 
 def resolve_tls_files(settings: Settings) -> Settings:
@@ -172,16 +171,17 @@ async def start_server(settings: Settings) -> RunningServer:
         create_app(context),
         handle_signals=False,
         access_log=None,
-        keepalive_timeout=_KEEPALIVE_TIMEOUT,
         shutdown_timeout=float(settings.drain_timeout),
     )
     await runner.setup()
-    protocol_factory = runner.server
-    if protocol_factory is None:
+    if runner.server is None:
         raise RuntimeError("aiohttp runner did not create its server")
+    protocol_factory = handler_factory(
+        runner.server, header_timeout=settings.header_timeout, keepalive_timeout=settings.keepalive_timeout
+    )
     listeners = [
         await start_tls_server(
-            protocol_factory, tls.current(index), sock=sock, handshake_timeout=_HANDSHAKE_TIMEOUT
+            protocol_factory, tls.current(index), sock=sock, handshake_timeout=settings.handshake_timeout
         )
         for index, sock in enumerate(sockets)
     ]

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from server.cli import certs, clients, keys, serve
+from server.cli import certs, clients, demo_resource, keys, serve
 from server.errors import ConfigError, StoreError
 
 __all__ = ["main"]
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     certs.register(commands)
     clients.register(commands)
     keys.register(commands)
+    demo_resource.register(commands)
     return parser
 
 

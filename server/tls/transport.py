@@ -318,4 +318,6 @@ async def start_tls_server(
     loop = asyncio.get_running_loop()
     if sock is not None:
         return await loop.create_server(protocol_factory, sock=sock, backlog=backlog)
+    if port is None:
+        raise ValueError("start_tls_server needs a port or a bound socket")
     return await loop.create_server(protocol_factory, host, port, backlog=backlog, reuse_port=reuse_port)

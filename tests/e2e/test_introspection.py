@@ -157,14 +157,17 @@ async def test_revoked_token_is_inactive_and_nothing_else(server, resource_serve
 
 
 async def test_expired_tokens_are_inactive() -> None:
-    async with CertboundTestServer(token_lifetime=1) as server:
+    async with CertboundTestServer(token_lifetime=2) as server:
         caller = await server.new_client()
-        jwt_token = await (await server.new_client()).fetch_token()
-        reference = await (await server.new_client(access_token_as_jwt=False)).fetch_token()
-        assert (await caller.post("/introspect", {"token": jwt_token}))[1]["active"] is True
-        await asyncio.sleep(2.1)
-        assert await caller.post("/introspect", {"token": jwt_token}) == (200, INACTIVE)
-        assert await caller.post("/introspect", {"token": reference}) == (200, INACTIVE)
+        tokens = [
+            await (await server.new_client()).fetch_token(),
+            await (await server.new_client(access_token_as_jwt=False)).fetch_token(),
+        ]
+        answers = [(await caller.post("/introspect", {"token": token}))[1] for token in tokens]
+        assert [answer["active"] for answer in answers] == [True, True]
+        await asyncio.sleep(max(answer["exp"] for answer in answers) - time.time() + 0.1)
+        for token in tokens:
+            assert await caller.post("/introspect", {"token": token}) == (200, INACTIVE)
 
 
 async def test_token_of_a_deleted_client_is_inactive(server, resource_server) -> None:
