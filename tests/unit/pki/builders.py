@@ -9,10 +9,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_pem_private_key,
+)
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
@@ -173,3 +179,28 @@ def make_crl(
 
 def ca_name(label: str = "Example Client CA") -> x509.Name:
     return name((NameOID.ORGANIZATION_NAME, "Example"), (NameOID.COMMON_NAME, label))
+
+
+def self_signed(subject: x509.Name, key: PrivateKey | None = None) -> Issued:
+    """A self-signed end-entity certificate, as self_signed_tls_client_auth clients use."""
+    key = key or new_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - DAY)
+        .not_valid_after(NOW + 10 * DAY)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage(CLIENT_AUTH), critical=False)
+        .sign(key, _hash_for(key))
+    )
+    return Issued(cert, key)
+
+
+def from_trustme(ca: trustme.CA) -> Issued:
+    """A trustme root CA as an `Issued`, to issue what trustme cannot (URI SANs, other EKUs)."""
+    key = load_pem_private_key(ca.private_key_pem.bytes(), password=None)
+    assert isinstance(key, PrivateKey)
+    return Issued(x509.load_pem_x509_certificate(ca.cert_pem.bytes()), key, is_root=True)
