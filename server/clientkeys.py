@@ -1,6 +1,7 @@
 """Client public keys from registered `jwks` or `jwks_uri` (RFC 7591 §2, RFC 7517 §5).
 
-Used by private_key_jwt (RFC 7523) and self_signed_tls_client_auth (RFC 8705 §2.2).
+Used by private_key_jwt (RFC 7523) and self_signed_tls_client_auth (RFC 8705 §2.2); also holds the
+decoded HMAC key of client_secret_jwt clients (OIDC Core §9), so no request decodes a key.
 
 `parse_jwks` validates a JWK Set for registration (public keys only, RSA of 2048 bits or more).
 `ClientKeyResolver.keys_for(client)` returns the client's keys as `joserfc.jwk.Key` objects,
@@ -33,11 +34,12 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from joserfc.errors import JoseError, SecurityWarning
-from joserfc.jwk import JWKRegistry, Key, RSAKey
+from joserfc.jwk import JWKRegistry, Key, OctKey, RSAKey
 
 from server.config import Settings
 from server.errors import ConfigError, InvalidClientError, InvalidClientMetadataError
 from server.models import Client
+from server.vault import Vault
 
 __all__ = [
     "MIN_RSA_BITS",
@@ -252,6 +254,7 @@ class ClientKeyResolver:
         self._clock = clock
         self._max_entries = max_entries
         self._cache: dict[str, _Cached] = {}
+        self._secrets: dict[str, tuple[bytes, OctKey]] = {}
         self._failures: dict[str, _Failure] = {}
         self._inflight: dict[tuple[str, str], asyncio.Task[list[Key]]] = {}
         self._session: aiohttp.ClientSession | None = None
@@ -268,9 +271,29 @@ class ClientKeyResolver:
             return await self._remote_keys(client.client_id, uri, refresh=refresh)
         raise InvalidClientError("client has registered neither jwks nor jwks_uri")
 
-    def invalidate(self, client_id: str) -> None:
-        self._cache.pop(client_id, None)
-        self._failures.pop(client_id, None)
+    def hmac_key_for(self, client: Client, vault: Vault) -> OctKey:
+        """client_secret_jwt: the client's secret as an HMAC key, decrypted and decoded once per
+        secret (a rotated secret has a new ciphertext, so it is never served stale)."""
+        ciphertext = client.secret_ciphertext
+        if ciphertext is None:
+            raise InvalidClientError("client has no secret to verify a client_secret_jwt assertion")
+        cached = self._secrets.get(client.client_id)
+        if cached is not None and cached[0] == ciphertext:
+            return cached[1]
+        secret = vault.decrypt(ciphertext, context=client.client_id.encode("utf-8"))
+        try:
+            with warnings.catch_warnings():
+                # A secret that merely looks like a key is still the secret the admin chose.
+                warnings.simplefilter("ignore", SecurityWarning)
+                key = OctKey.import_key(secret)
+        except ValueError:
+            # joserfc refuses public keys (PEM, DER, SSH, certificates) as HMAC keys: anyone holding
+            # the public key could compute the MAC.
+            raise InvalidClientError("client secret is a public key and cannot key an HMAC") from None
+        if len(self._secrets) >= self._max_entries:
+            self._secrets.clear()
+        self._secrets[client.client_id] = (ciphertext, key)
+        return key
 
     async def close(self) -> None:
         for task in list(self._inflight.values()):

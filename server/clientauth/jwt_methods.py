@@ -8,11 +8,7 @@ so a replayed assertion, even two copies raced concurrently, is honoured once (R
 from __future__ import annotations
 
 import time
-import warnings
 from typing import Any, ClassVar
-
-from joserfc.errors import SecurityWarning
-from joserfc.jwk import OctKey
 
 from server.clientauth.assertion import (
     ASSERTION_TYPE,
@@ -58,23 +54,6 @@ def _check_signing_alg(metadata: dict[str, Any], family: tuple[str, ...], method
         )
 
 
-def _hmac_key(client: Client, context: ServerContext) -> OctKey:
-    if client.secret_ciphertext is None:
-        raise InvalidClientError("client has no secret to verify a client_secret_jwt assertion")
-    if client.secret_expires_at and client.secret_expires_at < time.time():
-        raise InvalidClientError("client secret has expired")
-    secret = context.vault.decrypt(client.secret_ciphertext, context=client.client_id.encode("utf-8"))
-    try:
-        with warnings.catch_warnings():
-            # A secret that merely looks like a key is still a secret the admin chose.
-            warnings.simplefilter("ignore", SecurityWarning)
-            return OctKey.import_key(secret)
-    except ValueError:
-        # joserfc refuses public keys (PEM, DER, SSH, certificates) as HMAC keys: anyone could
-        # compute MACs with them.
-        raise InvalidClientError("client secret is a public key and cannot key an HMAC") from None
-
-
 class ClientSecretJwt:
     """HMAC (HS256/384/512) keyed by the client secret, which is stored encrypted for this."""
 
@@ -82,10 +61,11 @@ class ClientSecretJwt:
     mechanism: ClassVar[Mechanism] = Mechanism.ASSERTION
 
     async def verify(self, presented: PresentedCredentials, client: Client, context: ServerContext) -> None:
+        if client.secret_expires_at and client.secret_expires_at < time.time():
+            raise InvalidClientError("client secret has expired")
         parsed = _read_assertion(presented)
-        validator = AssertionValidator(context.settings)
-        validator.check_algorithm(parsed, client, HMAC_ALGS)
-        verified = validator.validate(parsed, client, [_hmac_key(client, context)], family=HMAC_ALGS)
+        key = context.client_keys.hmac_key_for(client, context.vault)
+        verified = AssertionValidator(context.settings).validate(parsed, client, [key], family=HMAC_ALGS)
         await _record_jti(verified, context)
 
     def validate_metadata(self, metadata: dict[str, Any], settings: Settings) -> None:

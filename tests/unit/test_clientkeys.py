@@ -17,6 +17,7 @@ from server.clientkeys import ClientKeyResolver, FetchLimits, is_forbidden_addre
 from server.config import Settings
 from server.errors import ConfigError, InvalidClientError
 from server.models import Client
+from server.vault import Vault
 from tests.assertion_kit import JwksServer, generate_key, public_jwks
 
 KEY_A = generate_key("ES256", kid="a")
@@ -135,6 +136,39 @@ async def test_broken_inline_jwks_is_invalid_client() -> None:
 async def test_client_without_keys_is_invalid_client() -> None:
     with pytest.raises(InvalidClientError, match="neither jwks nor jwks_uri"):
         await _resolver().keys_for(_client())
+
+
+# --- client_secret_jwt HMAC keys ----------------------------------------------------------------------
+
+
+def _secret_client(vault: Vault, secret: bytes) -> Client:
+    ciphertext = vault.encrypt(secret, context=b"c1")
+    return Client("c1", {"token_endpoint_auth_method": "client_secret_jwt"}, 0, secret_ciphertext=ciphertext)
+
+
+def test_hmac_key_is_decoded_once_per_secret() -> None:
+    vault, resolver = Vault(b"m" * 32), _resolver()
+    client = _secret_client(vault, b"first-secret-first-secret-first-secret")
+    key = resolver.hmac_key_for(client, vault)
+    assert key.raw_value == b"first-secret-first-secret-first-secret"
+    assert resolver.hmac_key_for(client, vault) is key
+    rotated = _secret_client(vault, b"second-secret-second-secret-second")
+    assert resolver.hmac_key_for(rotated, vault).raw_value == b"second-secret-second-secret-second"
+
+
+def test_a_public_key_secret_never_becomes_an_hmac_key() -> None:
+    vault = Vault(b"m" * 32)
+    rsa = generate_key("RS256")
+    assert isinstance(rsa, RSAKey)
+    client = _secret_client(vault, rsa.as_pem(private=False))
+    with pytest.raises(InvalidClientError, match="public key"):
+        _resolver().hmac_key_for(client, vault)
+
+
+def test_a_client_without_a_stored_secret_has_no_hmac_key() -> None:
+    client = Client("c1", {"token_endpoint_auth_method": "client_secret_jwt"}, 0)
+    with pytest.raises(InvalidClientError, match="no secret"):
+        _resolver().hmac_key_for(client, Vault(b"m" * 32))
 
 
 # --- jwks_uri: success, caching, refresh ----------------------------------------------------------
