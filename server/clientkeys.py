@@ -314,6 +314,9 @@ class ClientKeyResolver:
     def _inline_keys(self, client_id: str, jwks: object) -> list[Key]:
         cached = self._cache.get(client_id)
         if cached is not None and (cached.source is jwks or cached.source == jwks):
+            # The client cache reloads the metadata as new objects: keep the newest, so the next
+            # request matches by identity instead of comparing the whole set.
+            cached.source = jwks
             return cached.keys
         try:
             keys = parse_jwks(jwks)
