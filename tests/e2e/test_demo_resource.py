@@ -1,0 +1,233 @@
+"""`certbound demo-resource` in front of `certbound serve`, both as real subprocesses (SPEC §3): a
+tls_client_auth client's bound token is accepted only with its certificate; RFC 6750 refusals;
+introspection mode sees a revocation; bad configuration; the dev PKI when no TLS flag is given."""
+
+from __future__ import annotations
+
+import json
+import signal
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.devpki import write_dev_pki
+from tests.e2e.processes import CERTBOUND, ServerProcess, _env, free_port, run_cli
+from tests.helpers import basic_auth
+
+
+class DemoResourceProcess(ServerProcess):
+    """`certbound demo-resource ...`, awaited until it prints its ready line."""
+
+    def __init__(self, *args: str, cwd: Path | None = None, timeout: float = 30.0) -> None:
+        self.process = subprocess.Popen(
+            [*CERTBOUND, "demo-resource", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=cwd,
+            env=_env(),
+        )
+        self.ready_line = self._read_ready_line(timeout)
+        self.url = self.ready_line.removeprefix("listening on ").strip()
+
+
+def https(
+    url: str, pki: Path, *, cert: str | None = None, token: str | None = None, form: str | None = None,
+    authorization: str | None = None,
+) -> tuple[int, Any, str | None]:  # fmt: skip
+    """One HTTPS request trusting the dev server CA, presenting `cert` (a dev PKI name) if given."""
+    context = ssl.create_default_context(cafile=str(pki / "server-ca.pem"))
+    if cert is not None:
+        context.load_cert_chain(pki / f"{cert}.pem", pki / f"{cert}.key")
+    headers = {"Content-Type": "application/x-www-form-urlencoded"} if form is not None else {}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    request = urllib.request.Request(url, data=form.encode() if form else None, headers=headers)
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
+            status, body, challenge = response.status, response.read(), None
+    except urllib.error.HTTPError as exc:
+        status, body, challenge = exc.code, exc.read(), exc.headers.get("WWW-Authenticate")
+    return status, json.loads(body) if body else None, challenge
+
+
+def add_client(db: str, *args: str) -> dict[str, Any]:
+    result = run_cli("clients", "add", *args, "--json", "--db", db)
+    assert result.returncode == 0, result.stderr
+    created: dict[str, Any] = json.loads(result.stdout)
+    return created
+
+
+def fetch_token(as_url: str, pki: Path, client: dict[str, Any], cert: str, **params: str) -> str:
+    form = "&".join(
+        f"{name}={value}" for name, value in {"grant_type": "client_credentials", **params}.items()
+    )
+    if client["token_endpoint_auth_method"] == "tls_client_auth":
+        form += f"&client_id={client['client_id']}"
+        authorization = None
+    else:
+        authorization = basic_auth(client["client_id"], client["client_secret"])
+    status, body, _ = https(as_url + "/token", pki, cert=cert, form=form, authorization=authorization)
+    assert status == 200, body
+    token: str = body["access_token"]
+    return token
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_dev_pki(tmp_path_factory.mktemp("pki")).directory
+
+
+def tls_flags(pki: Path) -> list[str]:
+    return [
+        "--tls-cert", str(pki / "server.pem"),
+        "--tls-key", str(pki / "server.key"),
+        "--client-ca", str(pki / "client-ca.pem"),
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def authorization_server(pki: Path, tmp_path: Path) -> Iterator[tuple[ServerProcess, str]]:
+    db = f"sqlite:///{tmp_path}/certbound.db"
+    port = free_port()
+    with ServerProcess(
+        "--port", str(port), "--issuer", f"https://localhost:{port}", "--db", db, *tls_flags(pki)
+    ) as server:
+        yield server, db
+
+
+def demo_flags(pki: Path, issuer_port: str, *extra: str) -> list[str]:
+    return [
+        "--port", str(free_port()), "--issuer", f"https://localhost:{issuer_port}",
+        "--as-ca", str(pki / "server-ca.pem"), *tls_flags(pki), *extra,
+    ]  # fmt: skip
+
+
+def test_jwt_mode_accepts_a_bound_token_only_with_its_certificate(pki, authorization_server) -> None:
+    server, db = authorization_server
+    issuer_port = server.url.rsplit(":", 1)[1]
+    # client1.pem from the dev PKI carries SAN DNS client1.certbound.test.
+    client = add_client(db, "--method", "tls_client_auth", "--san-dns", "client1.certbound.test")
+    token = fetch_token(server.url, pki, client, "client1", scope="read")
+    elsewhere = fetch_token(server.url, pki, client, "client1", resource="https://elsewhere.example/")
+
+    with DemoResourceProcess(*demo_flags(pki, issuer_port)) as demo:
+        assert demo.ready_line == f"listening on {demo.url}\n"
+        assert demo.url.startswith("https://127.0.0.1:")
+        resource = demo.url + "/resource"
+
+        status, body, _ = https(resource, pki, cert="client1", token=token)
+        assert status == 200, body
+        assert body["client_id"] == client["client_id"]
+        assert body["scope"] == "read"
+        assert set(body["cnf"]) == {"x5t#S256"}
+
+        for cert, presented in (("client2", "another certificate"), (None, "no certificate")):
+            status, body, challenge = https(resource, pki, cert=cert, token=token)
+            assert (status, body["error"]) == (401, "invalid_token"), presented
+            assert challenge is not None
+            assert challenge.startswith('Bearer error="invalid_token"'), presented
+
+        status, body, challenge = https(resource, pki, cert="client1", token=elsewhere)
+        assert (status, body["error"]) == (401, "invalid_token")
+        assert "audience" in body["error_description"]
+
+        assert https(resource, pki, cert="client1") == (401, None, "Bearer")
+        assert demo.stop(signal.SIGTERM)[0] == 0
+
+
+def test_introspection_mode_sees_a_revocation(pki, authorization_server) -> None:
+    server, db = authorization_server
+    issuer_port = server.url.rsplit(":", 1)[1]
+    resource_server = add_client(db, "--method", "client_secret_basic")
+    client = add_client(db, "--method", "client_secret_basic", "--opaque", "--certificate-bound")
+    kept = fetch_token(server.url, pki, client, "client2")
+    revoked = fetch_token(server.url, pki, client, "client2")
+    assert "." not in kept  # reference tokens: only introspection can check them
+
+    status, _, _ = https(
+        server.url + "/revoke",
+        pki,
+        form=f"token={revoked}",
+        authorization=basic_auth(client["client_id"], client["client_secret"]),
+    )
+    assert status == 200
+
+    flags = demo_flags(
+        pki,
+        issuer_port,
+        "--introspection-client-id", resource_server["client_id"],
+        "--introspection-client-secret", resource_server["client_secret"],
+    )  # fmt: skip
+    with DemoResourceProcess(*flags) as demo:
+        resource = demo.url + "/resource"
+        status, body, _ = https(resource, pki, cert="client2", token=kept)
+        assert (status, body["client_id"]) == (200, client["client_id"])
+        status, body, _ = https(resource, pki, cert="client2", token=revoked)
+        assert (status, body["error"]) == (401, "invalid_token")
+        assert "not active" in body["error_description"]
+        status, body, _ = https(resource, pki, cert="client1", token=kept)
+        assert (status, body["error"]) == (401, "invalid_token")
+        assert demo.stop(signal.SIGINT)[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "the following arguments are required: --issuer"),
+        (["--issuer", "http://localhost:1"], "must be an https URL"),
+        (["--issuer", "https://localhost:1", "--as-ca", "missing.pem"], "--as-ca file not found"),
+        (["--issuer", "https://localhost:1", "--client-ca", "missing.pem"], "--client-ca file not found"),
+        (["--issuer", "https://localhost:1", "--clock-skew", "-1"], "--clock-skew"),
+        (
+            ["--issuer", "https://localhost:1", "--introspection-client-id", "rs"],
+            "--introspection-client-id and --introspection-client-secret go together",
+        ),
+    ],
+)
+def test_bad_configuration_is_one_error_line(pki, tmp_path, args: list[str], message: str) -> None:
+    assert_one_error_line(run_cli("demo-resource", *tls_flags(pki), *args, cwd=tmp_path), message)
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess[str], message: str) -> None:
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("certbound: error: ")
+    assert result.stderr.count("\n") == 1
+    assert message in result.stderr
+
+
+def test_tls_cert_without_key_is_one_error_line(pki, tmp_path) -> None:
+    flags = ["--issuer", "https://localhost:1", "--tls-cert", str(pki / "server.pem")]
+    assert_one_error_line(
+        run_cli("demo-resource", *flags, cwd=tmp_path), "--tls-cert and --tls-key go together"
+    )
+
+
+def test_unusable_tls_files_are_one_error_line(pki, tmp_path) -> None:
+    flags = ["--issuer", "https://localhost:1", "--tls-cert", str(pki / "server.pem")]
+    result = run_cli("demo-resource", *flags, "--tls-key", str(pki / "client1.key"), cwd=tmp_path)
+    assert_one_error_line(result, "does not match")
+
+
+def test_without_tls_flags_both_use_the_dev_pki(tmp_path) -> None:
+    port = free_port()
+    with ServerProcess("--port", str(port), cwd=tmp_path) as server:
+        certs = tmp_path / "certs"
+        db = f"sqlite:///{tmp_path}/data/certbound.db"
+        client = add_client(db, "--method", "client_secret_basic", "--certificate-bound")
+        token = fetch_token(server.url, certs, client, "client1")
+        with DemoResourceProcess(
+            "--port", str(free_port()), "--issuer", f"https://localhost:{port}", cwd=tmp_path
+        ) as demo:
+            status, body, _ = https(demo.url + "/resource", certs, cert="client1", token=token)
+            assert (status, body["client_id"]) == (200, client["client_id"])
+            assert demo.stop()[0] == 0
