@@ -98,6 +98,26 @@ def test_add_each_method_and_list_as_json(db: str, jwks_file: Path) -> None:
     assert len(table) == 6
 
 
+def test_add_mtls_methods(db: str, jwks_file: Path) -> None:
+    pki = credentials(ok("add", "--db", db, "--method", "tls_client_auth", "--subject-dn", "CN=svc,O=Acme"))
+    assert "client_secret" not in pki
+    own = credentials(
+        ok("add", "--db", db, "--method", "self_signed_tls_client_auth", "--jwks-file", str(jwks_file))
+    )
+    shown = json.loads(ok("show", pki["client_id"], "--db", db, "--json"))
+    assert shown["tls_client_auth_subject_dn"] == "CN=svc,O=Acme"
+    assert shown["tls_client_certificate_bound_access_tokens"] is True
+    # one subject field: a flag replaces the one registered before
+    switched = json.loads(
+        ok("update", pki["client_id"], "--db", db, "--san-dns", "svc.example.com", "--json")
+    )
+    assert switched["tls_client_auth_san_dns"] == "svc.example.com"
+    assert "tls_client_auth_subject_dn" not in switched
+    listed = json.loads(ok("list", "--db", db, "--json", "--method", "self_signed_tls_client_auth"))
+    assert [client["client_id"] for client in listed] == [own["client_id"]]
+    assert "tls_client_auth" in fails(2, "add", "--db", db, "--method", "tls_client_auth")
+
+
 def test_add_from_a_data_file_with_flags_on_top(db: str, tmp_path: Path) -> None:
     data = tmp_path / "client.json"
     data.write_text(json.dumps({"client_name": "From file", "scope": "read", "x_team": "payments"}))

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
+import ssl
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from server.jose import public_jwk
 from server.testing import CertboundTestServer
 from server.tokens import reference_token_hash
 from tests.assertion_kit import assertion_form, claims_for, generate_key, hmac_compact, public_jwks, sign
-from tests.helpers import basic_auth
+from tests.helpers import basic_auth, jwt_parts
 
 INITIAL_TOKEN = "initial-access-token-0123456789"
 #: RFC 7592 §2.2: an update must not carry these; a read response has them.
@@ -527,3 +533,83 @@ async def test_rfc7592_round_trip_with_a_change_to_private_key_jwt(server, http)
     again = await post_assertion(http, server, sign(key, "ES256", claims_for(client_id, server.issuer)))
     assert again.status == 401
     assert again.body["error"] == "invalid_client"
+
+
+# the mTLS methods (RFC 8705)
+def self_signed_context(
+    server: CertboundTestServer, directory: Path
+) -> tuple[ssl.SSLContext, dict[str, Any]]:
+    """A TLS context presenting a self-signed certificate, and the JWK Set of its key."""
+    own = trustme.CA(organization_name="self-signed client")  # a CA certificate is self-signed
+    certificate = x509.load_pem_x509_certificate(own.cert_pem.bytes())
+    public_key = certificate.public_key()
+    assert isinstance(public_key, ec.EllipticCurvePublicKey)
+    cert_file, key_file = directory / "self.pem", directory / "self.key"
+    cert_file.write_bytes(own.cert_pem.bytes())
+    key_file.write_bytes(own.private_key_pem.bytes())
+    context = server.client_ssl_context()
+    context.load_cert_chain(cert_file, key_file)
+    return context, {"keys": [public_jwk(public_key)]}
+
+
+async def post_with_context(
+    http: aiohttp.ClientSession, server: CertboundTestServer, client_id: str, context: ssl.SSLContext
+) -> Reply:
+    async with http.post(
+        server.url + "/token",
+        data={"grant_type": "client_credentials", "client_id": client_id},
+        ssl=context,
+    ) as response:
+        return Reply(response.status, await response.json(), response.headers)
+
+
+async def test_registered_tls_client_auth_client_gets_a_bound_token(server, http) -> None:
+    registered = await register(
+        http, server, token_endpoint_auth_method="tls_client_auth", tls_client_auth_san_dns="svc.example.com"
+    )
+    assert registered.status == 201, registered.body
+    assert "client_secret" not in registered.body
+    assert registered.body["tls_client_certificate_bound_access_tokens"] is True
+    client_id = registered.body["client_id"]
+    leaf = server.issue_client_cert("svc.example.com")
+    reply = await post_with_context(http, server, client_id, server.client_ssl_context(leaf))
+    assert reply.status == 200, reply.body
+    assert "x5t#S256" in jwt_parts(reply.body["access_token"])[1]["cnf"]
+    other = server.issue_client_cert("other.example.com")
+    refused = await post_with_context(http, server, client_id, server.client_ssl_context(other))
+    assert refused.status == 401
+
+
+async def test_registered_self_signed_client_gets_a_token(server, http, tmp_path: Path) -> None:
+    context, jwks = self_signed_context(server, tmp_path)
+    registered = await register(
+        http, server, token_endpoint_auth_method="self_signed_tls_client_auth", jwks=jwks
+    )
+    assert registered.status == 201, registered.body
+    client_id = registered.body["client_id"]
+    reply = await post_with_context(http, server, client_id, context)
+    assert reply.status == 200, reply.body
+    stranger, _ = self_signed_context(server, tmp_path)
+    assert (await post_with_context(http, server, client_id, stranger)).status == 401
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"token_endpoint_auth_method": "tls_client_auth"},
+        {
+            "token_endpoint_auth_method": "tls_client_auth",
+            "tls_client_auth_subject_dn": "CN=svc,O=Acme",
+            "tls_client_auth_san_dns": "svc.example.com",
+        },
+        {"token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_subject_dn": "CN=svc,,=x"},
+        {"token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_san_ip": "not-an-ip"},
+        {"token_endpoint_auth_method": "self_signed_tls_client_auth"},
+        {"token_endpoint_auth_method": "self_signed_tls_client_auth", "jwks": {"keys": [{"kty": "RSA"}]}},
+    ],
+    ids=["no-subject", "two-subjects", "bad-dn", "bad-ip", "self-signed-no-keys", "self-signed-bad-key"],
+)
+async def test_mtls_metadata_rules(server, http, metadata: dict[str, Any]) -> None:
+    reply = await register(http, server, **metadata)
+    assert reply.status == 400, reply.body
+    assert reply.body["error"] == "invalid_client_metadata"
