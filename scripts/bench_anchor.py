@@ -1,0 +1,844 @@
+#!/usr/bin/env python3
+"""Benchmark certbound's token endpoint against node-oidc-provider, same run, same load (the bench anchor).
+
+Our speed is always quoted as a ratio against oidc-provider measured in the same run: the machine is
+shared and noisy, so numbers from different runs are never compared. The load comes from the anchor's
+own harness (`scripts/bench.py`: ApacheBench, or `loadgen.mjs` for private_key_jwt), with its
+[defaults] (32 connections, 3 s warm-up, 12 s measured). Both servers run at the same time on
+127.0.0.1 with the anchor's PKI and the same four clients; every rep measures each scenario on both
+servers back to back, alternating which one goes first.
+
+    scripts/bench_anchor.py                 # 6 scenarios x 2 servers x 3 reps (about 11 min)
+    scripts/bench_anchor.py --quick         # 1 rep of 5 s each (about 2.5 min), for development
+    scripts/bench_anchor.py --only a-,c- --reps 5
+
+Stdlib only (plus the `certbound` CLI, run as `python -m server`, and the anchor's node tools).
+Writes run/bench-<timestamp>.md (tables) and run/bench-<timestamp>.jsonl (one line per rep).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.parse
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+__all__ = [
+    "BenchError",
+    "Servers",
+    "check_prerequisites",
+    "client_of",
+    "client_specs",
+    "main",
+    "port_in_use",
+    "prepare_workdir",
+    "register_clients",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_ANCHOR = Path(os.environ.get("CERTBOUND_BENCH_ANCHOR", "/work/shared/bench-anchor"))
+DEFAULT_WORKDIR = ROOT / "run" / "bench-anchor"
+SCENARIOS = ("a-mtls-ka", "b-mtls-nc", "c-basic-ka", "c2-basic-nc", "d-pkjwt-ka", "e1-selfsigned-ka")
+TARGET_RATIO = 2.0
+_BUSY_OTHER_CPU = 25.0  # % of a core used by other tenants above which a run is flagged as noisy
+
+OP_PORT = 8443  # fixed by the anchor's scripts/servers.sh for `op1`
+CB_PORT = 9443
+SCOPES = "openid api:read api:write"  # the anchor's oidc-provider scopes
+CLIENT_SCOPE = "api:read api:write"
+TOKEN_LIFETIME = 3600  # the anchor's ClientCredentials TTL
+
+# `certbound clients add` refuses a method the server cannot verify yet with this text (clientmeta.py).
+_NOT_SUPPORTED = "not supported by this server"
+# DER prefix of a P-256 SubjectPublicKeyInfo, up to the uncompressed point marker 0x04 (RFC 5480).
+_P256_SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d03010703420004")
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Side:
+    """One of the two servers measured: its label in tables and its `[servers.*]` name in the TOML."""
+
+    label: str
+    server: str
+    port: int
+
+
+OP = Side("oidc-provider", "op1", OP_PORT)
+
+
+class BenchError(Exception):
+    """A problem that stops the run; the message says what to do."""
+
+
+# ---------------------------------------------------------------- prerequisites and setup
+
+
+def check_prerequisites(anchor: Path, work: Path) -> None:
+    missing: list[str] = []
+    if shutil.which("ab") is None:
+        missing.append("ab (ApacheBench): apt-get update && apt-get install -y apache2-utils")
+    for tool, hint in (
+        ("node", "Node.js >= 20 (the anchor runs oidc-provider 9 on Node 20)"),
+        ("npm", "npm (comes with Node.js)"),
+        ("openssl", "apt-get install -y openssl (the anchor's scripts/make-pki.sh uses it)"),
+        ("curl", "apt-get install -y curl (the anchor's scripts/servers.sh waits with it)"),
+        ("timeout", "coreutils `timeout` (bounds every server's lifetime)"),
+    ):
+        if shutil.which(tool) is None:
+            missing.append(f"{tool}: {hint}")
+    if not (work / "scripts" / "bench.py").is_file() and not (anchor / "scripts" / "bench.py").is_file():
+        missing.append(
+            f"the bench anchor: {anchor}/scripts/bench.py not found (set --anchor or CERTBOUND_BENCH_ANCHOR)"
+        )
+    probe = subprocess.run(
+        [sys.executable, "-m", "server", "--help"], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    if probe.returncode != 0:
+        missing.append(f"certbound CLI ({sys.executable} -m server): run `make` targets from the venv")
+    if missing:
+        raise BenchError("missing prerequisites:\n  - " + "\n  - ".join(missing))
+
+
+def _run_step(cmd: Sequence[str], cwd: Path, timeout: float, what: str) -> None:
+    print(f"== {what}: {' '.join(cmd)}", flush=True)
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise BenchError(
+            f"{what} failed ({result.returncode}):\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+        )
+
+
+def prepare_workdir(anchor: Path, work: Path) -> None:
+    """Copy the (read-only) anchor once, then `npm ci` and its PKI once; later runs reuse them."""
+    if not (work / "scripts" / "bench.py").is_file():
+        print(f"== copying the anchor {anchor} -> {work}", flush=True)
+        shutil.copytree(
+            anchor, work, ignore=shutil.ignore_patterns("node_modules", "run", "pki"), symlinks=True
+        )
+    else:
+        print(f"== reusing the anchor copy in {work}", flush=True)
+    if not (work / "node_modules" / "oidc-provider" / "package.json").is_file():
+        _run_step(["npm", "ci", "--no-audit", "--no-fund"], work, 900, "npm ci")
+    if not (work / "pki" / "client-ca.crt").is_file():
+        _run_step(["scripts/make-pki.sh"], work, 300, "make PKI")
+    (work / "run").mkdir(exist_ok=True)
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+# ---------------------------------------------------------------- servers
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+@dataclass
+class Servers:
+    """The two servers under test; `stop()` ends each by the PID this script recorded, nothing else."""
+
+    work: Path
+    op_pid: int | None = None
+    cb_process: subprocess.Popen[bytes] | None = None
+    cb_log: Path | None = None
+
+    def start_oidc_provider(self, lifetime: int) -> None:
+        env = {**os.environ, "LIFETIME": str(lifetime)}
+        print(f"== starting oidc-provider (op1) on 127.0.0.1:{OP_PORT}", flush=True)
+        result = subprocess.run(
+            ["scripts/servers.sh", "start", "op1"],
+            cwd=self.work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        with contextlib.suppress(OSError, ValueError):
+            self.op_pid = int((self.work / "run" / "op1.pid").read_text().split()[0])
+        if result.returncode != 0 or self.op_pid is None or not _alive(self.op_pid):
+            raise BenchError(f"oidc-provider did not start:\n{result.stdout}{result.stderr}")
+        print(f"   {result.stdout.strip()}", flush=True)
+
+    def start_certbound(self, cb_dir: Path, pki: Path, port: int, lifetime: int) -> None:
+        cmd = [
+            "timeout",
+            str(lifetime),
+            sys.executable,
+            "-m",
+            "server",
+            "serve",
+            *_certbound_settings(cb_dir),
+            "--issuer",
+            f"https://localhost:{port}",
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            "--tls-cert",
+            str(pki / "server.crt"),
+            "--tls-key",
+            str(pki / "server.key"),
+            "--client-ca",
+            str(pki / "client-ca.crt"),
+            "--token-lifetime",
+            str(TOKEN_LIFETIME),
+            "--drain-timeout",
+            "2",
+        ]
+        print(f"== starting certbound on 127.0.0.1:{port}", flush=True)
+        ready = cb_dir / "stdout.log"
+        self.cb_log = cb_dir / "stderr.log"
+        with ready.open("wb") as out, self.cb_log.open("wb") as err:
+            self.cb_process = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT)
+        (cb_dir / "certbound.pid").write_text(f"{self.cb_process.pid}\n")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if "listening on" in ready.read_text(errors="replace"):
+                print(
+                    f"   certbound up on :{port} (pid {self.cb_process.pid}, log {self.cb_log})", flush=True
+                )
+                return
+            if self.cb_process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise BenchError(f"certbound did not print `listening on`; log:\n{self.cb_log.read_text()[-3000:]}")
+
+    def check_alive(self) -> None:
+        if self.op_pid is not None and not _alive(self.op_pid):
+            log = (self.work / "run" / "op1.log").read_text(errors="replace")[-2000:]
+            raise BenchError(f"oidc-provider (pid {self.op_pid}) died during the run; log:\n{log}")
+        if self.cb_process is not None and self.cb_process.poll() is not None:
+            log = self.cb_log.read_text(errors="replace")[-3000:] if self.cb_log else ""
+            raise BenchError(f"certbound (pid {self.cb_process.pid}) died during the run; log:\n{log}")
+
+    def stop(self) -> None:
+        if self.cb_process is not None and self.cb_process.poll() is None:
+            # SIGTERM to the `timeout` wrapper, which forwards it: certbound drains and exits 0.
+            self.cb_process.terminate()
+            try:
+                self.cb_process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.cb_process.kill()
+                self.cb_process.wait(timeout=5)
+            print(f"== stopped certbound (pid {self.cb_process.pid})", flush=True)
+        if self.op_pid is not None and _alive(self.op_pid):
+            os.kill(self.op_pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while _alive(self.op_pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _alive(self.op_pid):
+                os.kill(self.op_pid, signal.SIGKILL)
+            print(f"== stopped oidc-provider (pid {self.op_pid})", flush=True)
+        if self.op_pid is not None:
+            (self.work / "run" / "op1.pid").unlink(missing_ok=True)
+
+
+def _certbound_settings(cb_dir: Path) -> list[str]:
+    """The settings `serve` and `clients add` must agree on (database, scopes)."""
+    return ["--db", f"sqlite:///{cb_dir / 'bench.db'}", "--scopes", SCOPES]
+
+
+# ---------------------------------------------------------------- clients
+
+
+def _openssl(*args: str) -> str:
+    return subprocess.run(["openssl", *args], capture_output=True, text=True, check=True, timeout=30).stdout
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _p256_jwk(spki_pem: str) -> dict[str, Any]:
+    """Public JWK (RFC 7518 §6.2) of a P-256 key given as a PEM SubjectPublicKeyInfo."""
+    body = "".join(line for line in spki_pem.splitlines() if line and not line.startswith("-----"))
+    der = base64.b64decode(body)
+    if len(der) != len(_P256_SPKI_PREFIX) + 64 or not der.startswith(_P256_SPKI_PREFIX):
+        raise BenchError("expected an uncompressed P-256 public key (the anchor's PKI is ECDSA P-256)")
+    point = der[len(_P256_SPKI_PREFIX) :]
+    return {"kty": "EC", "crv": "P-256", "x": _b64url(point[:32]), "y": _b64url(point[32:])}
+
+
+def _cert_der(pem_file: Path) -> bytes:
+    match = _PEM_CERT.search(pem_file.read_bytes())
+    if match is None:
+        raise BenchError(f"no certificate in {pem_file}")
+    return ssl.PEM_cert_to_DER_cert(match.group(0).decode("ascii"))
+
+
+@dataclass(frozen=True)
+class ClientSpec:
+    method: str
+    metadata: dict[str, Any]
+    secret: str | None = None
+
+
+def client_specs(pki: Path, scenarios: Sequence[dict[str, Any]]) -> dict[str, ClientSpec]:
+    """The anchor's four clients (its server.mjs), as RFC 7591 metadata for `certbound clients add`."""
+    common = {"grant_types": ["client_credentials"], "scope": CLIENT_SCOPE}
+    subject = _openssl("x509", "-in", str(pki / "client1.crt"), "-noout", "-subject", "-nameopt", "RFC2253")
+    selfsigned_key = _p256_jwk(_openssl("x509", "-in", str(pki / "selfsigned.crt"), "-noout", "-pubkey"))
+    selfsigned_key.update(
+        use="sig", x5c=[base64.b64encode(_cert_der(pki / "selfsigned.crt")).decode("ascii")]
+    )
+    pkjwt_key = _p256_jwk(_openssl("pkey", "-in", str(pki / "pkjwt-client.key"), "-pubout"))
+    kid = next((str(s["pkjwt_kid"]) for s in scenarios if s.get("pkjwt_kid")), "pkjwt-1")
+    pkjwt_key.update(use="sig", alg="ES256", kid=kid)
+    secret = next((str(s["basic"]).split(":", 1)[1] for s in scenarios if s.get("basic")), "bench-secret")
+    specs = {
+        "mtls-client": ClientSpec(
+            "tls_client_auth",
+            {"tls_client_auth_subject_dn": subject.strip().removeprefix("subject="), **common},
+        ),
+        "selfsigned-client": ClientSpec(
+            "self_signed_tls_client_auth", {"jwks": {"keys": [selfsigned_key]}, **common}
+        ),
+        "basic-client": ClientSpec("client_secret_basic", dict(common), secret=secret),
+        "pkjwt-client": ClientSpec(
+            "private_key_jwt",
+            {"jwks": {"keys": [pkjwt_key]}, "token_endpoint_auth_signing_alg": "ES256", **common},
+        ),
+    }
+    for client_id, spec in specs.items():
+        spec.metadata["token_endpoint_auth_method"] = spec.method
+        spec.metadata.setdefault("client_name", client_id)
+    return specs
+
+
+def register_clients(cb_dir: Path, specs: dict[str, ClientSpec], wanted: set[str]) -> dict[str, str]:
+    """Register each wanted client; returns client_id -> reason for the ones that could not be."""
+    refused: dict[str, str] = {}
+    for client_id in sorted(wanted):
+        spec = specs.get(client_id)
+        if spec is None:
+            refused[client_id] = "unknown client (not one of the anchor's four)"
+            continue
+        data = cb_dir / f"{client_id}.json"
+        data.write_text(json.dumps(spec.metadata, indent=2))
+        cmd = [sys.executable, "-m", "server", "clients", "add", *_certbound_settings(cb_dir)]
+        cmd += ["--client-id", client_id, "--data", str(data)]
+        if spec.secret is not None:
+            cmd += ["--secret", spec.secret]
+        result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=60)
+        if result.returncode == 0:
+            print(f"   registered {client_id} ({spec.method})", flush=True)
+        elif _NOT_SUPPORTED in result.stderr:
+            refused[client_id] = f"skipped: method not supported yet ({spec.method})"
+            print(f"   {client_id}: {refused[client_id]}", flush=True)
+        else:
+            refused[client_id] = f"registration failed: {result.stderr.strip() or result.stdout.strip()}"
+            print(f"   !!! {client_id}: {refused[client_id]}", flush=True)
+    return refused
+
+
+def client_of(scenario: dict[str, Any]) -> str:
+    if scenario.get("pkjwt_client"):
+        return str(scenario["pkjwt_client"])
+    if scenario.get("basic"):
+        return str(scenario["basic"]).split(":", 1)[0]
+    ids = urllib.parse.parse_qs(str(scenario["body"])).get("client_id")
+    if not ids:
+        raise BenchError(f"{scenario['name']}: cannot tell which client it uses")
+    return ids[0]
+
+
+# ---------------------------------------------------------------- one functional request per scenario
+
+
+@dataclass(frozen=True)
+class Probe:
+    ok: bool
+    detail: str
+
+
+def _probe(work: Path, scenario: dict[str, Any]) -> Probe:
+    """One request shaped like the scenario's load; a 200 must be an ES256 JWT, cert-bound when mTLS."""
+    url = urllib.parse.urlsplit(str(scenario["url"]))
+    context = ssl.create_default_context(cafile=str(work / "pki" / "server-ca.crt"))
+    cert_file: Path | None = None
+    if scenario.get("cert_pem"):
+        cert_file = work / str(scenario["cert_pem"])
+        context.load_cert_chain(cert_file)
+    elif scenario.get("cert") and scenario.get("key"):
+        cert_file = work / str(scenario["cert"])
+        context.load_cert_chain(cert_file, work / str(scenario["key"]))
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if scenario.get("basic"):
+        headers["Authorization"] = "Basic " + base64.b64encode(str(scenario["basic"]).encode()).decode()
+    body = str(scenario["body"])
+    if scenario.get("pkjwt_client"):
+        assertion = subprocess.run(
+            ["node", "scripts/make-assertion.mjs", str(scenario["pkjwt_client"]), str(scenario["pkjwt_aud"])],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout.strip()
+        body += "&" + urllib.parse.urlencode(
+            {
+                "client_id": scenario["pkjwt_client"],
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": assertion,
+            }
+        )
+    connection = http.client.HTTPSConnection(
+        url.hostname or "127.0.0.1", url.port, context=context, timeout=10
+    )
+    try:
+        connection.request("POST", url.path, body=body, headers=headers)
+        response = connection.getresponse()
+        status, text = response.status, response.read().decode(errors="replace")
+    except (OSError, http.client.HTTPException) as exc:
+        return Probe(False, f"request failed: {exc}")
+    finally:
+        connection.close()
+    if status != 200:
+        return Probe(False, f"HTTP {status}: {text[:300]}")
+    return _check_token(text, cert_file)
+
+
+def _check_token(text: str, cert_file: Path | None) -> Probe:
+    try:
+        token = json.loads(text)["access_token"]
+        header_b64, payload_b64, _ = token.split(".")
+        header = json.loads(base64.urlsafe_b64decode(header_b64 + "=" * (-len(header_b64) % 4)))
+        claims = json.loads(base64.urlsafe_b64decode(payload_b64 + "=" * (-len(payload_b64) % 4)))
+    except (ValueError, KeyError, TypeError) as exc:
+        return Probe(False, f"200 but not a JWT access token response ({exc}): {text[:200]}")
+    notes = [f"200, {header.get('alg')} JWT, {len(text)} bytes"]
+    ok = header.get("alg") == "ES256"
+    if cert_file is not None:
+        expected = _b64url(hashlib.sha256(_cert_der(cert_file)).digest())
+        bound = claims.get("cnf", {}).get("x5t#S256")
+        ok = ok and bound == expected
+        notes.append(
+            "cnf.x5t#S256 matches the client cert" if bound == expected else f"cnf is {claims.get('cnf')}"
+        )
+    return Probe(ok, ", ".join(notes))
+
+
+# ---------------------------------------------------------------- load runs
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    raise TypeError(f"cannot write {value!r} to TOML")
+
+
+def _write_scenarios(
+    path: Path, defaults: dict[str, Any], pidfiles: dict[str, Path], runs: list[dict[str, Any]]
+) -> None:
+    lines = ["# Written by certbound scripts/bench_anchor.py for one rep; see run/bench-*.md.", "[defaults]"]
+    lines += [f"{key} = {_toml_value(value)}" for key, value in defaults.items()]
+    for server, pidfile in pidfiles.items():
+        lines += ["", f"[servers.{server}]", f"pidfile = {_toml_value(str(pidfile))}"]
+    for run in runs:
+        lines += ["", "[[scenario]]"]
+        lines += [f"{key} = {_toml_value(value)}" for key, value in run.items() if not key.startswith("_")]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _side_scenario(base: dict[str, Any], side: Side) -> dict[str, Any]:
+    run = dict(base)
+    run["name"] = f"{base['name']}@{side.label}"
+    run["desc"] = f"{side.label}: {base.get('desc', '')}"
+    run["server"] = side.server
+    url = urllib.parse.urlsplit(str(base["url"]))
+    run["url"] = urllib.parse.urlunsplit(url._replace(netloc=f"{url.hostname}:{side.port}"))
+    if "pkjwt_aud" in base:
+        run["pkjwt_aud"] = f"https://localhost:{side.port}"
+    return run
+
+
+@contextlib.contextmanager
+def _child_group(cmd: Sequence[str], cwd: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run the harness in its own process group so that an abort stops it and its ab/node children."""
+    process = subprocess.Popen(cmd, cwd=cwd, start_new_session=True)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+def _run_reps(
+    work: Path,
+    servers: Servers,
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]],
+    defaults: dict[str, Any],
+    pidfiles: dict[str, Path],
+    reps: int,
+    out: Path,
+) -> None:
+    per_run = float(defaults["warmup"]) + float(defaults["duration"]) + 70
+    for rep in range(1, reps + 1):
+        # Alternate which server goes first, so neither always follows the other's load.
+        runs = [run for op, cb in pairs for run in ((op, cb) if rep % 2 else (cb, op))]
+        toml_path = work / "run" / "certbound-vs-op.toml"
+        rep_out = work / "run" / f"rep-{rep}.jsonl"
+        rep_out.unlink(missing_ok=True)
+        _write_scenarios(toml_path, defaults, pidfiles, runs)
+        print(f"== rep {rep}/{reps}: {len(runs)} runs", flush=True)
+        cmd = [
+            sys.executable,
+            "scripts/bench.py",
+            "run",
+            str(toml_path),
+            "--out",
+            str(rep_out),
+            "--reps",
+            "1",
+        ]
+        with _child_group(cmd, work) as process:
+            try:
+                process.wait(timeout=per_run * len(runs) + 60)
+            except subprocess.TimeoutExpired as exc:
+                raise BenchError(f"rep {rep} overran its time budget") from exc
+        if process.returncode != 0:
+            raise BenchError(f"the anchor harness failed in rep {rep} (exit {process.returncode})")
+        with out.open("a") as merged:
+            for line in rep_out.read_text().splitlines():
+                if line.strip():
+                    record = json.loads(line)
+                    record["rep"] = rep
+                    merged.write(json.dumps(record) + "\n")
+        servers.check_alive()
+
+
+# ---------------------------------------------------------------- summary
+
+
+def _ok_tokens_per_s(record: dict[str, Any]) -> float | None:
+    """Successful (HTTP 200) responses per second: errors are never counted as tokens."""
+    rps, requests = record.get("rps"), record.get("requests") or 0
+    if rps is None or not requests:
+        return 0.0 if rps is not None else None
+    if "ok" in record:  # loadgen.mjs counts 2xx itself
+        ok = int(record["ok"])
+    else:
+        ok = requests - (record.get("non2xx") or 0) - (record.get("failed") or 0)
+    return float(rps) * max(ok, 0) / requests
+
+
+@dataclass
+class Stats:
+    tokens: list[float] = field(default_factory=list)
+    p50: list[float] = field(default_factory=list)
+    p99: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+    other_cpu: list[float] = field(default_factory=list)
+    errors: int = 0
+    requests: int = 0
+
+    def add(self, record: dict[str, Any]) -> None:
+        tokens = _ok_tokens_per_s(record)
+        if tokens is not None:
+            self.tokens.append(tokens)
+            if tokens and record.get("server_cpu_pct") is not None:
+                self.cpu_ms.append(10.0 * float(record["server_cpu_pct"]) / tokens)
+        for name, values in (("p50_ms", self.p50), ("p99_ms", self.p99)):
+            if record.get(name) is not None:
+                values.append(float(record[name]))
+        if record.get("machine_busy_pct") is not None:
+            # CPU the box spent on anything but this server and the load generator: other tenants.
+            used = (record.get("server_cpu_pct") or 0) + (record.get("loadgen_cpu_pct") or 0)
+            self.other_cpu.append(max(0.0, float(record["machine_busy_pct"]) - used))
+        self.errors += (record.get("failed") or 0) + (record.get("non2xx") or 0)
+        self.requests += record.get("requests") or 0
+
+    @property
+    def median_tokens(self) -> float | None:
+        return statistics.median(self.tokens) if self.tokens else None
+
+    @property
+    def median_cpu_ms(self) -> float | None:
+        return statistics.median(self.cpu_ms) if self.cpu_ms else None
+
+
+def _fmt(values: list[float], digits: int = 0, spread: bool = False) -> str:
+    if not values:
+        return "-"
+    text = f"{statistics.median(values):.{digits}f}"
+    if spread and len(values) > 1:
+        text += f" ({min(values):.{digits}f}-{max(values):.{digits}f})"
+    return text
+
+
+@dataclass
+class Outcome:
+    name: str
+    op: Stats = field(default_factory=Stats)
+    cb: Stats = field(default_factory=Stats)
+    skipped: str | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        op, cb = self.op.median_tokens, self.cb.median_tokens
+        return cb / op if op and cb is not None else None
+
+    @property
+    def cpu_ratio(self) -> float | None:
+        """How many times less server CPU a certbound token costs: steadier than tokens/s on a busy box."""
+        op, cb = self.op.median_cpu_ms, self.cb.median_cpu_ms
+        return op / cb if op is not None and cb else None
+
+
+def _render(outcomes: list[Outcome], cb: Side) -> list[str]:
+    lines = [
+        "| scenario | oidc-provider tokens/s | certbound tokens/s | ratio (target ≥ 2x) | "
+        "op p50 / p99 ms | certbound p50 / p99 ms | op CPU ms/token | certbound CPU ms/token | "
+        "CPU ratio (op / certbound) | errors op / certbound |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for outcome in outcomes:
+        if outcome.skipped:
+            lines.append(f"| `{outcome.name}` | {outcome.skipped} | | | | | | | | |")
+            continue
+        ratio = outcome.ratio
+        verdict = "-" if ratio is None else f"**{ratio:.2f}x** {'✓' if ratio >= TARGET_RATIO else '✗'}"
+        cpu_ratio = "-" if outcome.cpu_ratio is None else f"{outcome.cpu_ratio:.2f}x"
+        cb_errors = f"{outcome.cb.errors} / {outcome.cb.requests}"
+        if outcome.cb.errors:
+            cb_errors = f"**⚠ {cb_errors}**"
+        lines.append(
+            f"| `{outcome.name}` | {_fmt(outcome.op.tokens, 0, True)} | {_fmt(outcome.cb.tokens, 0, True)} | "
+            f"{verdict} | {_fmt(outcome.op.p50, 1)} / {_fmt(outcome.op.p99, 1)} | "
+            f"{_fmt(outcome.cb.p50, 1)} / {_fmt(outcome.cb.p99, 1)} | {_fmt(outcome.op.cpu_ms, 3)} | "
+            f"{_fmt(outcome.cb.cpu_ms, 3)} | {cpu_ratio} | "
+            f"{outcome.op.errors} / {outcome.op.requests} · {cb_errors} |"
+        )
+    return lines
+
+
+def _version(cmd: Sequence[str], cwd: Path = ROOT) -> str:
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    return (result.stdout.strip() or result.stderr.strip()).splitlines()[0] if result.returncode == 0 else "?"
+
+
+def _environment(work: Path, defaults: dict[str, Any], reps: int) -> list[str]:
+    commit = _version(["git", "describe", "--always", "--dirty"])
+    node = _version(["node", "--version"])
+    op_version = _version(
+        ["node", "-p", "require('./node_modules/oidc-provider/package.json').version"], work
+    )
+    ab_version = re.search(r"Version (\S+)", _version(["ab", "-V"]))
+    ab = f"ab {ab_version.group(1) if ab_version else '?'}"
+    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
+    return [
+        f"- certbound `{commit}` (Python {sys.version.split()[0]}, 1 process) vs oidc-provider {op_version} "
+        f"on Node {node} (1 process, `op1`); {ab}",
+        f"- load: {defaults['conns']} connections closed loop, {defaults['warmup']} s warm-up + "
+        f"{defaults['duration']} s measured, {reps} rep(s), scenarios interleaved, server order alternating "
+        "per rep; medians (min-max)",
+        f"- machine: {os.cpu_count()} CPUs, load average at start {load}",
+        "- tokens/s counts HTTP 200 responses only; CPU ms/token = server process-tree CPU / tokens",
+    ]
+
+
+# ---------------------------------------------------------------- main
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--reps", type=int, help="repetitions (default 3; 1 with --quick)")
+    parser.add_argument("--only", help="comma-separated scenario-name prefixes, e.g. a-,c-")
+    parser.add_argument("--quick", action="store_true", help="development mode: 1 rep of 5 s measured")
+    parser.add_argument("--duration", type=float, help="measured seconds per run (anchor default 12)")
+    parser.add_argument("--warmup", type=float, help="warm-up seconds per run (anchor default 3)")
+    parser.add_argument("--port", type=int, default=CB_PORT, help=f"certbound's port (default {CB_PORT})")
+    parser.add_argument("--anchor", type=Path, default=DEFAULT_ANCHOR, help="the shared anchor (read only)")
+    parser.add_argument(
+        "--workdir", type=Path, default=DEFAULT_WORKDIR, help="git-ignored copy of the anchor"
+    )
+    args = parser.parse_args(argv)
+    if args.reps is None:
+        args.reps = 1 if args.quick else 3
+    if args.quick and args.duration is None:
+        args.duration = 5.0
+    if args.reps < 1:
+        parser.error("--reps must be >= 1")
+    return args
+
+
+def _select(work: Path, only: str | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    config = tomllib.loads((work / "scenarios" / "oidc-provider.toml").read_text())
+    by_name = {scenario["name"]: scenario for scenario in config["scenario"]}
+    prefixes = only.split(",") if only else [""]
+    names = [name for name in SCENARIOS if any(name.startswith(prefix) for prefix in prefixes)]
+    if not names:
+        raise BenchError(f"--only {only} selects none of {', '.join(SCENARIOS)}")
+    missing = [name for name in names if name not in by_name]
+    if missing:
+        raise BenchError(f"the anchor has no scenario {', '.join(missing)}")
+    return dict(config["defaults"]), [by_name[name] for name in names]
+
+
+def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the finally blocks that stop the servers
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    work: Path = args.workdir.resolve()
+    cb = Side("certbound", "certbound", args.port)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    report_md = ROOT / "run" / f"bench-{stamp}.md"
+    raw = ROOT / "run" / f"bench-{stamp}.jsonl"
+    try:
+        check_prerequisites(args.anchor, work)
+        prepare_workdir(args.anchor, work)
+        defaults, bases = _select(work, args.only)
+        for key in ("duration", "warmup"):
+            if getattr(args, key) is not None:
+                defaults[key] = getattr(args, key)
+        defaults["reps"] = 1
+        for port in (OP_PORT, cb.port):
+            if port_in_use(port):
+                raise BenchError(
+                    f"127.0.0.1:{port} is already in use (a leftover server? `make run`?): free it first"
+                )
+    except BenchError as exc:
+        print(f"bench_anchor: {exc}", file=sys.stderr)
+        return 2
+
+    pki = work / "pki"
+    cb_dir = work / "certbound"
+    shutil.rmtree(cb_dir, ignore_errors=True)  # a fresh database and clients every run
+    cb_dir.mkdir(parents=True)
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    runs = 2 * len(bases) * args.reps
+    budget = runs * (float(defaults["warmup"]) + float(defaults["duration"]) + 2)
+    lifetime = int(2 * budget + 600)  # servers die on their own even if this script is killed
+    print(f"== {len(bases)} scenarios x 2 servers x {args.reps} rep(s), about {budget / 60:.1f} min of load")
+
+    servers = Servers(work)
+    outcomes = {base["name"]: Outcome(base["name"]) for base in bases}
+    try:
+        servers.start_oidc_provider(lifetime)
+        servers.start_certbound(cb_dir, pki, cb.port, lifetime)
+        wanted = {client_of(base) for base in bases}
+        refused = register_clients(cb_dir, client_specs(pki, bases), wanted)
+        pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        print("== one request per scenario and server", flush=True)
+        for base in bases:
+            outcome = outcomes[base["name"]]
+            reason = refused.get(client_of(base))
+            if reason:
+                outcome.skipped = reason
+                print(f"   {base['name']}: {reason}", flush=True)
+                continue
+            op_run, cb_run = _side_scenario(base, OP), _side_scenario(base, cb)
+            op_probe, cb_probe = _probe(work, op_run), _probe(work, cb_run)
+            print(
+                f"   {base['name']}: oidc-provider {op_probe.detail} | certbound {cb_probe.detail}",
+                flush=True,
+            )
+            if not op_probe.ok:
+                outcome.skipped = f"skipped: oidc-provider answered {op_probe.detail}"
+            elif not cb_probe.ok:
+                outcome.skipped = f"skipped: ⚠ certbound answered {cb_probe.detail}"
+                print(f"   !!! {base['name']}: CERTBOUND DOES NOT ISSUE A VALID TOKEN: {cb_probe.detail}")
+            else:
+                pairs.append((op_run, cb_run))
+        if pairs:
+            pidfiles = {OP.server: work / "run" / "op1.pid", cb.server: cb_dir / "certbound.pid"}
+            _run_reps(work, servers, pairs, defaults, pidfiles, args.reps, raw)
+            for line in raw.read_text().splitlines():
+                record = json.loads(line)
+                base_name, _, label = record["name"].partition("@")
+                stats = outcomes[base_name].cb if label == cb.label else outcomes[base_name].op
+                stats.add(record)
+            for outcome in outcomes.values():
+                if outcome.cb.errors:
+                    again = _probe(
+                        work, _side_scenario(next(b for b in bases if b["name"] == outcome.name), cb)
+                    )
+                    print(f"   !!! {outcome.name}: certbound errors; a request now gets: {again.detail}")
+    except BenchError as exc:
+        print(f"bench_anchor: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench_anchor: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        servers.stop()
+
+    lines = [f"# certbound vs oidc-provider, {time.strftime('%Y-%m-%d %H:%M:%S')}", ""]
+    lines += _environment(work, defaults, args.reps)
+    lines += ["", *_render(list(outcomes.values()), cb), ""]
+    other = [value for o in outcomes.values() for value in (*o.op.other_cpu, *o.cb.other_cpu)]
+    if other and statistics.median(other) > _BUSY_OTHER_CPU:
+        lines.append(
+            f"⚠ the machine was busy with other work (median {statistics.median(other):.0f} % of a core "
+            "outside both servers and the load generator): tokens/s and their ratio are noisy in this "
+            "run; the CPU ratio is the steadier comparison."
+        )
+    cb_errors = [outcome for outcome in outcomes.values() if outcome.cb.errors]
+    for outcome in cb_errors:
+        lines.append(
+            f"**⚠ certbound answered {outcome.cb.errors} errors (non-200 or failed) out of "
+            f"{outcome.cb.requests} requests in `{outcome.name}`: its tokens/s counts only the 200s.**"
+        )
+    if raw.is_file():
+        table = subprocess.run(
+            [sys.executable, "scripts/bench.py", "table", str(raw)],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        lines += ["", "## Per-server detail (the anchor's `bench.py table`)", "", table.stdout.rstrip()]
+        lines += ["", f"Raw: `{raw.relative_to(ROOT)}`"]
+    text = "\n".join(lines) + "\n"
+    report_md.write_text(text)
+    print("\n" + text)
+    print(f"written to {report_md.relative_to(ROOT)}")
+    return 1 if cb_errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
