@@ -61,6 +61,7 @@ __all__ = [
     "ResourceServer",
     "TokenVerifier",
     "VerifiedToken",
+    "basic_authorization",
     "bearer_required",
     "certificate_thumbprint",
     "install_token_verifier",
@@ -201,8 +202,8 @@ def _parse_jwks(document: object) -> dict[str, Key]:
     return keys
 
 
-def _basic_authorization(client_id: str, secret: str) -> str:
-    """RFC 6749 §2.3.1: form-urlencode both parts, then base64."""
+def basic_authorization(client_id: str, secret: str) -> str:
+    """client_secret_basic credentials (RFC 6749 §2.3.1): form-urlencode both parts, then base64."""
     raw = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()
     return "Basic " + base64.b64encode(raw).decode("ascii")
 
@@ -243,7 +244,7 @@ class TokenVerifier:
         self.audience = audience or issuer
         self._leeway = clock_skew
         self._introspection_auth = (
-            _basic_authorization(introspection_client_id, introspection_client_secret)
+            basic_authorization(introspection_client_id, introspection_client_secret)
             if introspection_client_id is not None and introspection_client_secret is not None
             else None
         )

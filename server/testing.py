@@ -13,7 +13,6 @@ certificate. `add_client` only registers. The pytest plugin (server.pytest_plugi
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
 import secrets
@@ -25,7 +24,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote_plus
 
 import aiohttp
 import trustme
@@ -38,6 +36,7 @@ from server.config import Settings
 from server.jose import public_jwk
 from server.management import ClientManager, CreatedClient
 from server.models import MTLS_METHODS
+from server.resource import basic_authorization
 from server.runtime import RunningServer, start_server
 
 __all__ = ["CertboundTestServer", "ReadyClient", "TestClient", "TokenRequestError"]
@@ -102,8 +101,7 @@ class ReadyClient:
         RFC 8705 §2). A JWT assertion is fresh on every call (its jti is single-use)."""
         method = self.method
         if method == "client_secret_basic" and self.secret is not None:
-            raw = f"{quote_plus(self.client_id)}:{quote_plus(self.secret)}".encode()
-            return {"Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}, {}
+            return {"Authorization": basic_authorization(self.client_id, self.secret)}, {}
         if method == "client_secret_post" and self.secret is not None:
             return {}, {"client_id": self.client_id, "client_secret": self.secret}
         if method in ("client_secret_jwt", "private_key_jwt"):

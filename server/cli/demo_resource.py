@@ -17,14 +17,14 @@ import logging
 import signal
 import ssl
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from server.devpki import ensure_dev_pki
+from server.config import OPTIONS, Settings
 from server.endpoints.http import json_response
 from server.errors import ConfigError
 from server.resource import (
@@ -34,12 +34,14 @@ from server.resource import (
     install_token_verifier,
     start_resource_server,
 )
-from server.runtime import DEV_CERTS_DIR
+from server.runtime import DEV_CERTS_DIR, resolve_tls_files
 from server.tls import TLSConfigError
 
 __all__ = ["create_demo_app", "register"]
 
 log = logging.getLogger("certbound.resource")
+
+_CERT_AND_KEY = "--tls-cert and --tls-key go together"
 
 
 def register(commands: Any) -> None:
@@ -47,8 +49,10 @@ def register(commands: Any) -> None:
         "demo-resource", help="a demo protected API that verifies certbound access tokens"
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=_port, default=9443, help="port to listen on")
-    parser.add_argument("--issuer", type=_issuer, required=True, metavar="URL", help="the token server")
+    parser.add_argument("--port", type=_like_serve("port"), default=9443, help="port to listen on")
+    parser.add_argument(
+        "--issuer", type=_like_serve("issuer"), required=True, metavar="URL", help="the token server"
+    )
     parser.add_argument("--tls-cert", type=Path, metavar="PEM", help="server certificate chain")
     parser.add_argument("--tls-key", type=Path, metavar="PEM", help="server private key")
     parser.add_argument(
@@ -58,33 +62,28 @@ def register(commands: Any) -> None:
     parser.add_argument("--as-ca", type=Path, metavar="PEM", help="CA trusted for the token server's TLS")
     parser.add_argument("--audience", metavar="URI", help="required token audience (default: the issuer)")
     parser.add_argument(
-        "--clock-skew", type=_seconds, default=60, metavar="SECONDS", help="leeway for exp/nbf in seconds"
+        "--clock-skew",
+        type=_like_serve("clock_skew"),
+        default=60,
+        metavar="SECONDS",
+        help="leeway for exp/nbf in seconds",
     )
     parser.add_argument("--introspection-client-id", metavar="ID", help="introspect tokens as this client")
     parser.add_argument("--introspection-client-secret", metavar="S", help="that client's secret")
     parser.set_defaults(run=_run)
 
 
-def _port(value: str) -> int:
-    port = int(value)
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"invalid port {value}")
-    return port
+def _like_serve(name: str) -> Callable[[str], Any]:
+    """The argparse type of `serve`'s flag of the same name (one parser per option, server.config)."""
+    option = next(option for option in OPTIONS if option.name == name)
 
+    def parse(value: str) -> Any:
+        try:
+            return option.parse(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
-def _seconds(value: str) -> int:
-    seconds = int(value)
-    if seconds < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {value}")
-    return seconds
-
-
-def _issuer(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme != "https" or not parts.netloc or parts.query or parts.fragment:
-        # RFC 8414 §2, and the same spelling rule as `serve --issuer`.
-        raise argparse.ArgumentTypeError("must be an https URL without query or fragment")
-    return value.rstrip("/")
+    return parse
 
 
 @bearer_required
@@ -110,28 +109,24 @@ class _TLSFiles:
 
 
 def _tls_files(args: argparse.Namespace) -> _TLSFiles:
-    """The flags' files, or the dev PKI in certs/ when no TLS flag is given (SPEC §3)."""
-    if args.tls_cert is None and args.tls_key is None:
-        pki = ensure_dev_pki(DEV_CERTS_DIR)
-        log.warning(
-            "no --tls-cert given: using the development PKI in %s (not for production)", DEV_CERTS_DIR
-        )
-        files = _TLSFiles(
-            pki.server_cert,
-            pki.server_key,
-            tuple(args.client_ca) or (pki.client_ca,),
-            args.as_ca or pki.path("server-ca.pem"),
-        )
-    elif args.tls_cert is None or args.tls_key is None:
-        raise ConfigError("--tls-cert and --tls-key go together")
-    else:
-        files = _TLSFiles(args.tls_cert, args.tls_key, tuple(args.client_ca), args.as_ca)
-    for path in files.client_ca:
+    """The flags' files, or the dev PKI in certs/ when no TLS flag is given, as for `serve`."""
+    if args.tls_key is not None and args.tls_cert is None:
+        raise ConfigError(_CERT_AND_KEY)
+    resolved = resolve_tls_files(
+        Settings(tls_cert=args.tls_cert, tls_key=args.tls_key, client_ca=tuple(args.client_ca))
+    )
+    if resolved.tls_cert is None or resolved.tls_key is None:
+        raise ConfigError(_CERT_AND_KEY)
+    as_ca = args.as_ca
+    if as_ca is None and args.tls_cert is None:
+        # The dev PKI's server CA signed the dev token server's certificate too.
+        as_ca = DEV_CERTS_DIR / "server-ca.pem"
+    for path in resolved.client_ca:
         if not path.is_file():
             raise ConfigError(f"--client-ca file not found: {path}")
-    if files.as_ca is not None and not files.as_ca.is_file():
-        raise ConfigError(f"--as-ca file not found: {files.as_ca}")
-    return files
+    if as_ca is not None and not as_ca.is_file():
+        raise ConfigError(f"--as-ca file not found: {as_ca}")
+    return _TLSFiles(resolved.tls_cert, resolved.tls_key, resolved.client_ca, as_ca)
 
 
 def _verifier(args: argparse.Namespace, as_ca: Path | None) -> TokenVerifier:

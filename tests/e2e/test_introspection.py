@@ -212,3 +212,14 @@ async def test_forged_and_malformed_tokens_are_inactive(server, resource_server)
         assert await resource_server.post("/introspect", {"token": token}) == (200, INACTIVE), token
     # The twin: the genuine token itself is active.
     assert (await resource_server.post("/introspect", {"token": genuine}))[1]["active"] is True
+
+
+@pytest.mark.parametrize("method", ["tls_client_auth", "self_signed_tls_client_auth"])
+async def test_mtls_caller_needs_its_certificate(server, http, method: str) -> None:
+    caller = await server.new_client(method)
+    token = await (await server.new_client()).fetch_token()
+    status, body = await caller.post("/introspect", {"token": token})
+    assert (status, body["active"]) == (200, True)
+    # The same client_id over a connection without the certificate proves nothing.
+    status, body, _ = await introspect_raw(server, http, {"token": token, "client_id": caller.client_id})
+    assert (status, body["error"]) == (401, "invalid_client")
