@@ -161,12 +161,13 @@ def test_introspection_mode_sees_a_revocation(pki, authorization_server) -> None
     )
     assert status == 200
 
+    # The `=` form: a generated secret (or client_id) may start with "-".
     flags = demo_flags(
         pki,
         issuer_port,
-        "--introspection-client-id", resource_server["client_id"],
-        "--introspection-client-secret", resource_server["client_secret"],
-    )  # fmt: skip
+        f"--introspection-client-id={resource_server['client_id']}",
+        f"--introspection-client-secret={resource_server['client_secret']}",
+    )
     with DemoResourceProcess(*flags) as demo:
         resource = demo.url + "/resource"
         status, body, _ = https(resource, pki, cert="client2", token=kept)
