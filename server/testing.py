@@ -302,14 +302,15 @@ class CertboundTestServer:
             signing_key = ECKey.generate_key("P-256", auto_kid=True)
             metadata = {"jwks": {"keys": [signing_key.as_dict(private=False)]}, **metadata}
         registered = await self.add_client(method, **metadata)
-        mtls_base = self.settings.mtls_base_url
+        # With --mtls-port only that listener asks for a certificate (RFC 8705 §5).
+        mtls = cert_pem is not None and self.settings.mtls_port is not None
         return ReadyClient(
             client_id=registered.client_id,
             secret=registered.secret,
             metadata=registered.metadata,
             ssl_context=context,
             certificate=x509.load_pem_x509_certificate(cert_pem) if cert_pem is not None else None,
-            base_url=self.url if cert_pem is None or mtls_base is None else self._mtls_url(),
+            base_url=self._mtls_url() if mtls else self.url,
             issuer=self.issuer,
             signing_key=signing_key,
         )

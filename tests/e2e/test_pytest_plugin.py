@@ -4,11 +4,12 @@ loads in another project's suite with `-p server.pytest_plugin` under pytest-asy
 
 from __future__ import annotations
 
+import socket
 import textwrap
 
 import pytest
 
-from server.testing import TokenRequestError
+from server.testing import CertboundTestServer, TokenRequestError
 from tests.helpers import jwt_parts
 
 pytest_plugins = ["server.pytest_plugin", "pytester"]
@@ -97,3 +98,20 @@ def test_plugin_loads_in_another_suite_in_strict_mode(pytester: pytest.Pytester)
         "-p", "server.pytest_plugin", "-p", "asyncio", "--asyncio-mode=strict"
     )
     result.assert_outcomes(passed=1)
+
+
+async def test_a_client_with_a_certificate_uses_the_mtls_listener() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        mtls_port = probe.getsockname()[1]
+    async with CertboundTestServer(mtls_port=mtls_port) as server:
+        client = await server.new_client("tls_client_auth")
+        assert client.base_url == f"https://127.0.0.1:{mtls_port}"
+        assert "cnf" in jwt_parts(await client.fetch_token())[1]
+        # The twin: the main listener does not ask for the certificate, so the same client fails there.
+        _, form = client.authentication()
+        async with (
+            client.session() as http,
+            http.post(server.url + "/token", data={"grant_type": "client_credentials", **form}) as response,
+        ):
+            assert response.status == 401
