@@ -125,7 +125,8 @@ class ClientManager:
         normalized = normalize_metadata(metadata, self._settings)
         method = normalized["token_endpoint_auth_method"]
         if client_id is None:
-            client_id = secrets.token_urlsafe(16)
+            # Hex, not base64url: an identifier starting with "-" reads as a flag on command lines.
+            client_id = secrets.token_hex(16)
         else:
             _check_client_id(client_id)
         if secret is not None:
