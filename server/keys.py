@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
@@ -42,6 +43,27 @@ def _new_private_key(alg: str) -> PrivateKey:
     raise ValueError(f"unsupported signing alg {alg}")
 
 
+def _signer(private_key: PrivateKey, alg: str) -> Callable[[bytes], bytes]:
+    """The JWS signature function (RFC 7518 §3) for a key, chosen once: signing is the hot path."""
+    if isinstance(private_key, ec.EllipticCurvePrivateKey):
+        ecdsa, ec_sign = ec.ECDSA(hashes.SHA256()), private_key.sign
+
+        def sign_ecdsa(data: bytes) -> bytes:
+            r, s = decode_dss_signature(ec_sign(data, ecdsa))
+            return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+        return sign_ecdsa
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        rsa_sign, sha256 = private_key.sign, hashes.SHA256()
+        pad: padding.AsymmetricPadding = (
+            padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+            if alg == "PS256"
+            else padding.PKCS1v15()
+        )
+        return lambda data: rsa_sign(data, pad, sha256)
+    return private_key.sign
+
+
 @dataclass(frozen=True, slots=True)
 class SigningKey:
     """A loaded signing key: signs JWS signing inputs and knows its public JWK."""
@@ -52,6 +74,8 @@ class SigningKey:
     jwk: dict[str, str]
     created_at: int
     retired_at: int | None
+    #: The JWS signature over a signing input (RFC 7518 §3).
+    sign: Callable[[bytes], bytes] = field(compare=False, repr=False)
 
     @classmethod
     def from_private_key(
@@ -60,20 +84,7 @@ class SigningKey:
         jwk = public_jwk(private_key.public_key())
         kid = rfc7638_thumbprint(jwk)
         jwk = {**jwk, "kid": kid, "alg": alg, "use": "sig"}
-        return cls(kid, alg, private_key, jwk, created_at, retired_at)
-
-    def sign(self, signing_input: bytes) -> bytes:
-        """The JWS signature (RFC 7518 §3) over `signing_input`."""
-        key = self.private_key
-        if isinstance(key, ec.EllipticCurvePrivateKey):
-            r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
-            return r.to_bytes(32, "big") + s.to_bytes(32, "big")
-        if isinstance(key, rsa.RSAPrivateKey):
-            if self.alg == "PS256":
-                pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
-                return key.sign(signing_input, pss, hashes.SHA256())
-            return key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
-        return key.sign(signing_input)
+        return cls(kid, alg, private_key, jwk, created_at, retired_at, _signer(private_key, alg))
 
     def encode_jwt(self, header_b64: str, claims: dict[str, object]) -> str:
         """A compact JWS; `header_b64` is precomputed by the caller (it never changes per key)."""

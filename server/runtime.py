@@ -33,6 +33,8 @@ __all__ = [
     "DEV_CERTS_DIR",
     "ListenerContexts",
     "RunningServer",
+    "bind_listeners",
+    "print_ready",
     "resolve_tls_files",
     "run_server",
     "start_server",
@@ -146,21 +148,30 @@ class RunningServer:
         await self.context.store.close()
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    """Bind before opening the database: a port in use is bad configuration, reported alone."""
+def bind_listener(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """Bind before opening the database: a port in use is bad configuration, reported alone.
+    `reuse_port` lets several worker processes each bind the port (SO_REUSEPORT): the kernel
+    then spreads new connections evenly across them."""
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        return socket.create_server((host, port), family=family, backlog=1024)
+        return socket.create_server((host, port), family=family, backlog=1024, reuse_port=reuse_port)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
-async def start_server(settings: Settings) -> RunningServer:
+def bind_listeners(settings: Settings, *, reuse_port: bool = False) -> list[socket.socket]:
+    """The main listener, then the --mtls-port one when configured."""
+    sockets = [bind_listener(settings.host, settings.port, reuse_port=reuse_port)]
+    if settings.mtls_port is not None:
+        sockets.append(bind_listener(settings.host, settings.mtls_port, reuse_port=reuse_port))
+    return sockets
+
+
+async def start_server(settings: Settings, sockets: list[socket.socket] | None = None) -> RunningServer:
+    """Start serving on `sockets` (already bound, one per listener) or on newly bound ones."""
     settings = resolve_tls_files(settings)
     tls = ListenerContexts(settings)
-    sockets = [_bind(settings.host, settings.port)]
-    if settings.mtls_port is not None:
-        sockets.append(_bind(settings.host, settings.mtls_port))
+    sockets = sockets if sockets is not None else bind_listeners(settings)
     try:
         context = await build_context(settings)
     except BaseException:
@@ -188,21 +199,26 @@ async def start_server(settings: Settings) -> RunningServer:
     return RunningServer(settings, context, runner, listeners, tls)
 
 
-async def run_server(settings: Settings, *, announce: Callable[[str], None] | None = None) -> None:
+async def run_server(
+    settings: Settings,
+    *,
+    sockets: list[socket.socket] | None = None,
+    announce: Callable[[str], None] | None = None,
+) -> None:
     """Serve until SIGTERM or SIGINT, then drain and return."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    server = await start_server(settings)
+    server = await start_server(settings, sockets)
     loop.add_signal_handler(signal.SIGHUP, server.reload)
-    (announce or _print_ready)(f"listening on {server.url}")
+    (announce or print_ready)(f"listening on {server.url}")
     await stop.wait()
     log.info("shutting down: draining in-flight requests (up to %ss)", settings.drain_timeout)
     await server.stop()
 
 
-def _print_ready(line: str) -> None:
+def print_ready(line: str) -> None:
     # The ready line is part of the CLI contract: tests and scripts wait for it.
     sys.stdout.write(line + "\n")
     sys.stdout.flush()

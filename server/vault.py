@@ -9,7 +9,6 @@ server's signing keys. The key file is created on first use with mode 0600.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import secrets
@@ -82,7 +81,7 @@ class Vault:
         self._aead = AESGCM(_derive(master_key, b"certbound at-rest encryption v1"))
 
     def hash_secret(self, secret: str) -> bytes:
-        return hmac.new(self._hmac_key, secret.encode("utf-8"), hashlib.sha256).digest()
+        return hmac.digest(self._hmac_key, secret.encode("utf-8"), "sha256")
 
     def verify_secret(self, secret: str, expected_hash: bytes) -> bool:
         """Constant-time comparison of a presented secret with a stored hash."""

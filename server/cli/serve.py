@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from typing import Any
 
 from server.cli.common import add_setting_flags, settings_from_args
-from server.runtime import run_server
+from server.workers import serve
 
 __all__ = ["register"]
 
@@ -23,9 +22,5 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     configure_logging(settings.log_level)
-    if settings.workers != 1:
-        from server.errors import ConfigError
-
-        raise ConfigError("--workers greater than 1 is not supported yet")
-    asyncio.run(run_server(settings))
+    serve(settings)
     return 0

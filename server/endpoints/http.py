@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from aiohttp import web
 
@@ -16,6 +16,7 @@ __all__ = [
     "JSON_BODY_LIMIT",
     "NO_STORE",
     "json_response",
+    "parse_form",
     "read_body",
     "read_form",
     "read_json_object",
@@ -29,8 +30,11 @@ _FORM = "application/x-www-form-urlencoded"
 
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The whole body, refusing more than `limit` bytes as received (chunked included)."""
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLargeError(f"request body is larger than {limit} bytes")
+    if request.content_length is not None:
+        if request.content_length > limit:
+            raise PayloadTooLargeError(f"request body is larger than {limit} bytes")
+        # The HTTP parser stops at Content-Length: the body cannot grow past what we checked.
+        return await request.read()
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_chunked(16384):
@@ -46,16 +50,29 @@ async def read_form(request: web.Request) -> dict[str, str]:
     parameters are refused."""
     if request.content_type != _FORM:
         raise UnsupportedMediaTypeError(f"the request body must be {_FORM}")
-    body = await read_body(request, FORM_BODY_LIMIT)
+    return parse_form(await read_body(request, FORM_BODY_LIMIT))
+
+
+def parse_form(body: bytes) -> dict[str, str]:
+    """application/x-www-form-urlencoded (WHATWG URL §5.1) as RFC 6749 reads it: a parameter
+    without a value is omitted (§3.1), a repeated one is refused (§3.2)."""
     try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=False, errors="strict")
-    except (UnicodeError, ValueError):
+        text = body.decode("utf-8")
+        form: dict[str, str] = {}
+        for pair in text.split("&"):
+            name, _, value = pair.partition("=")
+            # Decoding only what is encoded: the common token request has nothing to decode.
+            if "%" in value or "+" in value:
+                value = unquote_plus(value, errors="strict")
+            if not value:
+                continue
+            if "%" in name or "+" in name:
+                name = unquote_plus(name, errors="strict")
+            if name in form:
+                raise InvalidRequestError(f"parameter {name} is repeated")
+            form[name] = value
+    except UnicodeError:
         raise InvalidRequestError("the request body is not valid form-encoded UTF-8") from None
-    form: dict[str, str] = {}
-    for name, value in pairs:
-        if name in form:
-            raise InvalidRequestError(f"parameter {name} is repeated")
-        form[name] = value
     return form
 
 
@@ -71,9 +88,12 @@ async def read_json_object(request: web.Request, *, error: type[Exception]) -> d
     return value
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 def json_response(body: Any, *, status: int = 200, cacheable: bool = False) -> web.Response:
     return web.Response(
-        body=json.dumps(body, separators=(",", ":")).encode("utf-8"),
+        body=_COMPACT.encode(body).encode("utf-8"),
         status=status,
         content_type="application/json",
         headers=None if cacheable else NO_STORE,

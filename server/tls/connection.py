@@ -129,14 +129,19 @@ class TLSConnection:
             first = bio_read(_CHUNK)
         except SSL.WantReadError:
             return b""
-        # Most calls produce a single chunk; only bulk writes need the join.
+        if len(first) < _CHUNK:
+            # A short read drained the BIO: no second call, and no WantReadError to pay for.
+            return first
         chunks = [first]
         try:
             while True:
-                chunks.append(bio_read(_CHUNK))
+                chunk = bio_read(_CHUNK)
+                chunks.append(chunk)
+                if len(chunk) < _CHUNK:
+                    break
         except SSL.WantReadError:
             pass
-        return first if len(chunks) == 1 else b"".join(chunks)
+        return b"".join(chunks)
 
     def start_close(self) -> None:
         """Queue a close_notify alert for :meth:`data_to_send`.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import time
 
@@ -187,7 +188,7 @@ def forge(server: CertboundTestServer, claims: dict[str, object], *, kid: str | 
     """A JWT signed by a key that is not the server's, optionally claiming the server's kid."""
     key = SigningKey.from_private_key(ec.generate_private_key(ec.SECP256R1()), "ES256", 0)
     if kid is not None:
-        key = SigningKey(kid, key.alg, key.private_key, {**key.jwk, "kid": kid}, 0, None)
+        key = dataclasses.replace(key, kid=kid, jwk={**key.jwk, "kid": kid})
     return key.encode_jwt(key.header_b64("at+jwt"), claims)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import secrets
 import ssl
@@ -183,7 +184,7 @@ async def test_expiry_and_nbf_within_the_leeway_pass(authorization_server, verif
 
 
 def forged_with_published_kid(scripted: ScriptedAS) -> str:
-    forger = SigningKey(scripted.key.kid, "ES256", new_key().private_key, scripted.key.jwk, 0, None)
+    forger = dataclasses.replace(new_key(), kid=scripted.key.kid, jwk=scripted.key.jwk)
     return forger.encode_jwt(forger.header_b64("at+jwt"), scripted.claims())
 
 
