@@ -188,7 +188,7 @@ class Servers:
             raise BenchError(f"oidc-provider did not start:\n{result.stdout}{result.stderr}")
         print(f"   {result.stdout.strip()}", flush=True)
 
-    def start_certbound(self, cb_dir: Path, pki: Path, port: int, lifetime: int) -> None:
+    def start_certbound(self, cb_dir: Path, pki: Path, port: int, lifetime: int, workers: int = 1) -> None:
         cmd = [
             "timeout",
             str(lifetime),
@@ -213,6 +213,7 @@ class Servers:
             str(TOKEN_LIFETIME),
             "--drain-timeout",
             "2",
+            *(["--workers", str(workers)] if workers != 1 else []),
         ]
         print(f"== starting certbound on 127.0.0.1:{port}", flush=True)
         ready = cb_dir / "stdout.log"
@@ -656,7 +657,11 @@ def _version(cmd: Sequence[str], cwd: Path = ROOT) -> str:
     return (result.stdout.strip() or result.stderr.strip()).splitlines()[0] if result.returncode == 0 else "?"
 
 
-def _environment(work: Path, defaults: dict[str, Any], reps: int) -> list[str]:
+def _processes(workers: int) -> str:
+    return "1 process" if workers == 1 else f"--workers {workers}: {workers} worker processes + supervisor"
+
+
+def _environment(work: Path, defaults: dict[str, Any], reps: int, workers: int) -> list[str]:
     commit = _version(["git", "describe", "--always", "--dirty"])
     node = _version(["node", "--version"])
     op_version = _version(
@@ -666,8 +671,8 @@ def _environment(work: Path, defaults: dict[str, Any], reps: int) -> list[str]:
     ab = f"ab {ab_version.group(1) if ab_version else '?'}"
     load = " ".join(f"{value:.2f}" for value in os.getloadavg())
     return [
-        f"- certbound `{commit}` (Python {sys.version.split()[0]}, 1 process) vs oidc-provider {op_version} "
-        f"on Node {node} (1 process, `op1`); {ab}",
+        f"- certbound `{commit}` (Python {sys.version.split()[0]}, {_processes(workers)}) vs "
+        f"oidc-provider {op_version} on Node {node} (1 process, `op1`); {ab}",
         f"- load: {defaults['conns']} connections closed loop, {defaults['warmup']} s warm-up + "
         f"{defaults['duration']} s measured, {reps} rep(s), scenarios interleaved, server order alternating "
         "per rep; medians (min-max)",
@@ -689,6 +694,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, help="measured seconds per run (anchor default 12)")
     parser.add_argument("--warmup", type=float, help="warm-up seconds per run (anchor default 3)")
     parser.add_argument("--port", type=int, default=CB_PORT, help=f"certbound's port (default {CB_PORT})")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="certbound serve --workers N (default 1, like op1's one process)",
+    )
     parser.add_argument("--anchor", type=Path, default=DEFAULT_ANCHOR, help="the shared anchor (read only)")
     parser.add_argument(
         "--workdir", type=Path, default=DEFAULT_WORKDIR, help="git-ignored copy of the anchor"
@@ -698,8 +709,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.reps = 1 if args.quick else 3
     if args.quick and args.duration is None:
         args.duration = 5.0
-    if args.reps < 1:
-        parser.error("--reps must be >= 1")
+    if args.reps < 1 or args.workers < 1:
+        parser.error("--reps and --workers must be >= 1")
     return args
 
 
@@ -759,7 +770,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     outcomes = {base["name"]: Outcome(base["name"]) for base in bases}
     try:
         servers.start_oidc_provider(lifetime)
-        servers.start_certbound(cb_dir, pki, cb.port, lifetime)
+        servers.start_certbound(cb_dir, pki, cb.port, lifetime, args.workers)
         wanted = {client_of(base) for base in bases}
         refused = register_clients(cb_dir, client_specs(pki, bases), wanted)
         pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
@@ -808,7 +819,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         servers.stop()
 
     lines = [f"# certbound vs oidc-provider, {time.strftime('%Y-%m-%d %H:%M:%S')}", ""]
-    lines += _environment(work, defaults, args.reps)
+    lines += _environment(work, defaults, args.reps, args.workers)
     lines += ["", *_render(list(outcomes.values()), cb), ""]
     other = [value for o in outcomes.values() for value in (*o.op.other_cpu, *o.cb.other_cpu)]
     if other and statistics.median(other) > _BUSY_OTHER_CPU:
