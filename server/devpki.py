@@ -3,8 +3,9 @@
 Never for production: the CA keys sit next to the certificates. Files written into `out`:
 server-ca.pem (trust this to reach the server), server.pem/server.key (localhost, 127.0.0.1, ::1),
 client-ca.pem (pass to --client-ca), client1.pem/.key and client2.pem/.key (issued by the client CA,
-`CN=client1,O=certbound dev` with SAN DNS client1.certbound.test), selfsigned.pem/.key (a
-self-signed client certificate for self_signed_tls_client_auth).
+subject exactly `CN=client1,O=certbound dev` with SAN DNS client1.certbound.test, so the README's
+`--subject-dn` example matches), selfsigned.pem/.key (a self-signed client certificate for
+self_signed_tls_client_auth).
 """
 
 from __future__ import annotations
@@ -55,27 +56,44 @@ def _write(path: Path, data: bytes, *, private: bool = False) -> None:
         handle.write(data)
 
 
-def _self_signed(common_name: str) -> tuple[bytes, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name(
+def _client_name(common_name: str) -> x509.Name:
+    # RFC 4514 writes the most specific RDN first: this is "CN=<name>,O=certbound dev".
+    return x509.Name(
         [
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, _ORG),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
         ]
     )
+
+
+def _client_certificate(
+    common_name: str, issuer: x509.Certificate | None, issuer_key: ec.EllipticCurvePrivateKey | None
+) -> tuple[bytes, bytes]:
+    """A client certificate with a predictable subject (trustme adds a random OU), issued by
+    `issuer`, or self-signed when there is none."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = _client_name(common_name)
+    signer = issuer_key or key
     now = datetime.datetime.now(datetime.UTC)
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
-        .issuer_name(name)
+        .issuer_name(issuer.subject if issuer is not None else name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(hours=1))
         .not_valid_after(now + datetime.timedelta(days=365))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .sign(key, hashes.SHA256())
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(f"{common_name}.certbound.test")]), critical=False
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False
+        )
     )
+    cert = builder.sign(signer, hashes.SHA256())
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -93,12 +111,16 @@ def write_dev_pki(out: Path) -> DevPKI:
 
     client_ca = trustme.CA(organization_name=_ORG)
     _write(out / "client-ca.pem", client_ca.cert_pem.bytes())
+    ca_cert = x509.load_pem_x509_certificate(client_ca.cert_pem.bytes())
+    ca_key = serialization.load_pem_private_key(client_ca.private_key_pem.bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise TypeError("trustme's CA key is expected to be ECDSA")
     for name in ("client1", "client2"):
-        leaf = client_ca.issue_cert(f"{name}.certbound.test", common_name=name, organization_name=_ORG)
-        _write(out / f"{name}.pem", b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
-        _write(out / f"{name}.key", leaf.private_key_pem.bytes(), private=True)
+        cert_pem, key_pem = _client_certificate(name, ca_cert, ca_key)
+        _write(out / f"{name}.pem", cert_pem)
+        _write(out / f"{name}.key", key_pem, private=True)
 
-    cert_pem, key_pem = _self_signed("selfsigned")
+    cert_pem, key_pem = _client_certificate("selfsigned", None, None)
     _write(out / "selfsigned.pem", cert_pem)
     _write(out / "selfsigned.key", key_pem, private=True)
     return DevPKI(out)
