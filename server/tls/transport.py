@@ -191,12 +191,17 @@ class TLSServerProtocol(asyncio.Protocol):
         except TLSError as exc:
             self._fail(exc)
             return
-        outgoing = tls.data_to_send()
-        if outgoing:
-            self._raw.write(outgoing)
+        app_transport = self._app_transport
+        if app_transport is None or handshake_completed or closed:
+            # Handshake flights, session tickets and alerts. Once established, reading application
+            # data queues nothing that cannot wait for our next write (a KeyUpdate reply, say), so
+            # the hot path skips a BIO read that would end in WantReadError.
+            outgoing = tls.data_to_send()
+            if outgoing:
+                self._raw.write(outgoing)
         if handshake_completed:
             self._start_application()
-        app_transport = self._app_transport
+            app_transport = self._app_transport
         # Nothing is delivered once the application (or a failure) closed the transport.
         if app_transport is None or app_transport._closing:
             return
