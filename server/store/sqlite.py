@@ -3,12 +3,24 @@
 WAL mode so readers never wait for the writer; `busy_timeout` so several processes can share one
 file; the schema is versioned with `PRAGMA user_version` and migrated forward on open. Writes that
 must be atomic across processes use `BEGIN IMMEDIATE` or a single conditional statement.
+
+Two rules keep writes safe when several workers share the file:
+- Every write holds `_write_lock`: the connection is shared by all of this process's coroutines,
+  and a statement run while another coroutine's transaction is open would join (and could be
+  rolled back with) that transaction.
+- A single-statement write is retried when SQLite answers "database is locked" at once: in WAL
+  mode an autocommit write whose read snapshot went stale (another process committed in between)
+  fails with SQLITE_BUSY_SNAPSHOT without consulting the busy handler; a retry takes a fresh
+  snapshot. `BEGIN IMMEDIATE` takes the write lock up front, so the busy handler covers it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +84,9 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
+#: How long a single-statement write keeps retrying SQLite's immediate "busy" answers.
+_WRITE_RETRY_SECONDS = 10.0
+
 _CLIENT_COLUMNS = (
     "client_id, metadata, client_id_issued_at, secret_hash, secret_ciphertext, "
     "secret_expires_at, registration_token_hash"
@@ -113,6 +128,7 @@ class SQLiteStore:
     def __init__(self, path: str) -> None:
         self._path = path
         self._db: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -129,6 +145,41 @@ class SQLiteStore:
         if self._db is None:
             raise StoreError("store is not open")
         return self._db
+
+    async def _fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        """A read in one call: a cursor left open across an await would keep a read transaction
+        open that this process's next write would run inside (and fail with a stale snapshot)."""
+        return list(await self.db.execute_fetchall(sql, tuple(params)))
+
+    async def _fetch_one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+        rows = await self._fetch_all(sql, params)
+        return rows[0] if rows else None
+
+    async def _write(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Cursor:
+        """One autocommit write statement (see the module docstring on retries)."""
+        async with self._write_lock:
+            deadline = asyncio.get_running_loop().time() + _WRITE_RETRY_SECONDS
+            delay = 0.001
+            while True:
+                try:
+                    return await self.db.execute(sql, tuple(params))
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or asyncio.get_running_loop().time() > deadline:
+                        raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.05)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """`BEGIN IMMEDIATE` ... `COMMIT` (or `ROLLBACK` on any exception), alone on the connection."""
+        async with self._write_lock:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+            await self.db.execute("COMMIT")
 
     async def open(self) -> None:
         if self._path != ":memory:":
@@ -148,28 +199,22 @@ class SQLiteStore:
             self._db = None
 
     async def _migrate(self) -> None:
-        await self.db.execute("BEGIN IMMEDIATE")
-        try:
-            async with self.db.execute("PRAGMA user_version") as cursor:
+        async with self._transaction() as db:
+            async with db.execute("PRAGMA user_version") as cursor:
                 row = await cursor.fetchone()
             version = row[0] if row else 0
             if version > len(MIGRATIONS):
                 raise StoreError(f"database schema v{version} is newer than this certbound")
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 for statement in filter(str.strip, script.split(";")):
-                    await self.db.execute(statement)
-                await self.db.execute(f"PRAGMA user_version = {number}")
-            await self.db.execute("COMMIT")
-        except BaseException:
-            await self.db.execute("ROLLBACK")
-            raise
+                    await db.execute(statement)
+                await db.execute(f"PRAGMA user_version = {number}")
 
     # clients
     async def get_client(self, client_id: str) -> Client | None:
-        async with self.db.execute(
+        row = await self._fetch_one(
             f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE client_id = ?", (client_id,)
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         return _client_from_row(row) if row else None
 
     async def list_clients(
@@ -182,13 +227,12 @@ class SQLiteStore:
             params.append(auth_method)
         sql += " ORDER BY client_id LIMIT ?"
         params.append(limit)
-        async with self.db.execute(sql, params) as cursor:
-            rows = await cursor.fetchall()
+        rows = await self._fetch_all(sql, params)
         return [_client_from_row(row) for row in rows]
 
     async def create_client(self, client: Client) -> None:
         try:
-            await self.db.execute(
+            await self._write(
                 f"INSERT INTO clients ({_CLIENT_COLUMNS}, auth_method) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 _client_values(client),
             )
@@ -197,7 +241,7 @@ class SQLiteStore:
 
     async def update_client(self, client: Client) -> bool:
         values = _client_values(client)
-        cursor = await self.db.execute(
+        cursor = await self._write(
             "UPDATE clients SET metadata = ?, client_id_issued_at = ?, secret_hash = ?, "
             "secret_ciphertext = ?, secret_expires_at = ?, registration_token_hash = ?, "
             "auth_method = ? WHERE client_id = ?",
@@ -206,68 +250,51 @@ class SQLiteStore:
         return cursor.rowcount > 0
 
     async def delete_client(self, client_id: str) -> bool:
-        await self.db.execute("BEGIN IMMEDIATE")
-        try:
-            await self.db.execute("DELETE FROM reference_tokens WHERE client_id = ?", (client_id,))
-            cursor = await self.db.execute("DELETE FROM clients WHERE client_id = ?", (client_id,))
-            await self.db.execute("COMMIT")
-        except BaseException:
-            await self.db.execute("ROLLBACK")
-            raise
+        async with self._transaction() as db:
+            await db.execute("DELETE FROM reference_tokens WHERE client_id = ?", (client_id,))
+            cursor = await db.execute("DELETE FROM clients WHERE client_id = ?", (client_id,))
         return cursor.rowcount > 0
 
     # signing keys
     async def list_signing_keys(self) -> list[SigningKeyRecord]:
-        async with self.db.execute(
+        rows = await self._fetch_all(
             "SELECT kid, alg, private_key_ciphertext, created_at, retired_at FROM signing_keys "
             "ORDER BY created_at DESC, kid"
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         return [SigningKeyRecord(*row) for row in rows]
 
-    async def _insert_key(self, key: SigningKeyRecord) -> None:
-        await self.db.execute(
+    @staticmethod
+    async def _insert_key(db: aiosqlite.Connection, key: SigningKeyRecord) -> None:
+        await db.execute(
             "INSERT INTO signing_keys (kid, alg, private_key_ciphertext, created_at, retired_at) "
             "VALUES (?, ?, ?, ?, NULL)",
             (key.kid, key.alg, key.private_key_ciphertext, key.created_at),
         )
 
     async def add_signing_key(self, key: SigningKeyRecord, *, retire_others_at: int) -> None:
-        await self.db.execute("BEGIN IMMEDIATE")
-        try:
-            await self.db.execute(
+        async with self._transaction() as db:
+            await db.execute(
                 "UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL", (retire_others_at,)
             )
-            await self._insert_key(key)
-            await self.db.execute("COMMIT")
-        except BaseException:
-            await self.db.execute("ROLLBACK")
-            raise
+            await self._insert_key(db, key)
 
     async def add_first_signing_key(self, key: SigningKeyRecord) -> bool:
-        await self.db.execute("BEGIN IMMEDIATE")
-        try:
-            async with self.db.execute(
-                "SELECT 1 FROM signing_keys WHERE retired_at IS NULL LIMIT 1"
-            ) as cursor:
+        async with self._transaction() as db:
+            async with db.execute("SELECT 1 FROM signing_keys WHERE retired_at IS NULL LIMIT 1") as cursor:
                 exists = await cursor.fetchone() is not None
             if not exists:
-                await self._insert_key(key)
-            await self.db.execute("COMMIT")
-        except BaseException:
-            await self.db.execute("ROLLBACK")
-            raise
+                await self._insert_key(db, key)
         return not exists
 
     async def delete_signing_keys_retired_before(self, timestamp: int) -> int:
-        cursor = await self.db.execute(
+        cursor = await self._write(
             "DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < ?", (timestamp,)
         )
         return cursor.rowcount
 
     # assertion replay
     async def record_assertion_jti(self, client_id: str, jti: str, expires_at: int) -> bool:
-        cursor = await self.db.execute(
+        cursor = await self._write(
             "INSERT OR IGNORE INTO assertion_jtis (client_id, jti, expires_at) VALUES (?, ?, ?)",
             (client_id, jti, expires_at),
         )
@@ -276,13 +303,13 @@ class SQLiteStore:
     async def purge_expired(self, now: int) -> int:
         removed = 0
         for table in ("assertion_jtis", "reference_tokens", "revoked_jwts"):
-            cursor = await self.db.execute(f"DELETE FROM {table} WHERE expires_at < ?", (now,))
+            cursor = await self._write(f"DELETE FROM {table} WHERE expires_at < ?", (now,))
             removed += cursor.rowcount
         return removed
 
     # reference tokens and revocation
     async def save_reference_token(self, token: ReferenceToken) -> None:
-        await self.db.execute(
+        await self._write(
             f"INSERT INTO reference_tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 token.token_hash,
@@ -300,10 +327,9 @@ class SQLiteStore:
         )
 
     async def get_reference_token(self, token_hash: bytes) -> ReferenceToken | None:
-        async with self.db.execute(
+        row = await self._fetch_one(
             f"SELECT {_TOKEN_COLUMNS} FROM reference_tokens WHERE token_hash = ?", (token_hash,)
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         if row is None:
             return None
         return ReferenceToken(
@@ -321,17 +347,16 @@ class SQLiteStore:
         )
 
     async def revoke_reference_token(self, token_hash: bytes) -> bool:
-        cursor = await self.db.execute(
+        cursor = await self._write(
             "UPDATE reference_tokens SET revoked = 1 WHERE token_hash = ?", (token_hash,)
         )
         return cursor.rowcount > 0
 
     async def revoke_jwt(self, jti: str, client_id: str, expires_at: int) -> None:
-        await self.db.execute(
+        await self._write(
             "INSERT OR IGNORE INTO revoked_jwts (jti, client_id, expires_at) VALUES (?, ?, ?)",
             (jti, client_id, expires_at),
         )
 
     async def is_jwt_revoked(self, jti: str) -> bool:
-        async with self.db.execute("SELECT 1 FROM revoked_jwts WHERE jti = ?", (jti,)) as cursor:
-            return await cursor.fetchone() is not None
+        return await self._fetch_one("SELECT 1 FROM revoked_jwts WHERE jti = ?", (jti,)) is not None

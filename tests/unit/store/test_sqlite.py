@@ -124,3 +124,39 @@ def test_sqlite_urls() -> None:
     assert SQLiteStore.from_url("sqlite://:memory:")._path == ":memory:"
     assert SQLiteStore.from_url("sqlite:///data/x.db")._path == "data/x.db"
     assert SQLiteStore.from_url("sqlite:////abs/x.db")._path == "/abs/x.db"
+
+
+async def test_two_connections_writing_at_once_never_fail(tmp_path: Path) -> None:
+    """Two workers on one file: WAL answers a stale autocommit write with an immediate "database is
+    locked" (no busy handler); the store must absorb that, never surface it as an error."""
+    path = str(tmp_path / "shared.db")
+    first, second = SQLiteStore(path), SQLiteStore(path)
+    await first.open()
+    await second.open()
+
+    async def hammer(store: SQLiteStore, prefix: str) -> list[bool]:
+        return [await store.record_assertion_jti("c", f"{prefix}{n}", 10**10) for n in range(300)]
+
+    async def transactions(store: SQLiteStore) -> None:
+        for n in range(30):
+            await store.add_signing_key(SigningKeyRecord(f"k{n}", "ES256", b"c", n), retire_others_at=n)
+
+    async def reads(store: SQLiteStore) -> None:
+        # A read left open across an await used to let this process's writes run inside it.
+        for _ in range(100):
+            await store.list_signing_keys()
+            await store.get_client("c")
+
+    results = await asyncio.gather(
+        hammer(first, "a"),
+        hammer(second, "b"),
+        hammer(first, "c"),
+        transactions(second),
+        reads(first),
+        reads(second),
+    )
+    assert all(results[0])
+    assert all(results[1])
+    assert all(results[2])
+    await first.close()
+    await second.close()
