@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+BENCH_ARGS ?= --workers 2
 
 .PHONY: run test lint typecheck unit certs bench clean
 
@@ -32,8 +33,9 @@ typecheck: $(STAMP)
 test: $(STAMP) certs/server.pem lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP) certs/server.pem
-	$(BIN)/python scripts/bench_anchor.py
+# certbound vs node-oidc-provider in one run (scripts/README.md); e.g. make bench BENCH_ARGS="--quick"
+bench: $(STAMP)
+	$(BIN)/python scripts/bench_anchor.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache

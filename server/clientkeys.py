@@ -39,6 +39,7 @@ from joserfc.jwk import JWKRegistry, Key, OctKey, RSAKey
 from server.config import Settings
 from server.errors import ConfigError, InvalidClientError, InvalidClientMetadataError
 from server.models import Client
+from server.pki.spki import registered_key_ders
 from server.vault import Vault
 
 __all__ = [
@@ -255,6 +256,7 @@ class ClientKeyResolver:
         self._max_entries = max_entries
         self._cache: dict[str, _Cached] = {}
         self._secrets: dict[str, tuple[bytes, OctKey]] = {}
+        self._spki: dict[int, tuple[list[Key], frozenset[bytes]]] = {}
         self._failures: dict[str, _Failure] = {}
         self._inflight: dict[tuple[str, str], asyncio.Task[list[Key]]] = {}
         self._session: aiohttp.ClientSession | None = None
@@ -270,6 +272,17 @@ class ClientKeyResolver:
         if isinstance(uri, str):
             return await self._remote_keys(client.client_id, uri, refresh=refresh)
         raise InvalidClientError("client has registered neither jwks nor jwks_uri")
+
+    async def public_key_ders(self, client: Client, *, refresh: bool = False) -> frozenset[bytes]:
+        """The DER SubjectPublicKeyInfo of each of the client's keys (self_signed_tls_client_auth
+        compares these), computed once per key set rather than once per request."""
+        keys = await self.keys_for(client, refresh=refresh)
+        memo = self._spki.get(id(keys))
+        if memo is None or memo[0] is not keys:  # keyed by identity; holding `keys` pins the id
+            if len(self._spki) >= self._max_entries:
+                self._spki.clear()
+            memo = self._spki[id(keys)] = (keys, registered_key_ders(keys))
+        return memo[1]
 
     def hmac_key_for(self, client: Client, vault: Vault) -> OctKey:
         """client_secret_jwt: the client's secret as an HMAC key, decrypted and decoded once per

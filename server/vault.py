@@ -74,14 +74,19 @@ def _derive(master_key: bytes, purpose: bytes) -> bytes:
 class Vault:
     """Keyed hashing and authenticated encryption under subkeys of one master key."""
 
-    __slots__ = ("_aead", "_hmac_key")
+    __slots__ = ("_aead", "_hmac_keyed")
 
     def __init__(self, master_key: bytes) -> None:
-        self._hmac_key = _derive(master_key, b"certbound client secret hmac v1")
+        # Keyed once and copied per use: OpenSSL 3 makes a one-shot HMAC set up its MAC each time.
+        self._hmac_keyed = hmac.new(
+            _derive(master_key, b"certbound client secret hmac v1"), digestmod="sha256"
+        )
         self._aead = AESGCM(_derive(master_key, b"certbound at-rest encryption v1"))
 
     def hash_secret(self, secret: str) -> bytes:
-        return hmac.digest(self._hmac_key, secret.encode("utf-8"), "sha256")
+        mac = self._hmac_keyed.copy()
+        mac.update(secret.encode("utf-8"))
+        return mac.digest()
 
     def verify_secret(self, secret: str, expected_hash: bytes) -> bool:
         """Constant-time comparison of a presented secret with a stored hash."""

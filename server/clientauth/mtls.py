@@ -34,7 +34,7 @@ from server.context import ServerContext
 from server.errors import InvalidClientError, InvalidClientMetadataError
 from server.models import Client
 from server.pki.rejection import CertificateRejected
-from server.pki.spki import certificate_key_registered, jwk_certificate, public_key_der
+from server.pki.spki import certificate_key_der, jwk_certificate, public_key_der
 from server.pki.subject import registered_subject, subject_matches
 from server.tls.peer import PeerCertificates
 
@@ -125,13 +125,13 @@ class SelfSignedTlsClientAuth:
 
     async def verify(self, presented: PresentedCredentials, client: Client, context: ServerContext) -> None:
         peer = _require_certificate(self.name, presented, client)
-        keys = await context.client_keys.keys_for(client)
-        if certificate_key_registered(peer.leaf, keys):
+        key = certificate_key_der(peer.leaf)
+        if key is not None and key in await context.client_keys.public_key_ders(client):
             return
-        if client.metadata.get("jwks_uri") is not None:
-            keys = await context.client_keys.keys_for(client, refresh=True)
-            if certificate_key_registered(peer.leaf, keys):
-                return
+        # A jwks_uri may have gained the key since we cached it: one refetch (with its cooldown).
+        refetch = key is not None and client.metadata.get("jwks_uri") is not None
+        if refetch and key in await context.client_keys.public_key_ders(client, refresh=True):
+            return
         _refuse(
             self.name, client, peer, "the certificate's public key is not one of the client's registered keys"
         )

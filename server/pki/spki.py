@@ -12,13 +12,20 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterable
+from functools import lru_cache
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from joserfc.jwk import Key
 
-__all__ = ["certificate_key_registered", "jwk_certificate", "public_key_der"]
+__all__ = [
+    "certificate_key_der",
+    "certificate_key_registered",
+    "jwk_certificate",
+    "public_key_der",
+    "registered_key_ders",
+]
 
 _ASYMMETRIC = (
     rsa.RSAPublicKey,
@@ -57,7 +64,19 @@ def _jwk_key_der(jwk: Key) -> bytes | None:
     return public_key_der(cert.public_key() if cert is not None else jwk.public_key)
 
 
+def registered_key_ders(keys: Iterable[Key]) -> frozenset[bytes]:
+    """The DER SubjectPublicKeyInfo of every usable key in a client's JWK Set."""
+    return frozenset(der for der in map(_jwk_key_der, keys) if der is not None)
+
+
+@lru_cache(maxsize=4096)
+def certificate_key_der(cert: x509.Certificate) -> bytes | None:
+    """The certificate's public key as DER SubjectPublicKeyInfo; cached, because keep-alive
+    requests present the same certificate object again and again."""
+    return public_key_der(cert.public_key())
+
+
 def certificate_key_registered(cert: x509.Certificate, keys: Iterable[Key]) -> bool:
     """Whether the certificate's public key is one of `keys`."""
-    presented = public_key_der(cert.public_key())
-    return presented is not None and any(_jwk_key_der(jwk) == presented for jwk in keys)
+    presented = certificate_key_der(cert)
+    return presented is not None and presented in registered_key_ders(keys)
