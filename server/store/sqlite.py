@@ -17,12 +17,13 @@ Two rules keep writes safe when several workers share the file:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -86,6 +87,10 @@ MIGRATIONS: tuple[str, ...] = (
 
 #: How long a single-statement write keeps retrying SQLite's immediate "busy" answers.
 _WRITE_RETRY_SECONDS = 10.0
+#: Assertion jtis inserted by one statement at most (3 bound parameters each; SQLite allows 32766).
+_JTI_BATCH = 500
+
+_T = TypeVar("_T")
 
 _CLIENT_COLUMNS = (
     "client_id, metadata, client_id_issued_at, secret_hash, secret_ciphertext, "
@@ -129,6 +134,8 @@ class SQLiteStore:
         self._path = path
         self._db: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self._pending_jtis: list[tuple[str, str, int, asyncio.Future[bool]]] = []
+        self._jti_writers: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak refs
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -158,16 +165,21 @@ class SQLiteStore:
     async def _write(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Cursor:
         """One autocommit write statement (see the module docstring on retries)."""
         async with self._write_lock:
-            deadline = asyncio.get_running_loop().time() + _WRITE_RETRY_SECONDS
-            delay = 0.001
-            while True:
-                try:
-                    return await self.db.execute(sql, tuple(params))
-                except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) or asyncio.get_running_loop().time() > deadline:
-                        raise
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.05)
+            return await self._retrying(self.db.execute, sql, tuple(params))
+
+    async def _retrying(
+        self, call: Callable[[str, tuple[Any, ...]], Awaitable[_T]], sql: str, params: tuple[Any, ...]
+    ) -> _T:
+        deadline = asyncio.get_running_loop().time() + _WRITE_RETRY_SECONDS
+        delay = 0.001
+        while True:
+            try:
+                return await call(sql, params)
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or asyncio.get_running_loop().time() > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -294,11 +306,49 @@ class SQLiteStore:
 
     # assertion replay
     async def record_assertion_jti(self, client_id: str, jti: str, expires_at: int) -> bool:
-        cursor = await self._write(
-            "INSERT OR IGNORE INTO assertion_jtis (client_id, jti, expires_at) VALUES (?, ?, ?)",
-            (client_id, jti, expires_at),
-        )
-        return cursor.rowcount == 1
+        """Group commit: requests that arrive while a write is in progress are inserted together in
+        one statement, so a burst of assertions costs one commit, not one each."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending_jtis.append((client_id, jti, expires_at, future))
+        if len(self._pending_jtis) == 1:
+            self._start_jti_writer()
+        return await future
+
+    def _start_jti_writer(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._insert_pending_jtis())
+        self._jti_writers.add(task)
+        task.add_done_callback(self._jti_writers.discard)
+
+    async def _insert_pending_jtis(self) -> None:
+        async with self._write_lock:
+            batch, self._pending_jtis = self._pending_jtis[:_JTI_BATCH], self._pending_jtis[_JTI_BATCH:]
+            if self._pending_jtis:
+                self._start_jti_writer()
+            rows = [(client_id, jti, expires_at) for client_id, jti, expires_at, _ in batch]
+            sql = (
+                "INSERT OR IGNORE INTO assertion_jtis (client_id, jti, expires_at) VALUES "
+                + ", ".join(["(?, ?, ?)"] * len(rows))
+                + " RETURNING client_id, jti"
+            )
+            try:
+                # RETURNING lists exactly the rows this statement inserted (SQLite >= 3.35).
+                inserted = {
+                    (row[0], row[1])
+                    for row in await self._retrying(
+                        self.db.execute_fetchall, sql, tuple(itertools.chain(*rows))
+                    )
+                }
+            except Exception as exc:
+                for *_, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                return
+        for client_id, jti, _, future in batch:
+            fresh = (client_id, jti) in inserted
+            # The same jti twice in one batch: the first one won, every other copy is a replay.
+            inserted.discard((client_id, jti))
+            if not future.done():
+                future.set_result(fresh)
 
     async def purge_expired(self, now: int) -> int:
         removed = 0

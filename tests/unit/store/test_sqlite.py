@@ -160,3 +160,21 @@ async def test_two_connections_writing_at_once_never_fail(tmp_path: Path) -> Non
     assert all(results[2])
     await first.close()
     await second.close()
+
+
+async def test_a_burst_of_jtis_is_committed_together_and_each_answered(store: Store) -> None:
+    jtis = [f"j{n % 50}" for n in range(200)]  # every jti four times, in one burst
+    results = await asyncio.gather(*(store.record_assertion_jti("c", jti, 10**10) for jti in jtis))
+    for jti in set(jtis):
+        assert [ok for name, ok in zip(jtis, results, strict=True) if name == jti].count(True) == 1
+    assert sum(results) == 50
+    assert not await store.record_assertion_jti("c", "j7", 10**10)
+
+
+async def test_a_failed_jti_write_fails_every_waiting_request(tmp_path: Path) -> None:
+    sqlite = SQLiteStore(str(tmp_path / "x.db"))
+    await sqlite.open()
+    await sqlite.db.execute("DROP TABLE assertion_jtis")
+    with pytest.raises(Exception, match="assertion_jtis"):
+        await asyncio.gather(*(sqlite.record_assertion_jti("c", f"j{n}", 10**10) for n in range(5)))
+    await sqlite.close()
