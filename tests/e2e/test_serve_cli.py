@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -179,3 +180,22 @@ def test_certs_dev_prints_the_files_it_wrote(tmp_path: Path) -> None:
     assert expected | {"client2.pem", "selfsigned.pem", "selfsigned.key"} <= printed
     for name in printed:
         assert (tmp_path / "pki" / name).stat().st_size > 0
+
+
+def test_a_running_server_publishes_a_rotated_key_within_30_seconds(pki: Path, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/certbound.db"
+    port = free_port()
+    with ServerProcess(*serve_args(pki, db, port)) as server:
+        _, before = https_json(server.url + "/jwks", pki / "server-ca.pem")
+        rotated = run_cli("keys", "rotate", "--db", db)
+        assert rotated.returncode == 0, rotated.stderr
+        new_kid = rotated.stdout.strip()
+        deadline = time.monotonic() + 30
+        kids: set[str] = set()
+        while time.monotonic() < deadline and new_kid not in kids:
+            time.sleep(1)
+            _, jwks = https_json(server.url + "/jwks", pki / "server-ca.pem")
+            kids = {key["kid"] for key in jwks["keys"]}
+        assert new_kid in kids
+        assert {key["kid"] for key in before["keys"]} <= kids  # the old key stays published
+        server.stop()
