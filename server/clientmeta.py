@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from server.clientkeys import parse_jwks, validate_jwks_uri
 from server.config import Settings
 from server.errors import InvalidClientMetadataError, InvalidRedirectUriError
+from server.jose import JWS_SIGNING_ALGS
 from server.models import MTLS_METHODS
 
 __all__ = [
@@ -45,21 +46,7 @@ KNOWN_AUTH_METHODS = frozenset(
 )
 
 #: `token_endpoint_auth_signing_alg` values a client may register (SPEC §5); `none` never.
-CLIENT_SIGNING_ALGS = (
-    "HS256",
-    "HS384",
-    "HS512",
-    "RS256",
-    "RS384",
-    "RS512",
-    "PS256",
-    "PS384",
-    "PS512",
-    "ES256",
-    "ES384",
-    "ES512",
-    "EdDSA",
-)
+CLIENT_SIGNING_ALGS = JWS_SIGNING_ALGS
 
 #: Members the server issues (RFC 7591 §3.2.1, RFC 7592 §3); never stored as client metadata.
 SERVER_ASSIGNED = (

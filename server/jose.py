@@ -13,7 +13,34 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-__all__ = ["b64url_decode", "b64url_encode", "json_compact", "public_jwk", "rfc7638_thumbprint"]
+__all__ = [
+    "JWS_ASYMMETRIC_ALGS",
+    "JWS_HMAC_ALGS",
+    "JWS_SIGNING_ALGS",
+    "b64url_decode",
+    "b64url_encode",
+    "json_compact",
+    "public_jwk",
+    "rfc7638_thumbprint",
+]
+
+#: RFC 7518 §3.1 MACs a client may authenticate with (client_secret_jwt).
+JWS_HMAC_ALGS: tuple[str, ...] = ("HS256", "HS384", "HS512")
+#: RFC 7518 §3.1 and RFC 8037 signatures a client may authenticate with (private_key_jwt).
+JWS_ASYMMETRIC_ALGS: tuple[str, ...] = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+)
+#: Every client signing algorithm (SPEC §5); `none` is never among them.
+JWS_SIGNING_ALGS: tuple[str, ...] = JWS_HMAC_ALGS + JWS_ASYMMETRIC_ALGS
 
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 

@@ -24,7 +24,7 @@ from joserfc.jws import JWSRegistry
 from server.clientkeys import MIN_RSA_BITS
 from server.config import Settings
 from server.errors import InvalidClientError
-from server.jose import b64url_decode
+from server.jose import JWS_ASYMMETRIC_ALGS, JWS_HMAC_ALGS, JWS_SIGNING_ALGS, b64url_decode
 from server.models import Client
 
 __all__ = [
@@ -41,22 +41,11 @@ __all__ = [
 #: RFC 7523 §2.2: the only `client_assertion_type` this server accepts.
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #: client_secret_jwt: MACs keyed by the client secret (OIDC Core §9).
-HMAC_ALGS: tuple[str, ...] = ("HS256", "HS384", "HS512")
+HMAC_ALGS = JWS_HMAC_ALGS
 #: private_key_jwt: signatures verified with the client's registered public keys.
-ASYMMETRIC_ALGS: tuple[str, ...] = (
-    "RS256",
-    "RS384",
-    "RS512",
-    "PS256",
-    "PS384",
-    "PS512",
-    "ES256",
-    "ES384",
-    "ES512",
-    "EdDSA",
-)
+ASYMMETRIC_ALGS = JWS_ASYMMETRIC_ALGS
 #: Published in discovery (SPEC §5); `none` is never among them.
-ASSERTION_SIGNING_ALGS: tuple[str, ...] = HMAC_ALGS + ASYMMETRIC_ALGS
+ASSERTION_SIGNING_ALGS = JWS_SIGNING_ALGS
 
 # Assertions are a few hundred bytes; anything far larger is not worth decoding.
 _MAX_ASSERTION_CHARS = 16 * 1024

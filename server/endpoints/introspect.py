@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import time
 
-from aiohttp import hdrs, web
+from aiohttp import web
 
-from server.clientauth import authenticate_client
-from server.clientcert import get_client_certificate
 from server.context import CONTEXT
-from server.endpoints.http import json_response, read_form
-from server.errors import InvalidClientError, InvalidRequestError, MethodNotAllowedError
+from server.endpoints.authenticated import read_authenticated_form
+from server.endpoints.http import json_response
+from server.errors import InvalidClientError, InvalidRequestError
 from server.tokenstate import find_token
 
 __all__ = ["introspection_endpoint"]
@@ -26,13 +25,8 @@ _INACTIVE = {"active": False}
 
 
 async def introspection_endpoint(request: web.Request) -> web.Response:
-    if request.method != hdrs.METH_POST:
-        raise MethodNotAllowedError("the introspection endpoint accepts POST only")
+    form, caller = await read_authenticated_form(request, "introspection")
     context = request.app[CONTEXT]
-    form = await read_form(request)
-    caller = await authenticate_client(
-        form, request.headers.get(hdrs.AUTHORIZATION), get_client_certificate(request), context
-    )
     if not caller.client.is_confidential:
         # RFC 7662 §2.1 wants the caller authorized; a public client proves nothing (SPEC §8).
         raise InvalidClientError("a public client cannot introspect tokens")

@@ -11,26 +11,20 @@ from __future__ import annotations
 
 import time
 
-from aiohttp import hdrs, web
+from aiohttp import web
 
-from server.clientauth import authenticate_client
-from server.clientcert import get_client_certificate
 from server.context import CONTEXT
-from server.endpoints.http import NO_STORE, read_form
-from server.errors import InvalidRequestError, MethodNotAllowedError
+from server.endpoints.authenticated import read_authenticated_form
+from server.endpoints.http import NO_STORE
+from server.errors import InvalidRequestError
 from server.tokenstate import find_token, revoke_token
 
 __all__ = ["revocation_endpoint"]
 
 
 async def revocation_endpoint(request: web.Request) -> web.Response:
-    if request.method != hdrs.METH_POST:
-        raise MethodNotAllowedError("the revocation endpoint accepts POST only")
+    form, caller = await read_authenticated_form(request, "revocation")
     context = request.app[CONTEXT]
-    form = await read_form(request)
-    caller = await authenticate_client(
-        form, request.headers.get(hdrs.AUTHORIZATION), get_client_certificate(request), context
-    )
     token = form.get("token")
     if token is None:
         raise InvalidRequestError("token is missing")

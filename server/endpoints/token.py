@@ -3,15 +3,13 @@ repeated parameters, client authentication, grant type checks, then the grant's 
 
 from __future__ import annotations
 
-from aiohttp import hdrs, web
+from aiohttp import web
 
-from server.clientauth import authenticate_client
-from server.clientcert import get_client_certificate
 from server.context import CONTEXT
-from server.endpoints.http import json_response, read_form
+from server.endpoints.authenticated import read_authenticated_form
+from server.endpoints.http import json_response
 from server.errors import (
     InvalidRequestError,
-    MethodNotAllowedError,
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
 )
@@ -21,13 +19,8 @@ __all__ = ["token_endpoint"]
 
 
 async def token_endpoint(request: web.Request) -> web.Response:
-    if request.method != hdrs.METH_POST:
-        raise MethodNotAllowedError("the token endpoint accepts POST only")
+    form, caller = await read_authenticated_form(request, "token")
     context = request.app[CONTEXT]
-    form = await read_form(request)
-    caller = await authenticate_client(
-        form, request.headers.get(hdrs.AUTHORIZATION), get_client_certificate(request), context
-    )
     grant_type = form.get("grant_type")
     if grant_type is None:
         raise InvalidRequestError("grant_type is missing")
