@@ -37,27 +37,25 @@ class Client:
     secret_ciphertext: bytes | None = None
     secret_expires_at: int = 0
     registration_token_hash: bytes | None = None
+    # Read from `metadata` once: the token endpoint asks for them on every request.
+    auth_method: str = field(init=False, compare=False)
+    grant_types: tuple[str, ...] = field(init=False, compare=False)
+    scopes: tuple[str, ...] = field(init=False, compare=False)
+    access_token_as_jwt: bool = field(init=False, compare=False)
+    #: RFC 8705 §3.4 `tls_client_certificate_bound_access_tokens`.
+    certificate_bound: bool = field(init=False, compare=False)
 
-    @property
-    def auth_method(self) -> str:
-        return str(self.metadata.get("token_endpoint_auth_method", "client_secret_basic"))
-
-    @property
-    def grant_types(self) -> tuple[str, ...]:
-        return tuple(self.metadata.get("grant_types", ()))
-
-    @property
-    def scopes(self) -> tuple[str, ...]:
-        return tuple(str(self.metadata.get("scope", "")).split())
-
-    @property
-    def access_token_as_jwt(self) -> bool:
-        return bool(self.metadata.get("access_token_as_jwt", True))
-
-    @property
-    def certificate_bound(self) -> bool:
-        """RFC 8705 §3.4 `tls_client_certificate_bound_access_tokens`."""
-        return bool(self.metadata.get("tls_client_certificate_bound_access_tokens", False))
+    def __post_init__(self) -> None:
+        metadata = self.metadata
+        derived = {
+            "auth_method": str(metadata.get("token_endpoint_auth_method", "client_secret_basic")),
+            "grant_types": tuple(metadata.get("grant_types", ())),
+            "scopes": tuple(str(metadata.get("scope", "")).split()),
+            "access_token_as_jwt": bool(metadata.get("access_token_as_jwt", True)),
+            "certificate_bound": bool(metadata.get("tls_client_certificate_bound_access_tokens", False)),
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)  # frozen: set once, here
 
     @property
     def is_confidential(self) -> bool:
