@@ -88,7 +88,11 @@ class SigningKey:
 
     def encode_jwt(self, header_b64: str, claims: dict[str, object]) -> str:
         """A compact JWS; `header_b64` is precomputed by the caller (it never changes per key)."""
-        signing_input = header_b64 + "." + b64url_encode(json_compact(claims))
+        return self.encode_jws(header_b64, json_compact(claims))
+
+    def encode_jws(self, header_b64: str, payload: bytes) -> str:
+        """A compact JWS (RFC 7515 §7.1) over an already serialized payload."""
+        signing_input = header_b64 + "." + b64url_encode(payload)
         return signing_input + "." + b64url_encode(self.sign(signing_input.encode("ascii")))
 
     def header_b64(self, typ: str) -> str:

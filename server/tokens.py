@@ -11,12 +11,13 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
+from json.encoder import encode_basestring as _json_string  # the C-accelerated one
 
 from server.keys import KeyRing
 from server.models import Client, ReferenceToken
 from server.store import Store
 
-__all__ = ["AccessTokenIssuer", "IssuedToken", "reference_token_hash"]
+__all__ = ["AccessTokenIssuer", "IssuedToken", "access_token_claims", "reference_token_hash"]
 
 _JWT_TYP = "at+jwt"  # RFC 9068 §2.1
 
@@ -26,6 +27,32 @@ class IssuedToken:
     access_token: str
     expires_in: int
     scope: str
+
+
+def access_token_claims(
+    *,
+    issuer: str,
+    subject: str,
+    client_id: str,
+    audience: str,
+    issued_at: int,
+    expires_at: int,
+    jti: str,
+    scope: str,
+    x5t_s256: str | None,
+) -> bytes:
+    """The RFC 9068 §2.2 claims (plus RFC 8705 §3.1 `cnf`) as compact JSON.
+
+    Written out rather than built as a dict and encoded: the shape never changes, and every
+    string goes through the json module's C string encoder, so escaping is exactly json.dumps's.
+    """
+    cnf = f',"cnf":{{"x5t#S256":{_json_string(x5t_s256)}}}' if x5t_s256 is not None else ""
+    return (
+        f'{{"iss":{_json_string(issuer)},"sub":{_json_string(subject)},'
+        f'"client_id":{_json_string(client_id)},"aud":{_json_string(audience)},'
+        f'"iat":{int(issued_at)},"exp":{int(expires_at)},"jti":{_json_string(jti)},'
+        f'"scope":{_json_string(scope)}{cnf}}}'
+    ).encode()
 
 
 def reference_token_hash(token: str) -> bytes:
@@ -54,19 +81,18 @@ class AccessTokenIssuer:
         expires_at = now + self._lifetime
         jti = secrets.token_urlsafe(16)
         if client.access_token_as_jwt:
-            claims: dict[str, object] = {
-                "iss": self._issuer,
-                "sub": subject,
-                "client_id": client.client_id,
-                "aud": audience,
-                "iat": now,
-                "exp": expires_at,
-                "jti": jti,
-                "scope": scope,
-            }
-            if x5t_s256 is not None:
-                claims["cnf"] = {"x5t#S256": x5t_s256}
-            token = self._keys.active.encode_jwt(self._header_b64(), claims)
+            payload = access_token_claims(
+                issuer=self._issuer,
+                subject=subject,
+                client_id=client.client_id,
+                audience=audience,
+                issued_at=now,
+                expires_at=expires_at,
+                jti=jti,
+                scope=scope,
+                x5t_s256=x5t_s256,
+            )
+            token = self._keys.active.encode_jws(self._header_b64(), payload)
         else:
             token = secrets.token_urlsafe(32)
             await self._store.save_reference_token(
