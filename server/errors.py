@@ -20,6 +20,7 @@ __all__ = [
     "InvalidScopeError",
     "InvalidTokenError",
     "MethodNotAllowedError",
+    "MissingTokenError",
     "NotFoundError",
     "OAuthError",
     "PayloadTooLargeError",
@@ -125,6 +126,10 @@ class InvalidTokenError(OAuthError):
 
     error = "invalid_token"
     status = 401
+
+
+class MissingTokenError(InvalidTokenError):
+    """RFC 6750 §3.1: a request with no bearer token at all is challenged without an error code."""
 
 
 class AccessDeniedError(OAuthError):

@@ -14,7 +14,13 @@ from aiohttp.typedefs import Handler
 
 from server.context import CONTEXT
 from server.endpoints.http import NO_STORE
-from server.errors import InvalidClientError, InvalidTokenError, MethodNotAllowedError, OAuthError
+from server.errors import (
+    InvalidClientError,
+    InvalidTokenError,
+    MethodNotAllowedError,
+    MissingTokenError,
+    OAuthError,
+)
 
 __all__ = ["error_middleware", "error_response"]
 
@@ -28,6 +34,8 @@ def error_response(exc: OAuthError) -> web.Response:
     headers = dict(NO_STORE)
     if isinstance(exc, InvalidClientError) and exc.basic_challenge:
         headers["WWW-Authenticate"] = 'Basic realm="certbound", charset="UTF-8"'
+    elif isinstance(exc, MissingTokenError):
+        headers["WWW-Authenticate"] = "Bearer"
     elif isinstance(exc, InvalidTokenError):
         # RFC 6750 §3: the description is a quoted-string; keep it to safe characters.
         safe = exc.description.replace("\\", "").replace('"', "'")

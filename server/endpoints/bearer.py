@@ -1,7 +1,8 @@
 """Bearer credentials for the registration and admin endpoints (RFC 6750 §2.1).
 
 The `Authorization: Bearer <token>` header only; a missing or wrong token is 401 `invalid_token`
-with a `WWW-Authenticate: Bearer` challenge (RFC 6750 §3), built by the error middleware.
+with a `WWW-Authenticate: Bearer` challenge (RFC 6750 §3), built by the error middleware: without
+an error code when there was no token at all (§3.1).
 """
 
 from __future__ import annotations
@@ -11,18 +12,18 @@ import hmac
 
 from aiohttp import hdrs, web
 
-from server.errors import InvalidTokenError
+from server.errors import MissingTokenError
 
 __all__ = ["StaticToken", "require_bearer_token"]
 
 
 def require_bearer_token(request: web.Request) -> str:
-    """The token of the request's `Authorization: Bearer` header; InvalidTokenError without one."""
+    """The token of the request's `Authorization: Bearer` header; MissingTokenError without one."""
     header = request.headers.get(hdrs.AUTHORIZATION, "")
     scheme, _, token = header.strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise InvalidTokenError("a bearer token is required")
+        raise MissingTokenError("a bearer token is required")
     return token
 
 
