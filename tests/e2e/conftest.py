@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
 
 from server.testing import CertboundTestServer
+from tests.assertion_kit import JwksServer
 from tests.helpers import basic_auth
 
 __all__ = ["basic_auth"]
@@ -23,3 +25,17 @@ async def server() -> AsyncIterator[CertboundTestServer]:
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+@pytest.fixture
+async def jwks_server(tmp_path: Path) -> AsyncIterator[JwksServer]:
+    """An HTTPS JWK Set server on 127.0.0.1 with its own trustme CA (a client's jwks_uri)."""
+    async with JwksServer(tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+async def fetching_server(jwks_server: JwksServer) -> AsyncIterator[CertboundTestServer]:
+    """A server allowed to fetch the local JWKS server (loopback, its own CA)."""
+    async with CertboundTestServer(allow_private_fetch=True, outbound_ca=(jwks_server.ca_file,)) as running:
+        yield running

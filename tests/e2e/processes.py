@@ -41,11 +41,14 @@ def _env() -> dict[str, str]:
 
 
 class ServerProcess:
-    """`certbound serve ...` started and awaited until it prints its ready line."""
+    """`certbound serve ...` (or another serving `command`) started and awaited until it prints its
+    ready line."""
 
-    def __init__(self, *args: str, cwd: Path | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self, *args: str, cwd: Path | None = None, timeout: float = 30.0, command: str = "serve"
+    ) -> None:
         self.process = subprocess.Popen(
-            [*CERTBOUND, "serve", *args],
+            [*CERTBOUND, command, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

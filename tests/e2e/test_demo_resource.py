@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from server.devpki import write_dev_pki
-from tests.e2e.processes import CERTBOUND, ServerProcess, _env, free_port, run_cli
+from tests.e2e.processes import ServerProcess, free_port, run_cli
 from tests.helpers import basic_auth
 
 
@@ -25,16 +25,7 @@ class DemoResourceProcess(ServerProcess):
     """`certbound demo-resource ...`, awaited until it prints its ready line."""
 
     def __init__(self, *args: str, cwd: Path | None = None, timeout: float = 30.0) -> None:
-        self.process = subprocess.Popen(
-            [*CERTBOUND, "demo-resource", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=cwd,
-            env=_env(),
-        )
-        self.ready_line = self._read_ready_line(timeout)
-        self.url = self.ready_line.removeprefix("listening on ").strip()
+        super().__init__(*args, cwd=cwd, timeout=timeout, command="demo-resource")
 
 
 def https(

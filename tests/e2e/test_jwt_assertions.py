@@ -12,7 +12,6 @@ import socket
 import ssl
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -76,19 +75,6 @@ async def _secret_client(server: CertboundTestServer, **metadata: Any) -> TestCl
 def _hs256(client: TestClient, aud: Any, **claims: Any) -> str:
     assert client.secret is not None
     return hmac_compact(client.secret.encode(), "HS256", claims_for(client.client_id, aud, **claims))
-
-
-@pytest.fixture
-async def jwks_server(tmp_path: Path) -> AsyncIterator[JwksServer]:
-    async with JwksServer(tmp_path) as running:
-        yield running
-
-
-@pytest.fixture
-async def fetching_server(jwks_server: JwksServer) -> AsyncIterator[CertboundTestServer]:
-    """A server allowed to fetch the local JWKS server (loopback, its own CA)."""
-    async with CertboundTestServer(allow_private_fetch=True, outbound_ca=(jwks_server.ca_file,)) as running:
-        yield running
 
 
 # --- successes -------------------------------------------------------------------------------------

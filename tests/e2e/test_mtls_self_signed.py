@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import ssl
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -133,18 +132,6 @@ async def test_registration_refuses_a_malformed_x5c(
 
 
 # -- jwks_uri -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def jwks_server(tmp_path: Path) -> AsyncIterator[JwksServer]:
-    async with JwksServer(tmp_path) as running:
-        yield running
-
-
-@pytest.fixture
-async def fetching_server(jwks_server: JwksServer) -> AsyncIterator[CertboundTestServer]:
-    async with CertboundTestServer(allow_private_fetch=True, outbound_ca=(jwks_server.ca_file,)) as running:
-        yield running
 
 
 async def test_jwks_uri_and_key_rotation(
