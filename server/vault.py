@@ -9,6 +9,7 @@ server's signing keys. The key file is created on first use with mode 0600.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import os
 import secrets
@@ -29,23 +30,32 @@ _FORMAT = b"\x01"  # ciphertext format version, so the scheme can change later
 
 
 def load_or_create_master_key(path: Path) -> bytes:
-    """Read the master key file, creating it (atomically, 0600) when it does not exist."""
+    """Read the master key file, creating it (0600) when it does not exist.
+
+    Several processes may start together on a fresh database: the key is written to a private
+    temporary file and then linked into place, so no process ever reads a half-written key and
+    exactly one key wins.
+    """
     try:
         return _read_key(path)
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(_KEY_BYTES)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     try:
-        # O_EXCL: two processes starting together must not each write a different key.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _read_key(path)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_bytes(_KEY_BYTES).hex() + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):  # another process won: use its key
+            os.link(temporary, path)
     except OSError as exc:
         raise ConfigError(f"cannot create master key file {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key.hex() + "\n")
-    return key
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+    return _read_key(path)
 
 
 def _read_key(path: Path) -> bytes:
@@ -56,7 +66,6 @@ def _read_key(path: Path) -> bytes:
     except OSError as exc:
         raise ConfigError(f"cannot read master key file {path}: {exc.strerror}") from None
     if not text:
-        # Another process is between O_EXCL create and write: the file is never legitimately empty.
         raise ConfigError(f"master key file {path} is empty")
     try:
         key = bytes.fromhex(text)

@@ -30,11 +30,18 @@ def run_cli(
     *args: str, cwd: Path | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*CERTBOUND, *args], capture_output=True, text=True, cwd=cwd, input=stdin, timeout=60, env=_env()
+        [*CERTBOUND, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        input=stdin,
+        timeout=60,
+        env=server_env(),
     )
 
 
-def _env() -> dict[str, str]:
+def server_env() -> dict[str, str]:
+    """The environment certbound runs with in tests: none of the developer's CERTBOUND_* settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CERTBOUND_")}
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
     return env
@@ -53,7 +60,7 @@ class ServerProcess:
             stderr=subprocess.PIPE,
             text=True,
             cwd=cwd,
-            env=_env(),
+            env=server_env(),
         )
         self.ready_line = self._read_ready_line(timeout)
         self.url = self.ready_line.removeprefix("listening on ").strip()

@@ -13,7 +13,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from server.devpki import write_dev_pki
-from tests.e2e.processes import ServerProcess, free_port, https_json, run_cli
+from tests.e2e.processes import CERTBOUND, ServerProcess, free_port, https_json, run_cli, server_env
 from tests.helpers import basic_auth
 
 FORM = b"grant_type=client_credentials"
@@ -199,3 +199,36 @@ def test_a_running_server_publishes_a_rotated_key_within_30_seconds(pki: Path, t
         assert new_kid in kids
         assert {key["kid"] for key in before["keys"]} <= kids  # the old key stays published
         server.stop()
+
+
+def test_nodes_starting_together_on_an_empty_database_share_one_signing_key(
+    pki: Path, tmp_path: Path
+) -> None:
+    db = f"sqlite:///{tmp_path}/fresh.db"
+    ports = [free_port() for _ in range(3)]
+    starting = [
+        subprocess.Popen(
+            [*CERTBOUND, "serve", *serve_args(pki, db, port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=server_env(),
+        )
+        for port in ports
+    ]
+    try:
+        kids: set[str] = set()
+        for process, port in zip(starting, ports, strict=True):
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            assert line == f"listening on https://127.0.0.1:{port}\n", (
+                process.stderr.read() if process.stderr else ""
+            )
+            _, jwks = https_json(f"https://127.0.0.1:{port}/jwks", pki / "server-ca.pem")
+            kids |= {key["kid"] for key in jwks["keys"]}
+        assert len(kids) == 1
+    finally:
+        for process in starting:
+            process.send_signal(signal.SIGTERM)
+        for process in starting:
+            assert process.wait(timeout=20) == 0

@@ -44,3 +44,13 @@ def test_encryption_round_trip_is_bound_to_context_and_key() -> None:
         Vault(b"o" * 32).decrypt(blob, context=b"client-1")
     with pytest.raises(ValueError, match="format"):
         vault.decrypt(b"\x09" + blob[1:], context=b"client-1")
+
+
+def test_processes_creating_the_key_together_agree_on_one(tmp_path: Path) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    path = tmp_path / "master.key"
+    with ProcessPoolExecutor(4) as pool:
+        keys = list(pool.map(load_or_create_master_key, [path] * 16))
+    assert len(set(keys)) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["master.key"]  # no temporary file left behind
