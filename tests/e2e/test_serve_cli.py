@@ -232,3 +232,30 @@ def test_nodes_starting_together_on_an_empty_database_share_one_signing_key(
             process.send_signal(signal.SIGTERM)
         for process in starting:
             assert process.wait(timeout=20) == 0
+
+
+def test_a_registration_that_returned_201_survives_kill_9(pki: Path, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/certbound.db"
+    port = free_port()
+    body = b'{"token_endpoint_auth_method": "client_secret_basic", "client_name": "durable"}'
+    with ServerProcess(*serve_args(pki, db, port)) as first:
+        status, registered = https_json(
+            first.url + "/register",
+            pki / "server-ca.pem",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        assert status == 201, registered
+        first.process.kill()  # SIGKILL: no drain, no clean close of the database
+        first.process.wait(timeout=10)
+    with ServerProcess(*serve_args(pki, db, port)) as second:
+        status, read_back = https_json(
+            registered["registration_client_uri"].replace(f"https://localhost:{port}", second.url),
+            pki / "server-ca.pem",
+            headers={"Authorization": f"Bearer {registered['registration_access_token']}"},
+        )
+        assert status == 200, read_back
+        assert read_back["client_name"] == "durable"
+        status, token = get_token(second.url, pki, registered["client_id"], registered["client_secret"])
+        assert status == 200, token
+        second.stop()
