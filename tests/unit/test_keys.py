@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from joserfc import jwt
@@ -11,14 +10,6 @@ from server.jose import rfc7638_thumbprint
 from server.keys import KeyRing
 from server.store.sqlite import SQLiteStore
 from server.vault import Vault
-
-
-@pytest.fixture
-async def store() -> AsyncIterator[SQLiteStore]:
-    sqlite = SQLiteStore(":memory:")
-    await sqlite.open()
-    yield sqlite
-    await sqlite.close()
 
 
 @pytest.mark.parametrize("alg", ["ES256", "RS256", "PS256", "EdDSA"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
@@ -18,14 +17,6 @@ from server.store.sqlite import SQLiteStore
 from server.vault import Vault
 
 SETTINGS = Settings(scopes=("read", "write"))
-
-
-@pytest.fixture
-async def store() -> AsyncIterator[SQLiteStore]:
-    opened = SQLiteStore(":memory:")
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 @pytest.fixture

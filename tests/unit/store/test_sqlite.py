@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -11,14 +10,6 @@ import pytest
 from server.models import Client, ReferenceToken, SigningKeyRecord
 from server.store import ClientExistsError, Store
 from server.store.sqlite import SQLiteStore
-
-
-@pytest.fixture
-async def store() -> AsyncIterator[Store]:
-    sqlite = SQLiteStore(":memory:")
-    await sqlite.open()
-    yield sqlite
-    await sqlite.close()
 
 
 def make_client(client_id: str, method: str = "client_secret_basic") -> Client:
