@@ -12,7 +12,7 @@ servers back to back, alternating which one goes first.
     scripts/bench_anchor.py --quick         # 1 rep of 5 s each (about 2.5 min), for development
     scripts/bench_anchor.py --only a-,c- --reps 5
 
-Stdlib only (plus the `certbound` CLI, run as `python -m server`, and the anchor's node tools).
+Stdlib only (plus the `certbound` CLI, run as `python -m certbound`, and the anchor's node tools).
 Writes run/bench-<timestamp>.md (tables) and run/bench-<timestamp>.jsonl (one line per rep).
 """
 
@@ -111,7 +111,7 @@ def check_prerequisites(anchor: Path, work: Path) -> None:
             f"the bench anchor: {anchor}/scripts/bench.py not found (set --anchor or CERTBOUND_BENCH_ANCHOR)"
         )
     probe = subprocess.run(
-        [sys.executable, "-m", "server", "--help"], capture_output=True, text=True, cwd=ROOT, timeout=60
+        [sys.executable, "-m", "certbound", "--help"], capture_output=True, text=True, cwd=ROOT, timeout=60
     )
     if probe.returncode != 0:
         missing.append(f"certbound CLI ({sys.executable} -m server): run `make` targets from the venv")
@@ -345,7 +345,7 @@ def register_clients(cb_dir: Path, specs: dict[str, ClientSpec], wanted: set[str
             continue
         data = cb_dir / f"{client_id}.json"
         data.write_text(json.dumps(spec.metadata, indent=2))
-        cmd = [sys.executable, "-m", "server", "clients", "add", *_certbound_settings(cb_dir)]
+        cmd = [sys.executable, "-m", "certbound", "clients", "add", *_certbound_settings(cb_dir)]
         cmd += ["--client-id", client_id, "--data", str(data)]
         if spec.secret is not None:
             cmd += ["--secret", spec.secret]

@@ -1,7 +1,7 @@
-"""`python -m server` is `certbound`."""
+"""`python -m certbound` is `certbound`."""
 
 from __future__ import annotations
 
-from server.cli import main
+from certbound.cli import main
 
 raise SystemExit(main())

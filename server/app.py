@@ -11,27 +11,27 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server.clientkeys import ClientKeyResolver
-from server.clients import ClientCache
-from server.config import Settings
-from server.context import CONTEXT, ServerContext
-from server.endpoints.admin import AdminAPI
-from server.endpoints.health import healthz_endpoint, metrics_endpoint
-from server.endpoints.introspect import introspection_endpoint
-from server.endpoints.jwks import jwks_endpoint
-from server.endpoints.metadata import metadata_endpoint
-from server.endpoints.register import RegistrationEndpoints
-from server.endpoints.revoke import revocation_endpoint
-from server.endpoints.token import token_endpoint
-from server.errors import ConfigError
-from server.keys import REFRESH_SECONDS, KeyRing
-from server.metrics import Metrics
-from server.middleware import error_middleware
-from server.pki.trust import ClientTrust
-from server.proxycert import proxy_certificate_middleware
-from server.store import Store, open_store
-from server.tokens import AccessTokenIssuer
-from server.vault import Vault, load_or_create_master_key
+from certbound.clientkeys import ClientKeyResolver
+from certbound.clients import ClientCache
+from certbound.config import Settings
+from certbound.context import CONTEXT, ServerContext
+from certbound.endpoints.admin import AdminAPI
+from certbound.endpoints.health import healthz_endpoint, metrics_endpoint
+from certbound.endpoints.introspect import introspection_endpoint
+from certbound.endpoints.jwks import jwks_endpoint
+from certbound.endpoints.metadata import metadata_endpoint
+from certbound.endpoints.register import RegistrationEndpoints
+from certbound.endpoints.revoke import revocation_endpoint
+from certbound.endpoints.token import token_endpoint
+from certbound.errors import ConfigError
+from certbound.keys import REFRESH_SECONDS, KeyRing
+from certbound.metrics import Metrics
+from certbound.middleware import error_middleware
+from certbound.pki.trust import ClientTrust
+from certbound.proxycert import proxy_certificate_middleware
+from certbound.store import Store, open_store
+from certbound.tokens import AccessTokenIssuer
+from certbound.vault import Vault, load_or_create_master_key
 
 __all__ = ["build_context", "create_app", "master_key_path"]
 

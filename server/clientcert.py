@@ -1,14 +1,14 @@
 """The one accessor handlers use for the client certificate of a request.
 
 Getting the certificate (from the TLS connection, or later from a trusted proxy's header) is kept
-apart from deciding whether it authenticates a client (server.clientauth).
+apart from deciding whether it authenticates a client (certbound.clientauth).
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from server.tls.peer import PeerCertificates
+from certbound.tls.peer import PeerCertificates
 
 __all__ = ["CLIENT_CERTIFICATE_KEY", "get_client_certificate"]
 

@@ -36,11 +36,11 @@ from aiohttp.resolver import DefaultResolver
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import JWKRegistry, Key, OctKey, RSAKey
 
-from server.config import Settings
-from server.errors import ConfigError, InvalidClientError, InvalidClientMetadataError
-from server.models import Client
-from server.pki.spki import registered_key_ders
-from server.vault import Vault
+from certbound.config import Settings
+from certbound.errors import ConfigError, InvalidClientError, InvalidClientMetadataError
+from certbound.models import Client
+from certbound.pki.spki import registered_key_ders
+from certbound.vault import Vault
 
 __all__ = [
     "MIN_RSA_BITS",

@@ -7,7 +7,7 @@ understand"; we keep them so a read returns what was registered), or raises
 InvalidClientMetadataError / InvalidRedirectUriError whose description starts with the field.
 
 General rules live here; what a method needs (subject fields, keys that parse, the algorithm family)
-is its `validate_metadata` hook in server.clientauth, called last.
+is its `validate_metadata` hook in certbound.clientauth, called last.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from server.clientkeys import parse_jwks, validate_jwks_uri
-from server.config import Settings
-from server.errors import InvalidClientMetadataError, InvalidRedirectUriError
-from server.jose import JWS_SIGNING_ALGS
-from server.models import MTLS_METHODS
+from certbound.clientkeys import parse_jwks, validate_jwks_uri
+from certbound.config import Settings
+from certbound.errors import InvalidClientMetadataError, InvalidRedirectUriError
+from certbound.jose import JWS_SIGNING_ALGS
+from certbound.models import MTLS_METHODS
 
 __all__ = [
     "CLIENT_SIGNING_ALGS",
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 #: Every method OAuth and OpenID Connect define (SPEC §1); the server implements them in
-#: server.clientauth, and refuses to register a method it cannot verify.
+#: certbound.clientauth, and refuses to register a method it cannot verify.
 KNOWN_AUTH_METHODS = frozenset(
     {
         "client_secret_basic",
@@ -130,7 +130,7 @@ def _redirect_uris(metadata: Mapping[str, Any]) -> list[str] | None:
 
 
 def _grant_types(metadata: Mapping[str, Any], method: str) -> list[str]:
-    from server.grants import GRANTS  # the grant registry imports client authentication
+    from certbound.grants import GRANTS  # the grant registry imports client authentication
 
     grant_types = _string_list(metadata, "grant_types")
     if grant_types is None:
@@ -210,7 +210,7 @@ def _signing_alg(metadata: Mapping[str, Any]) -> None:
 def normalize_metadata(metadata: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
     """Validate `metadata` and return it as stored: defaults filled, server-assigned members
     dropped, members whose value is null dropped (RFC 7592 §2.2 treats them as omitted)."""
-    from server.clientauth import AUTH_METHODS  # the registry imports this module's users
+    from certbound.clientauth import AUTH_METHODS  # the registry imports this module's users
 
     result = {
         name: value for name, value in metadata.items() if value is not None and name not in SERVER_ASSIGNED

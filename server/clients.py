@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import time
 
-from server.models import Client
-from server.store import Store
+from certbound.models import Client
+from certbound.store import Store
 
 __all__ = ["ClientCache"]
 

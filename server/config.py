@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from server.errors import ConfigError
+from certbound.errors import ConfigError
 
 __all__ = [
     "OPTIONS",

@@ -6,15 +6,15 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from server.clientkeys import ClientKeyResolver
-from server.clients import ClientCache
-from server.config import Settings
-from server.keys import KeyRing
-from server.metrics import Metrics
-from server.pki.trust import ClientTrust
-from server.store import Store
-from server.tokens import AccessTokenIssuer
-from server.vault import Vault
+from certbound.clientkeys import ClientKeyResolver
+from certbound.clients import ClientCache
+from certbound.config import Settings
+from certbound.keys import KeyRing
+from certbound.metrics import Metrics
+from certbound.pki.trust import ClientTrust
+from certbound.store import Store
+from certbound.tokens import AccessTokenIssuer
+from certbound.vault import Vault
 
 __all__ = ["CONTEXT", "ServerContext"]
 

@@ -17,10 +17,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from server.jose import b64url_encode, json_compact, public_jwk, rfc7638_thumbprint
-from server.models import SigningKeyRecord
-from server.store import Store
-from server.vault import Vault
+from certbound.jose import b64url_encode, json_compact, public_jwk, rfc7638_thumbprint
+from certbound.models import SigningKeyRecord
+from certbound.store import Store
+from certbound.vault import Vault
 
 __all__ = ["KeyRing", "SigningKey", "generate_signing_key"]
 

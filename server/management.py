@@ -15,14 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from server.clientmeta import merge_metadata, normalize_metadata
-from server.clients import ClientCache
-from server.config import Settings
-from server.context import ServerContext
-from server.errors import InvalidClientMetadataError
-from server.models import SECRET_METHODS, Client
-from server.store import ClientExistsError, Store
-from server.vault import Vault
+from certbound.clientmeta import merge_metadata, normalize_metadata
+from certbound.clients import ClientCache
+from certbound.config import Settings
+from certbound.context import ServerContext
+from certbound.errors import InvalidClientMetadataError
+from certbound.models import SECRET_METHODS, Client
+from certbound.store import ClientExistsError, Store
+from certbound.vault import Vault
 
 __all__ = ["ClientManager", "CreatedClient", "client_information", "generate_secret"]
 

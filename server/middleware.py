@@ -12,9 +12,9 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from server.context import CONTEXT
-from server.endpoints.http import NO_STORE
-from server.errors import (
+from certbound.context import CONTEXT
+from certbound.endpoints.http import NO_STORE
+from certbound.errors import (
     InvalidClientError,
     InvalidTokenError,
     MethodNotAllowedError,

@@ -2,7 +2,7 @@
 
 Behind a proxy the TLS peer is the proxy, so the client's certificate travels in a header. This
 middleware, installed only when `--trusted-proxy` is configured, reads the one header format of
-`--client-cert-header` and sets the request's client certificate (server.clientcert) for
+`--client-cert-header` and sets the request's client certificate (certbound.clientcert) for
 everything downstream:
 
 - from a `--trusted-proxy` address the header wins over the TLS peer certificate (the proxy's
@@ -38,10 +38,10 @@ from aiohttp.typedefs import Handler, Middleware
 from cryptography import x509
 from multidict import CIMultiDictProxy
 
-from server.clientcert import CLIENT_CERTIFICATE_KEY
-from server.config import Settings
-from server.errors import InvalidRequestError
-from server.tls.peer import PeerCertificates
+from certbound.clientcert import CLIENT_CERTIFICATE_KEY
+from certbound.config import Settings
+from certbound.errors import InvalidRequestError
+from certbound.tls.peer import PeerCertificates
 
 __all__ = ["HEADERS", "MAX_CHAIN", "proxy_certificate_middleware", "read_forwarded_certificate"]
 

@@ -1,7 +1,7 @@
 """A pytest plugin for test suites that need a real certbound: one server per test, and clients of
-any of the seven authentication methods ready to use (server.testing).
+any of the seven authentication methods ready to use (certbound.testing).
 
-Load it with `pytest -p server.pytest_plugin`, with `pytest_plugins = ["server.pytest_plugin"]`,
+Load it with `pytest -p certbound.pytest_plugin`, with `pytest_plugins = ["certbound.pytest_plugin"]`,
 or through the package's `pytest11` entry point. The fixtures are async: pytest-asyncio runs them
 (in strict mode too).
 
@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import pytest
 import pytest_asyncio
 
-from server.testing import CertboundTestServer, ReadyClient
+from certbound.testing import CertboundTestServer, ReadyClient
 
 __all__ = [
     "ClientFactory",

@@ -47,12 +47,12 @@ from cryptography import x509
 from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry, Key
 
-from server.clientcert import get_client_certificate
-from server.endpoints.http import NO_STORE
-from server.errors import InvalidTokenError
-from server.middleware import error_response
-from server.tls import PeerCertificates, build_server_context, start_tls_server
-from server.tokenstate import read_access_token_jwt, verified_claims
+from certbound.clientcert import get_client_certificate
+from certbound.endpoints.http import NO_STORE
+from certbound.errors import InvalidTokenError
+from certbound.middleware import error_response
+from certbound.tls import PeerCertificates, build_server_context, start_tls_server
+from certbound.tokenstate import read_access_token_jwt, verified_claims
 
 __all__ = [
     "TOKEN_KEY",
@@ -489,7 +489,7 @@ async def start_resource_server(
 ) -> ResourceServer:
     """Serve `app` on host:port over TLS that asks for a client certificate and accepts any
     (RFC 8705 §3: the token's binding decides, not the handshake). `client_ca` subjects are only
-    advertised, to help clients choose a certificate. Raises server.tls.TLSConfigError for
+    advertised, to help clients choose a certificate. Raises certbound.tls.TLSConfigError for
     unusable files and OSError when the port cannot be bound."""
     tls = build_server_context(
         Path(tls_cert),

@@ -22,13 +22,13 @@ from pathlib import Path
 from aiohttp import web
 from OpenSSL import SSL
 
-from server.app import build_context, create_app
-from server.config import Settings
-from server.context import ServerContext
-from server.devpki import ensure_dev_pki
-from server.errors import ConfigError
-from server.httpguard import handler_factory
-from server.tls import TLSConfigError, build_server_context, start_tls_server
+from certbound.app import build_context, create_app
+from certbound.config import Settings
+from certbound.context import ServerContext
+from certbound.devpki import ensure_dev_pki
+from certbound.errors import ConfigError
+from certbound.httpguard import handler_factory
+from certbound.tls import TLSConfigError, build_server_context, start_tls_server
 
 __all__ = [
     "DEV_CERTS_DIR",

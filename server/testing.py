@@ -8,7 +8,7 @@ The server listens on 127.0.0.1 on an ephemeral port, with a trustme CA for its 
 another for client certificates, and an in-memory SQLite database unless `db` is given.
 `new_client` registers a client and hands back a `ReadyClient`: its credentials, the certificate
 and key material its method needs, and an SSL context that trusts the server and presents that
-certificate. `add_client` only registers. The pytest plugin (server.pytest_plugin) wraps both.
+certificate. `add_client` only registers. The pytest plugin (certbound.pytest_plugin) wraps both.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey
 
-from server.config import Settings
-from server.jose import public_jwk
-from server.management import ClientManager, CreatedClient
-from server.models import MTLS_METHODS
-from server.resource import basic_authorization
-from server.runtime import RunningServer, start_server
+from certbound.config import Settings
+from certbound.jose import public_jwk
+from certbound.management import ClientManager, CreatedClient
+from certbound.models import MTLS_METHODS
+from certbound.resource import basic_authorization
+from certbound.runtime import RunningServer, start_server
 
 __all__ = ["CertboundTestServer", "ReadyClient", "TestClient", "TokenRequestError"]
 

@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass
 from json.encoder import encode_basestring as _json_string  # the C-accelerated one
 
-from server.keys import KeyRing
-from server.models import Client, ReferenceToken
-from server.store import Store
+from certbound.keys import KeyRing
+from certbound.models import Client, ReferenceToken
+from certbound.store import Store
 
 __all__ = ["AccessTokenIssuer", "IssuedToken", "access_token_claims", "reference_token_hash"]
 

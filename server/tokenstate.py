@@ -2,7 +2,7 @@
 
 Two jobs share one format check. `read_access_token_jwt` and `verified_claims` validate the form
 of an RFC 9068 JWT access token (header `typ: at+jwt`, an asymmetric algorithm, a verified
-signature); the resource-server verifier (server.resource) uses them with the AS's published keys.
+signature); the resource-server verifier (certbound.resource) uses them with the AS's published keys.
 `find_token` is the authorization server's view of one of its own tokens, a JWT it signed or a
 stored reference token, with its owner, expiry and revocation state, for introspection and
 revocation. Nothing here is cached: a revocation made on any node is seen by every node at once.
@@ -18,12 +18,12 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry, Key
 
-from server.errors import InvalidTokenError
-from server.tokens import reference_token_hash
+from certbound.errors import InvalidTokenError
+from certbound.tokens import reference_token_hash
 
 if TYPE_CHECKING:
-    from server.context import ServerContext
-    from server.store import Store
+    from certbound.context import ServerContext
+    from certbound.store import Store
 
 __all__ = [
     "ACCESS_TOKEN_ALGS",

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from server.errors import ConfigError
+from certbound.errors import ConfigError
 
 __all__ = ["Vault", "load_or_create_master_key"]
 

@@ -25,12 +25,12 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from server.app import open_vault
-from server.config import Settings
-from server.errors import ConfigError
-from server.keys import KeyRing
-from server.runtime import ListenerContexts, bind_listeners, print_ready, resolve_tls_files, run_server
-from server.store import open_store
+from certbound.app import open_vault
+from certbound.config import Settings
+from certbound.errors import ConfigError
+from certbound.keys import KeyRing
+from certbound.runtime import ListenerContexts, bind_listeners, print_ready, resolve_tls_files, run_server
+from certbound.store import open_store
 
 __all__ = ["run_event_loop", "serve"]
 

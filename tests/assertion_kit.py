@@ -19,8 +19,8 @@ from aiohttp import web
 from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 
-from server.clientauth.assertion import ASSERTION_TYPE
-from server.jose import b64url_encode
+from certbound.clientauth.assertion import ASSERTION_TYPE
+from certbound.jose import b64url_encode
 
 __all__ = [
     "ASSERTION_TYPE",

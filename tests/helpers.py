@@ -7,7 +7,7 @@ import json
 from typing import Any
 from urllib.parse import quote_plus
 
-from server.jose import b64url_decode
+from certbound.jose import b64url_decode
 
 
 def basic_auth(client_id: str, secret: str) -> str:

@@ -14,8 +14,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from server.cli import certs, clients, demo_resource, keys, serve
-from server.errors import ConfigError, StoreError
+from certbound.cli import certs, clients, demo_resource, keys, serve
+from certbound.errors import ConfigError, StoreError
 
 __all__ = ["main"]
 

@@ -1,4 +1,4 @@
-"""A small client of the admin API (server.endpoints.admin) for `certbound clients --url ...`.
+"""A small client of the admin API (certbound.endpoints.admin) for `certbound clients --url ...`.
 
 It speaks only HTTPS, trusts the system CAs or the `--cacert` file, and turns every error answer
 into AdminAPIError carrying the status and the server's `error_description`.
@@ -16,8 +16,8 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 
-from server.clientmeta import SERVER_ASSIGNED, merge_metadata
-from server.errors import ConfigError
+from certbound.clientmeta import SERVER_ASSIGNED, merge_metadata
+from certbound.errors import ConfigError
 
 __all__ = ["AdminAPIError", "AdminClient"]
 

@@ -1,4 +1,4 @@
-"""`certbound certs dev`: write the development PKI (server.devpki)."""
+"""`certbound certs dev`: write the development PKI (certbound.devpki)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from server.devpki import write_dev_pki
+from certbound.devpki import write_dev_pki
 
 __all__ = ["register"]
 

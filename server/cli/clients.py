@@ -16,13 +16,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from server.app import open_vault
-from server.cli.adminclient import AdminAPIError, AdminClient
-from server.cli.common import add_setting_flags, settings_from_args
-from server.config import Settings
-from server.errors import ConfigError, InvalidClientMetadataError, InvalidRedirectUriError
-from server.management import ClientManager, client_information
-from server.store import open_store
+from certbound.app import open_vault
+from certbound.cli.adminclient import AdminAPIError, AdminClient
+from certbound.cli.common import add_setting_flags, settings_from_args
+from certbound.config import Settings
+from certbound.errors import ConfigError, InvalidClientMetadataError, InvalidRedirectUriError
+from certbound.management import ClientManager, client_information
+from certbound.store import open_store
 
 __all__ = ["register"]
 
@@ -172,7 +172,7 @@ def register(commands: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from server.cli import run_async
+    from certbound.cli import run_async
 
     return run_async(_execute(args))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from server.config import OPTIONS, Settings, load_settings
+from certbound.config import OPTIONS, Settings, load_settings
 
 __all__ = ["add_database_options", "add_setting_flags", "settings_from_args"]
 

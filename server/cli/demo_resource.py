@@ -1,4 +1,4 @@
-"""`certbound demo-resource` (SPEC §3): a protected API built with server.resource.
+"""`certbound demo-resource` (SPEC §3): a protected API built with certbound.resource.
 
 `GET /resource` answers `{"client_id", "scope", "cnf"}` for a valid token whose binding matches the
 connection's certificate, and RFC 6750 errors otherwise. JWT mode by default; introspection mode
@@ -24,18 +24,18 @@ from typing import Any
 
 from aiohttp import web
 
-from server.config import OPTIONS, Settings
-from server.endpoints.http import json_response
-from server.errors import ConfigError
-from server.resource import (
+from certbound.config import OPTIONS, Settings
+from certbound.endpoints.http import json_response
+from certbound.errors import ConfigError
+from certbound.resource import (
     TOKEN_KEY,
     TokenVerifier,
     bearer_required,
     install_token_verifier,
     start_resource_server,
 )
-from server.runtime import DEV_CERTS_DIR, resolve_tls_files
-from server.tls import TLSConfigError
+from certbound.runtime import DEV_CERTS_DIR, resolve_tls_files
+from certbound.tls import TLSConfigError
 
 __all__ = ["create_demo_app", "register"]
 
@@ -74,7 +74,7 @@ def register(commands: Any) -> None:
 
 
 def _like_serve(name: str) -> Callable[[str], Any]:
-    """The argparse type of `serve`'s flag of the same name (one parser per option, server.config)."""
+    """The argparse type of `serve`'s flag of the same name (one parser per option, certbound.config)."""
     option = next(option for option in OPTIONS if option.name == name)
 
     def parse(value: str) -> Any:
@@ -146,7 +146,7 @@ def _verifier(args: argparse.Namespace, as_ca: Path | None) -> TokenVerifier:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from server.cli import configure_logging
+    from certbound.cli import configure_logging
 
     configure_logging("info")
     files = _tls_files(args)

@@ -6,10 +6,10 @@ import argparse
 import time
 from typing import Any
 
-from server.app import open_vault
-from server.cli.common import add_database_options, settings_from_args
-from server.keys import KeyRing
-from server.store import open_store
+from certbound.app import open_vault
+from certbound.cli.common import add_database_options, settings_from_args
+from certbound.keys import KeyRing
+from certbound.store import open_store
 
 __all__ = ["register"]
 
@@ -24,7 +24,7 @@ def register(commands: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from server.cli import run_async
+    from certbound.cli import run_async
 
     return run_async(_keys(args))
 

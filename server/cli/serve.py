@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from server.cli.common import add_setting_flags, settings_from_args
-from server.workers import serve
+from certbound.cli.common import add_setting_flags, settings_from_args
+from certbound.workers import serve
 
 __all__ = ["register"]
 
@@ -18,7 +18,7 @@ def register(commands: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from server.cli import configure_logging
+    from certbound.cli import configure_logging
 
     settings = settings_from_args(args)
     configure_logging(settings.log_level)

@@ -11,16 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from server.clientauth.base import ClientAuthMethod
-from server.clientauth.credentials import Mechanism, PresentedCredentials, read_credentials
-from server.clientauth.jwt_methods import ClientSecretJwt, PrivateKeyJwt
-from server.clientauth.mtls import SelfSignedTlsClientAuth, TlsClientAuth
-from server.clientauth.none import NoneAuth
-from server.clientauth.secret import ClientSecretBasic, ClientSecretPost
-from server.context import ServerContext
-from server.errors import InvalidClientError
-from server.models import Client
-from server.tls.peer import PeerCertificates
+from certbound.clientauth.base import ClientAuthMethod
+from certbound.clientauth.credentials import Mechanism, PresentedCredentials, read_credentials
+from certbound.clientauth.jwt_methods import ClientSecretJwt, PrivateKeyJwt
+from certbound.clientauth.mtls import SelfSignedTlsClientAuth, TlsClientAuth
+from certbound.clientauth.none import NoneAuth
+from certbound.clientauth.secret import ClientSecretBasic, ClientSecretPost
+from certbound.context import ServerContext
+from certbound.errors import InvalidClientError
+from certbound.models import Client
+from certbound.tls.peer import PeerCertificates
 
 __all__ = ["AUTH_METHODS", "AuthenticatedClient", "ClientAuthMethod", "authenticate_client"]
 

@@ -21,11 +21,11 @@ from joserfc.errors import JoseError
 from joserfc.jwk import Key, RSAKey
 from joserfc.jws import JWSRegistry
 
-from server.clientkeys import MIN_RSA_BITS
-from server.config import Settings
-from server.errors import InvalidClientError
-from server.jose import JWS_ASYMMETRIC_ALGS, JWS_HMAC_ALGS, JWS_SIGNING_ALGS, b64url_decode
-from server.models import Client
+from certbound.clientkeys import MIN_RSA_BITS
+from certbound.config import Settings
+from certbound.errors import InvalidClientError
+from certbound.jose import JWS_ASYMMETRIC_ALGS, JWS_HMAC_ALGS, JWS_SIGNING_ALGS, b64url_decode
+from certbound.models import Client
 
 __all__ = [
     "ASSERTION_SIGNING_ALGS",

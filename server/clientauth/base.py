@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Protocol
 
-from server.clientauth.credentials import Mechanism, PresentedCredentials
-from server.config import Settings
-from server.context import ServerContext
-from server.models import Client
+from certbound.clientauth.credentials import Mechanism, PresentedCredentials
+from certbound.config import Settings
+from certbound.context import ServerContext
+from certbound.models import Client
 
 __all__ = ["ClientAuthMethod"]
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import unquote_plus
 
-from server.errors import InvalidClientError, InvalidRequestError
-from server.jose import b64url_decode
-from server.tls.peer import PeerCertificates
+from certbound.errors import InvalidClientError, InvalidRequestError
+from certbound.jose import b64url_decode
+from certbound.tls.peer import PeerCertificates
 
 __all__ = ["Mechanism", "PresentedCredentials", "read_credentials"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
-from server.clientauth.assertion import (
+from certbound.clientauth.assertion import (
     ASSERTION_TYPE,
     ASYMMETRIC_ALGS,
     HMAC_ALGS,
@@ -19,12 +19,12 @@ from server.clientauth.assertion import (
     VerifiedAssertion,
     parse_assertion,
 )
-from server.clientauth.credentials import Mechanism, PresentedCredentials
-from server.clientkeys import require_key_source
-from server.config import Settings
-from server.context import ServerContext
-from server.errors import InvalidClientError, InvalidClientMetadataError
-from server.models import Client
+from certbound.clientauth.credentials import Mechanism, PresentedCredentials
+from certbound.clientkeys import require_key_source
+from certbound.config import Settings
+from certbound.context import ServerContext
+from certbound.errors import InvalidClientError, InvalidClientMetadataError
+from certbound.models import Client
 
 __all__ = ["ClientSecretJwt", "PrivateKeyJwt"]
 

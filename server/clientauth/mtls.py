@@ -1,19 +1,19 @@
 """tls_client_auth and self_signed_tls_client_auth: mutual-TLS client authentication (RFC 8705 §2).
 
 The request carries `client_id` alone; the credential is the client certificate of the TLS
-connection (or of a trusted proxy's header, server.proxycert), read once by the endpoint. No
+connection (or of a trusted proxy's header, certbound.proxycert), read once by the endpoint. No
 certificate is `invalid_client` (401), like any missing credential.
 
 - tls_client_auth (§2.1): the leaf must validate against the configured client CAs
-  (server.pki.trust: chain, validity, clientAuth, CRLs), then match the one registered subject
-  field (`tls_client_auth_subject_dn` or a `tls_client_auth_san_*`; server.pki.subject). Only the
+  (certbound.pki.trust: chain, validity, clientAuth, CRLs), then match the one registered subject
+  field (`tls_client_auth_subject_dn` or a `tls_client_auth_san_*`; certbound.pki.subject). Only the
   leaf is matched, never an issuer. A client may also be pinned to a CA with the non-standard
   `tls_client_auth_ca_sha256`: the SHA-256 of the DER of a CA certificate that must be *in the
   validated path*, i.e. the issuing CA, an intermediate above it, or the configured trust anchor
   (hex, optionally colon-separated, or base64url). Two CAs with the same DN have different
   certificates, so a pinned client cannot be impersonated through the other one.
 - self_signed_tls_client_auth (§2.2): no chain check; the leaf's public key must be one of the keys
-  of the client's `jwks` or `jwks_uri` (server.pki.spki), fetched by server.clientkeys. When a
+  of the client's `jwks` or `jwks_uri` (certbound.pki.spki), fetched by certbound.clientkeys. When a
   fetched set has no match it is refetched once (the client may have rotated its key).
 
 Every refusal is logged with its reason, the certificate's subject and its x5t#S256; never key
@@ -27,16 +27,16 @@ import binascii
 import logging
 from typing import Any, ClassVar, NoReturn
 
-from server.clientauth.credentials import Mechanism, PresentedCredentials
-from server.clientkeys import parse_jwks, require_key_source
-from server.config import Settings
-from server.context import ServerContext
-from server.errors import InvalidClientError, InvalidClientMetadataError
-from server.models import Client
-from server.pki.rejection import CertificateRejected
-from server.pki.spki import certificate_key_der, jwk_certificate, public_key_der
-from server.pki.subject import registered_subject, subject_matches
-from server.tls.peer import PeerCertificates
+from certbound.clientauth.credentials import Mechanism, PresentedCredentials
+from certbound.clientkeys import parse_jwks, require_key_source
+from certbound.config import Settings
+from certbound.context import ServerContext
+from certbound.errors import InvalidClientError, InvalidClientMetadataError
+from certbound.models import Client
+from certbound.pki.rejection import CertificateRejected
+from certbound.pki.spki import certificate_key_der, jwk_certificate, public_key_der
+from certbound.pki.subject import registered_subject, subject_matches
+from certbound.tls.peer import PeerCertificates
 
 __all__ = ["CA_PIN", "SelfSignedTlsClientAuth", "TlsClientAuth", "parse_ca_pin"]
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
-from server.clientauth.credentials import Mechanism, PresentedCredentials
-from server.config import Settings
-from server.context import ServerContext
-from server.errors import InvalidClientError
-from server.models import Client
+from certbound.clientauth.credentials import Mechanism, PresentedCredentials
+from certbound.config import Settings
+from certbound.context import ServerContext
+from certbound.errors import InvalidClientError
+from certbound.models import Client
 
 __all__ = ["ClientSecretBasic", "ClientSecretPost", "require_valid_secret"]
 

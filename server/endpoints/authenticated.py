@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from aiohttp import hdrs, web
 
-from server.clientauth import AuthenticatedClient, authenticate_client
-from server.clientcert import get_client_certificate
-from server.context import CONTEXT
-from server.endpoints.http import read_form
-from server.errors import MethodNotAllowedError
+from certbound.clientauth import AuthenticatedClient, authenticate_client
+from certbound.clientcert import get_client_certificate
+from certbound.context import CONTEXT
+from certbound.endpoints.http import read_form
+from certbound.errors import MethodNotAllowedError
 
 __all__ = ["read_authenticated_form"]
 

@@ -12,7 +12,7 @@ import hmac
 
 from aiohttp import hdrs, web
 
-from server.errors import MissingTokenError
+from certbound.errors import MissingTokenError
 
 __all__ = ["StaticToken", "require_bearer_token"]
 

@@ -9,7 +9,7 @@ from urllib.parse import unquote_plus
 
 from aiohttp import web
 
-from server.errors import InvalidRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
+from certbound.errors import InvalidRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
 
 __all__ = [
     "FORM_BODY_LIMIT",

@@ -13,11 +13,11 @@ import time
 
 from aiohttp import web
 
-from server.context import CONTEXT
-from server.endpoints.authenticated import read_authenticated_form
-from server.endpoints.http import json_response
-from server.errors import InvalidClientError, InvalidRequestError
-from server.tokenstate import find_token
+from certbound.context import CONTEXT
+from certbound.endpoints.authenticated import read_authenticated_form
+from certbound.endpoints.http import json_response
+from certbound.errors import InvalidClientError, InvalidRequestError
+from certbound.tokenstate import find_token
 
 __all__ = ["introspection_endpoint"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.context import CONTEXT
-from server.endpoints.http import json_response
+from certbound.context import CONTEXT
+from certbound.endpoints.http import json_response
 
 __all__ = ["jwks_endpoint"]
 

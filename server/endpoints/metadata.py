@@ -7,12 +7,12 @@ from typing import Any
 
 from aiohttp import web
 
-from server.clientauth import AUTH_METHODS
-from server.clientauth.assertion import ASSERTION_SIGNING_ALGS
-from server.config import Settings
-from server.context import CONTEXT
-from server.endpoints.http import json_response
-from server.grants import GRANTS
+from certbound.clientauth import AUTH_METHODS
+from certbound.clientauth.assertion import ASSERTION_SIGNING_ALGS
+from certbound.config import Settings
+from certbound.context import CONTEXT
+from certbound.endpoints.http import json_response
+from certbound.grants import GRANTS
 
 __all__ = ["build_metadata", "metadata_endpoint"]
 

@@ -1,7 +1,7 @@
 """The admin API's OpenAPI 3.1 document (served at `/admin/openapi.json`).
 
 Its schemas are JSON Schema 2020-12 (OpenAPI 3.1 §4.8.24) and describe what the handlers in
-server.endpoints.admin really answer: the end-to-end tests validate live responses against them.
+certbound.endpoints.admin really answer: the end-to-end tests validate live responses against them.
 Bodies are RFC 7591 client metadata; unknown members are kept, hence `additionalProperties`.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.clientmeta import CLIENT_SIGNING_ALGS, KNOWN_AUTH_METHODS
+from certbound.clientmeta import CLIENT_SIGNING_ALGS, KNOWN_AUTH_METHODS
 
 __all__ = ["admin_openapi"]
 

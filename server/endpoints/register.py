@@ -21,18 +21,18 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from server.config import Settings
-from server.context import CONTEXT
-from server.endpoints.bearer import StaticToken, require_bearer_token
-from server.endpoints.http import NO_STORE, json_response, read_json_object
-from server.errors import (
+from certbound.config import Settings
+from certbound.context import CONTEXT
+from certbound.endpoints.bearer import StaticToken, require_bearer_token
+from certbound.endpoints.http import NO_STORE, json_response, read_json_object
+from certbound.errors import (
     AccessDeniedError,
     InvalidClientMetadataError,
     InvalidRequestError,
     InvalidTokenError,
 )
-from server.management import ClientManager, client_information
-from server.models import Client
+from certbound.management import ClientManager, client_information
+from certbound.models import Client
 
 __all__ = ["RegistrationEndpoints", "registration_client_uri"]
 

@@ -13,11 +13,11 @@ import time
 
 from aiohttp import web
 
-from server.context import CONTEXT
-from server.endpoints.authenticated import read_authenticated_form
-from server.endpoints.http import NO_STORE
-from server.errors import InvalidRequestError
-from server.tokenstate import find_token, revoke_token
+from certbound.context import CONTEXT
+from certbound.endpoints.authenticated import read_authenticated_form
+from certbound.endpoints.http import NO_STORE
+from certbound.errors import InvalidRequestError
+from certbound.tokenstate import find_token, revoke_token
 
 __all__ = ["revocation_endpoint"]
 

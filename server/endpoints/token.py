@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.context import CONTEXT
-from server.endpoints.authenticated import read_authenticated_form
-from server.endpoints.http import json_response
-from server.errors import (
+from certbound.context import CONTEXT
+from certbound.endpoints.authenticated import read_authenticated_form
+from certbound.endpoints.http import json_response
+from certbound.errors import (
     InvalidRequestError,
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
 )
-from server.grants import GRANTS
+from certbound.grants import GRANTS
 
 __all__ = ["token_endpoint"]
 

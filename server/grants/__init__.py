@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from server.grants.base import Grant
-from server.grants.client_credentials import ClientCredentialsGrant
+from certbound.grants.base import Grant
+from certbound.grants.client_credentials import ClientCredentialsGrant
 
 __all__ = ["GRANTS", "Grant"]
 

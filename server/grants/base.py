@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
 
-from server.clientauth import AuthenticatedClient
-from server.context import ServerContext
-from server.errors import InvalidRequestError, InvalidScopeError
-from server.models import Client
-from server.tls.peer import PeerCertificates
+from certbound.clientauth import AuthenticatedClient
+from certbound.context import ServerContext
+from certbound.errors import InvalidRequestError, InvalidScopeError
+from certbound.models import Client
+from certbound.tls.peer import PeerCertificates
 
 __all__ = ["Grant", "certificate_thumbprint_for", "granted_scope", "token_audience"]
 

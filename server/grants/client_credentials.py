@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from server.clientauth import AuthenticatedClient
-from server.context import ServerContext
-from server.grants.base import certificate_thumbprint_for, granted_scope, token_audience
+from certbound.clientauth import AuthenticatedClient
+from certbound.context import ServerContext
+from certbound.grants.base import certificate_thumbprint_for, granted_scope, token_audience
 
 __all__ = ["ClientCredentialsGrant"]
 

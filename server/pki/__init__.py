@@ -2,17 +2,17 @@
 subjectAltName matching (san), the registered subject of a client (subject), and public-key
 equality for self-signed certificates (spki).
 
-The TLS layer (server.tls) only records the peer's certificates; these modules decide what they
-are worth, and server.clientauth.mtls turns a refusal into `invalid_client`.
+The TLS layer (certbound.tls) only records the peer's certificates; these modules decide what they
+are worth, and certbound.clientauth.mtls turns a refusal into `invalid_client`.
 """
 
 from __future__ import annotations
 
-from server.pki.dn import DNSyntaxError, name_matches, parse_dn
-from server.pki.rejection import CertificateRejected
-from server.pki.spki import certificate_key_registered
-from server.pki.subject import SUBJECT_FIELDS, registered_subject, subject_matches
-from server.pki.trust import ClientTrust, TrustStore, VerifiedPath
+from certbound.pki.dn import DNSyntaxError, name_matches, parse_dn
+from certbound.pki.rejection import CertificateRejected
+from certbound.pki.spki import certificate_key_registered
+from certbound.pki.subject import SUBJECT_FIELDS, registered_subject, subject_matches
+from certbound.pki.trust import ClientTrust, TrustStore, VerifiedPath
 
 __all__ = [
     "SUBJECT_FIELDS",

@@ -27,8 +27,8 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
-from server.errors import ConfigError
-from server.pki.rejection import CertificateRejected
+from certbound.errors import ConfigError
+from certbound.pki.rejection import CertificateRejected
 
 __all__ = ["RevocationLists", "load_crls"]
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from cryptography import x509
 
-from server.pki.dn import DNSyntaxError, name_matches, parse_dn
-from server.pki.san import SAN_KINDS, san_matches, validate_san
+from certbound.pki.dn import DNSyntaxError, name_matches, parse_dn
+from certbound.pki.san import SAN_KINDS, san_matches, validate_san
 
 __all__ = ["SUBJECT_DN", "SUBJECT_FIELDS", "registered_subject", "subject_matches"]
 

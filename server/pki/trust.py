@@ -40,10 +40,10 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
-from server.errors import ConfigError
-from server.pki.crl import RevocationLists, load_crls
-from server.pki.rejection import CertificateRejected
-from server.tls.peer import PeerCertificates
+from certbound.errors import ConfigError
+from certbound.pki.crl import RevocationLists, load_crls
+from certbound.pki.rejection import CertificateRejected
+from certbound.tls.peer import PeerCertificates
 
 __all__ = ["MAX_INTERMEDIATES", "ClientTrust", "TrustStore", "VerifiedPath"]
 

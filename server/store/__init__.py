@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from server.errors import ConfigError
-from server.store.base import ClientExistsError, Store
+from certbound.errors import ConfigError
+from certbound.store.base import ClientExistsError, Store
 
 __all__ = ["ClientExistsError", "Store", "open_store"]
 
@@ -11,7 +11,7 @@ __all__ = ["ClientExistsError", "Store", "open_store"]
 async def open_store(db_url: str) -> Store:
     """Open the store a `--db` URL names and migrate its schema."""
     if db_url.startswith("sqlite://"):
-        from server.store.sqlite import SQLiteStore
+        from certbound.store.sqlite import SQLiteStore
 
         store: Store = SQLiteStore.from_url(db_url)
     else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from server.models import Client, ReferenceToken, SigningKeyRecord
+from certbound.models import Client, ReferenceToken, SigningKeyRecord
 
 __all__ = ["ClientExistsError", "Store"]
 

@@ -27,9 +27,9 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from server.errors import StoreError
-from server.models import Client, ReferenceToken, SigningKeyRecord
-from server.store.base import ClientExistsError
+from certbound.errors import StoreError
+from certbound.models import Client, ReferenceToken, SigningKeyRecord
+from certbound.store.base import ClientExistsError
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
 

@@ -1,7 +1,7 @@
 """asyncio TLS termination: a TCP protocol that runs pyOpenSSL and serves an inner protocol.
 
 :class:`TLSServerProtocol` sits on the raw TCP transport, drives a sans-IO
-:class:`~server.tls.connection.TLSConnection`, and once the handshake has completed
+:class:`~certbound.tls.connection.TLSConnection`, and once the handshake has completed
 creates the application protocol (aiohttp's ``RequestHandler`` in production) on
 top of a :class:`TLSTransport`.  The application protocol never sees a connection
 whose handshake failed, and a failing connection only ever affects itself.
@@ -36,8 +36,8 @@ class TLSTransport(asyncio.Transport):
 
     ``get_extra_info`` adds ``"sslcontext"``, ``"ssl_object"`` (the pyOpenSSL
     connection), ``"peercert"`` (always ``None``), ``"tls_info"``
-    (:class:`~server.tls.peer.TLSInfo`) and ``"peer_certificates"``
-    (:class:`~server.tls.peer.PeerCertificates` or ``None``) to what the TCP
+    (:class:`~certbound.tls.peer.TLSInfo`) and ``"peer_certificates"``
+    (:class:`~certbound.tls.peer.PeerCertificates` or ``None``) to what the TCP
     transport answers (``"peername"``, ``"sockname"``, ``"socket"``...).
     """
 

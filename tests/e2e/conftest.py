@@ -8,7 +8,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from server.testing import CertboundTestServer
+from certbound.testing import CertboundTestServer
 from tests.assertion_kit import JwksServer
 from tests.helpers import basic_auth
 

@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-CERTBOUND = [sys.executable, "-m", "server"]
+CERTBOUND = [sys.executable, "-m", "certbound"]
 
 
 def free_port() -> int:

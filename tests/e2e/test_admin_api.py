@@ -15,7 +15,7 @@ from openapi_spec_validator import validate as validate_openapi
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from server.testing import CertboundTestServer
+from certbound.testing import CertboundTestServer
 from tests.helpers import basic_auth
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"

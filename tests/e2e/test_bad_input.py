@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from server.testing import CertboundTestServer
+from certbound.testing import CertboundTestServer
 from tests.helpers import basic_auth
 
 

@@ -14,8 +14,8 @@ import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from server.jose import public_jwk
-from server.testing import CertboundTestServer
+from certbound.jose import public_jwk
+from certbound.testing import CertboundTestServer
 from tests.e2e.processes import run_cli
 from tests.helpers import basic_auth
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from server.devpki import write_dev_pki
+from certbound.devpki import write_dev_pki
 from tests.e2e.processes import ServerProcess, free_port, run_cli
 from tests.helpers import basic_auth
 

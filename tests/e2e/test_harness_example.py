@@ -1,9 +1,9 @@
 import pytest
 
-from server.errors import InvalidTokenError
-from server.resource import TokenVerifier
+from certbound.errors import InvalidTokenError
+from certbound.resource import TokenVerifier
 
-pytest_plugins = ["server.pytest_plugin"]  # or run: pytest -p server.pytest_plugin
+pytest_plugins = ["certbound.pytest_plugin"]  # or run: pytest -p certbound.pytest_plugin
 
 
 async def test_my_api_gets_a_certificate_bound_token(certbound_server, certbound_client_factory):

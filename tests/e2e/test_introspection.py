@@ -13,9 +13,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from server.jose import b64url_encode, json_compact
-from server.keys import SigningKey
-from server.testing import CertboundTestServer, ReadyClient
+from certbound.jose import b64url_encode, json_compact
+from certbound.keys import SigningKey
+from certbound.testing import CertboundTestServer, ReadyClient
 from tests.helpers import basic_auth, jwt_parts
 
 INACTIVE = {"active": False}

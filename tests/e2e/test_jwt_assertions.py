@@ -20,9 +20,9 @@ import pytest
 import trustme
 from joserfc.jwk import Key, RSAKey
 
-from server.clientkeys import FetchLimits
-from server.jose import b64url_decode
-from server.testing import CertboundTestServer, TestClient
+from certbound.clientkeys import FetchLimits
+from certbound.jose import b64url_decode
+from certbound.testing import CertboundTestServer, TestClient
 from tests.assertion_kit import (
     JwksServer,
     assertion_form,
@@ -440,7 +440,7 @@ async def test_ten_megabyte_jwks_uri_is_refused(
 
 def _certbound() -> list[str]:
     script = Path(sys.executable).with_name("certbound")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "server"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "certbound"]
 
 
 def _free_port() -> int:

@@ -18,9 +18,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from server.pki.trust import TrustStore
-from server.testing import CertboundTestServer
-from server.tokens import reference_token_hash
+from certbound.pki.trust import TrustStore
+from certbound.testing import CertboundTestServer
+from certbound.tokens import reference_token_hash
 from tests.helpers import basic_auth, jwt_parts
 from tests.unit.pki.builders import DAY, NOW, Issued, ca_name, from_trustme, issue, make_ca, make_crl, name
 

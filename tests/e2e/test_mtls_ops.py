@@ -19,7 +19,7 @@ import pytest
 import trustme
 from OpenSSL import SSL
 
-from server.testing import CertboundTestServer, _free_port
+from certbound.testing import CertboundTestServer, _free_port
 from tests.e2e.processes import ServerProcess, free_port, run_cli
 
 FORM = {"grant_type": "client_credentials"}

@@ -17,7 +17,7 @@ import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from server.testing import CertboundTestServer
+from certbound.testing import CertboundTestServer
 from tests.helpers import jwt_parts
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)

@@ -14,8 +14,8 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from server.jose import public_jwk
-from server.testing import CertboundTestServer
+from certbound.jose import public_jwk
+from certbound.testing import CertboundTestServer
 from tests.assertion_kit import JwksServer
 from tests.helpers import jwt_parts
 from tests.unit.pki.builders import Issued, name, new_key, self_signed

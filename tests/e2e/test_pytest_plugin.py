@@ -1,6 +1,6 @@
-"""server.pytest_plugin and the ReadyClient it hands out: every method authenticates as registered,
+"""certbound.pytest_plugin and the ReadyClient it hands out: every method authenticates as registered,
 with the certificate its method or binding needs; the server can be configured; and the plugin
-loads in another project's suite with `-p server.pytest_plugin` under pytest-asyncio strict mode."""
+loads in another project's suite with `-p certbound.pytest_plugin` under pytest-asyncio strict mode."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import textwrap
 
 import pytest
 
-from server.testing import CertboundTestServer, TokenRequestError
+from certbound.testing import CertboundTestServer, TokenRequestError
 from tests.helpers import jwt_parts
 
-pytest_plugins = ["server.pytest_plugin", "pytester"]
+pytest_plugins = ["certbound.pytest_plugin", "pytester"]
 
 CONFIDENTIAL = [
     "client_secret_basic",
@@ -95,7 +95,7 @@ def test_plugin_loads_in_another_suite_in_strict_mode(pytester: pytest.Pytester)
         )
     )
     result = pytester.runpytest_subprocess(
-        "-p", "server.pytest_plugin", "-p", "asyncio", "--asyncio-mode=strict"
+        "-p", "certbound.pytest_plugin", "-p", "asyncio", "--asyncio-mode=strict"
     )
     result.assert_outcomes(passed=1)
 

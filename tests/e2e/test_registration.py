@@ -15,9 +15,9 @@ import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from server.jose import public_jwk
-from server.testing import CertboundTestServer
-from server.tokens import reference_token_hash
+from certbound.jose import public_jwk
+from certbound.testing import CertboundTestServer
+from certbound.tokens import reference_token_hash
 from tests.assertion_kit import assertion_form, claims_for, generate_key, hmac_compact, public_jwks, sign
 from tests.helpers import basic_auth, jwt_parts
 

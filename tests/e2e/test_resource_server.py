@@ -1,4 +1,4 @@
-"""A resource server built with server.resource, in front of a real certbound, both over real TLS
+"""A resource server built with certbound.resource, in front of a real certbound, both over real TLS
 (SPEC §3 demo-resource behaviour, RFC 6750 §3, RFC 8705 §3): bound tokens are accepted only with
 their certificate; every refusal is 401 with the right WWW-Authenticate."""
 
@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from server.cli.demo_resource import create_demo_app
-from server.resource import TokenVerifier, certificate_thumbprint, start_resource_server
-from server.testing import CertboundTestServer, ReadyClient
+from certbound.cli.demo_resource import create_demo_app
+from certbound.resource import TokenVerifier, certificate_thumbprint, start_resource_server
+from certbound.testing import CertboundTestServer, ReadyClient
 from tests.helpers import jwt_parts
 
 

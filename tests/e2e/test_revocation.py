@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.testing import CertboundTestServer, ReadyClient
+from certbound.testing import CertboundTestServer, ReadyClient
 
 INACTIVE = {"active": False}
 

@@ -12,7 +12,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from server.devpki import write_dev_pki
+from certbound.devpki import write_dev_pki
 from tests.e2e.processes import CERTBOUND, ServerProcess, free_port, https_json, run_cli, server_env
 from tests.helpers import basic_auth
 

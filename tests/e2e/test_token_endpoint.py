@@ -12,8 +12,8 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from server.jose import b64url_encode
-from server.testing import CertboundTestServer
+from certbound.jose import b64url_encode
+from certbound.testing import CertboundTestServer
 from tests.helpers import basic_auth, jwt_parts
 
 FORM = {"grant_type": "client_credentials"}
@@ -279,7 +279,7 @@ async def test_reference_token_for_a_client_that_wants_one(server, http) -> None
     )
     assert status == 200, body
     assert body["access_token"].count(".") == 0
-    from server.tokens import reference_token_hash
+    from certbound.tokens import reference_token_hash
 
     stored = await server.running.context.store.get_reference_token(
         reference_token_hash(body["access_token"])
@@ -352,7 +352,7 @@ async def test_discovery_lists_what_works(server, http) -> None:
 
 
 async def test_jwks_kid_is_the_rfc7638_thumbprint(server, http) -> None:
-    from server.jose import rfc7638_thumbprint
+    from certbound.jose import rfc7638_thumbprint
 
     async with http.get(server.url + "/jwks", ssl=server.client_ssl_context()) as response:
         keys = (await response.json())["keys"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from server.devpki import write_dev_pki
+from certbound.devpki import write_dev_pki
 from tests.e2e.processes import ServerProcess, free_port, https_json, run_cli
 from tests.helpers import basic_auth
 

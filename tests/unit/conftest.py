@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from server.store.sqlite import SQLiteStore
+from certbound.store.sqlite import SQLiteStore
 
 
 @pytest.fixture

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from server.clientkeys import ClientKeyResolver, FetchLimits, is_forbidden_address, parse_jwks
-from server.config import Settings
-from server.errors import ConfigError, InvalidClientError
-from server.models import Client
-from server.vault import Vault
+from certbound.clientkeys import ClientKeyResolver, FetchLimits, is_forbidden_address, parse_jwks
+from certbound.config import Settings
+from certbound.errors import ConfigError, InvalidClientError
+from certbound.models import Client
+from certbound.vault import Vault
 from tests.assertion_kit import JwksServer, generate_key, public_jwks
 
 KEY_A = generate_key("ES256", kid="a")

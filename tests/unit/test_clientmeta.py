@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from server.clientmeta import CLIENT_SIGNING_ALGS, merge_metadata, normalize_metadata
-from server.config import Settings
-from server.errors import InvalidClientMetadataError, InvalidRedirectUriError
+from certbound.clientmeta import CLIENT_SIGNING_ALGS, merge_metadata, normalize_metadata
+from certbound.config import Settings
+from certbound.errors import InvalidClientMetadataError, InvalidRedirectUriError
 
 SETTINGS = Settings(scopes=("read", "write", "admin"))
 

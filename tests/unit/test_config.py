@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from server.config import load_settings
-from server.errors import ConfigError
+from certbound.config import load_settings
+from certbound.errors import ConfigError
 
 
 def test_defaults() -> None:

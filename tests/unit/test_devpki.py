@@ -5,7 +5,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from server.devpki import ensure_dev_pki, write_dev_pki
+from certbound.devpki import ensure_dev_pki, write_dev_pki
 
 
 def _cert(path: Path) -> x509.Certificate:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from server.testing import CertboundTestServer
+from certbound.testing import CertboundTestServer
 
 
 async def _open(server: CertboundTestServer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

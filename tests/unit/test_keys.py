@@ -6,10 +6,10 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from server.jose import rfc7638_thumbprint
-from server.keys import KeyRing
-from server.store.sqlite import SQLiteStore
-from server.vault import Vault
+from certbound.jose import rfc7638_thumbprint
+from certbound.keys import KeyRing
+from certbound.store.sqlite import SQLiteStore
+from certbound.vault import Vault
 
 
 @pytest.mark.parametrize("alg", ["ES256", "RS256", "PS256", "EdDSA"])

@@ -9,12 +9,12 @@ from dataclasses import replace
 
 import pytest
 
-from server.clients import ClientCache
-from server.config import Settings
-from server.errors import InvalidClientMetadataError
-from server.management import ClientManager, client_information
-from server.store.sqlite import SQLiteStore
-from server.vault import Vault
+from certbound.clients import ClientCache
+from certbound.config import Settings
+from certbound.errors import InvalidClientMetadataError
+from certbound.management import ClientManager, client_information
+from certbound.store.sqlite import SQLiteStore
+from certbound.vault import Vault
 
 SETTINGS = Settings(scopes=("read", "write"))
 

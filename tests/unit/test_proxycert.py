@@ -18,11 +18,11 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from server.clientcert import get_client_certificate
-from server.config import Settings
-from server.errors import InvalidRequestError
-from server.proxycert import MAX_CHAIN, proxy_certificate_middleware, read_forwarded_certificate
-from server.tls.peer import PeerCertificates
+from certbound.clientcert import get_client_certificate
+from certbound.config import Settings
+from certbound.errors import InvalidRequestError
+from certbound.proxycert import MAX_CHAIN, proxy_certificate_middleware, read_forwarded_certificate
+from certbound.tls.peer import PeerCertificates
 from tests.unit.pki.builders import ca_name, issue, make_ca, name
 
 ROOT = make_ca(ca_name("Root"))

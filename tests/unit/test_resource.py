@@ -1,4 +1,4 @@
-"""server.resource against a scripted authorization server (a small aiohttp app over trustme TLS
+"""certbound.resource against a scripted authorization server (a small aiohttp app over trustme TLS
 on 127.0.0.1): RFC 9068 §4 claim checks, the RFC 8705 binding, key-set and introspection caching,
 failures of the AS, and the RFC 6750 answers of bearer_required."""
 
@@ -25,9 +25,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from server.errors import InvalidTokenError
-from server.keys import SigningKey
-from server.resource import (
+from certbound.errors import InvalidTokenError
+from certbound.keys import SigningKey
+from certbound.resource import (
     TOKEN_KEY,
     AuthorizationServerError,
     TokenVerifier,
@@ -35,7 +35,7 @@ from server.resource import (
     certificate_thumbprint,
     install_token_verifier,
 )
-from server.tls import PeerCertificates
+from certbound.tls import PeerCertificates
 
 
 def new_key() -> SigningKey:

@@ -5,7 +5,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.tokens import access_token_claims
+from certbound.tokens import access_token_claims
 
 _TEXT = st.text(st.characters(blacklist_categories=("Cs",)))
 

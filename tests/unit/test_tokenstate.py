@@ -1,4 +1,4 @@
-"""server.tokenstate: the RFC 9068 format checks, and the server's view of its own tokens."""
+"""certbound.tokenstate: the RFC 9068 format checks, and the server's view of its own tokens."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc.jwk import JWKRegistry
 
-from server.app import build_context
-from server.config import Settings
-from server.context import ServerContext
-from server.errors import InvalidTokenError
-from server.jose import b64url_encode, json_compact
-from server.keys import KeyRing, SigningKey
-from server.models import Client
-from server.tokenstate import find_token, read_access_token_jwt, revoke_token, verified_claims
+from certbound.app import build_context
+from certbound.config import Settings
+from certbound.context import ServerContext
+from certbound.errors import InvalidTokenError
+from certbound.jose import b64url_encode, json_compact
+from certbound.keys import KeyRing, SigningKey
+from certbound.models import Client
+from certbound.tokenstate import find_token, read_access_token_jwt, revoke_token, verified_claims
 from tests.helpers import jwt_parts
 
 ISSUER = "https://as.certbound.test"

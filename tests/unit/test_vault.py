@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from server.errors import ConfigError
-from server.vault import Vault, load_or_create_master_key
+from certbound.errors import ConfigError
+from certbound.vault import Vault, load_or_create_master_key
 
 
 def test_master_key_is_created_once_with_private_mode(tmp_path: Path) -> None:

@@ -10,17 +10,17 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import Key, OctKey, RSAKey
 
-from server.clientauth.assertion import (
+from certbound.clientauth.assertion import (
     ASSERTION_SIGNING_ALGS,
     ASYMMETRIC_ALGS,
     HMAC_ALGS,
     AssertionValidator,
     parse_assertion,
 )
-from server.config import Settings
-from server.errors import InvalidClientError
-from server.jose import b64url_encode
-from server.models import Client
+from certbound.config import Settings
+from certbound.errors import InvalidClientError
+from certbound.jose import b64url_encode
+from certbound.models import Client
 from tests.assertion_kit import compact, generate_key, hmac_compact, sign
 
 NOW = 1_800_000_000.0

@@ -10,11 +10,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import RSAKey
 
-from server.clientauth.assertion import ASYMMETRIC_ALGS, HMAC_ALGS
-from server.clientauth.jwt_methods import ClientSecretJwt, PrivateKeyJwt
-from server.clientmeta import normalize_metadata
-from server.config import Settings
-from server.errors import InvalidClientMetadataError
+from certbound.clientauth.assertion import ASYMMETRIC_ALGS, HMAC_ALGS
+from certbound.clientauth.jwt_methods import ClientSecretJwt, PrivateKeyJwt
+from certbound.clientmeta import normalize_metadata
+from certbound.config import Settings
+from certbound.errors import InvalidClientMetadataError
 from tests.assertion_kit import generate_key, public_jwks
 
 SETTINGS = Settings(issuer="https://as.example")

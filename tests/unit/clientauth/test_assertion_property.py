@@ -9,11 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from joserfc.jwk import Key, OctKey
 
-from server.clientauth.assertion import ASYMMETRIC_ALGS, HMAC_ALGS, AssertionValidator, VerifiedAssertion
-from server.config import Settings
-from server.errors import InvalidClientError
-from server.jose import b64url_encode
-from server.models import Client
+from certbound.clientauth.assertion import ASYMMETRIC_ALGS, HMAC_ALGS, AssertionValidator, VerifiedAssertion
+from certbound.config import Settings
+from certbound.errors import InvalidClientError
+from certbound.jose import b64url_encode
+from certbound.models import Client
 from tests.assertion_kit import compact, generate_key, hmac_compact, sign
 
 NOW = 1_800_000_000.0

@@ -4,8 +4,8 @@ import base64
 
 import pytest
 
-from server.clientauth.credentials import Mechanism, read_credentials
-from server.errors import InvalidClientError, InvalidRequestError
+from certbound.clientauth.credentials import Mechanism, read_credentials
+from certbound.errors import InvalidClientError, InvalidRequestError
 from tests.helpers import basic_auth
 
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from server.clientauth.mtls import CA_PIN, SelfSignedTlsClientAuth, TlsClientAuth, parse_ca_pin
-from server.config import Settings
-from server.errors import InvalidClientMetadataError
-from server.jose import public_jwk
+from certbound.clientauth.mtls import CA_PIN, SelfSignedTlsClientAuth, TlsClientAuth, parse_ca_pin
+from certbound.config import Settings
+from certbound.errors import InvalidClientMetadataError
+from certbound.jose import public_jwk
 from tests.unit.pki.builders import name, self_signed
 
 DIGEST = hashlib.sha256(b"a CA certificate").digest()

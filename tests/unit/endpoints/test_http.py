@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.endpoints.http import parse_form
-from server.errors import InvalidRequestError
+from certbound.endpoints.http import parse_form
+from certbound.errors import InvalidRequestError
 
 
 def test_decodes_only_what_is_encoded() -> None:

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from server.errors import InvalidRequestError, InvalidScopeError
-from server.grants.base import certificate_thumbprint_for, granted_scope, token_audience
-from server.models import Client
+from certbound.errors import InvalidRequestError, InvalidScopeError
+from certbound.grants.base import certificate_thumbprint_for, granted_scope, token_audience
+from certbound.models import Client
 
 
 def client(**metadata: object) -> Client:

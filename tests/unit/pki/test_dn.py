@@ -10,7 +10,7 @@ from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.pki.dn import DNSyntaxError, name_matches, parse_dn, structure_of
+from certbound.pki.dn import DNSyntaxError, name_matches, parse_dn, structure_of
 
 ALICE = x509.Name(
     [

@@ -9,8 +9,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from joserfc.jwk import JWKRegistry, Key, OctKey
 
-from server.jose import public_jwk
-from server.pki.spki import certificate_key_registered, jwk_certificate
+from certbound.jose import public_jwk
+from certbound.pki.spki import certificate_key_registered, jwk_certificate
 from tests.unit.pki.builders import Issued, make_ca, name, new_key
 
 SUBJECT = name((NameOID.COMMON_NAME, "self-signed client"))

@@ -9,7 +9,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from server.pki.subject import registered_subject, subject_matches
+from certbound.pki.subject import registered_subject, subject_matches
 from tests.unit.pki.builders import ca_name, issue, make_ca, name
 
 CA = make_ca(ca_name())

@@ -14,11 +14,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from server.errors import ConfigError
-from server.pki.crl import RevocationLists, load_crls
-from server.pki.rejection import CertificateRejected
-from server.pki.trust import MAX_INTERMEDIATES, ClientTrust, TrustStore, VerifiedPath
-from server.tls.peer import PeerCertificates
+from certbound.errors import ConfigError
+from certbound.pki.crl import RevocationLists, load_crls
+from certbound.pki.rejection import CertificateRejected
+from certbound.pki.trust import MAX_INTERMEDIATES, ClientTrust, TrustStore, VerifiedPath
+from certbound.tls.peer import PeerCertificates
 from tests.unit.pki.builders import DAY, NOW, Issued, ca_name, issue, make_ca, make_crl, name
 
 CLIENT = name((NameOID.COMMON_NAME, "client"))

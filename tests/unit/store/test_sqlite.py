@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from server.models import Client, ReferenceToken, SigningKeyRecord
-from server.store import ClientExistsError, Store
-from server.store.sqlite import SQLiteStore
+from certbound.models import Client, ReferenceToken, SigningKeyRecord
+from certbound.store import ClientExistsError, Store
+from certbound.store.sqlite import SQLiteStore
 
 
 def make_client(client_id: str, method: str = "client_secret_basic") -> Client:

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 
-from server.tls import TLSConnection, TLSInfo, build_server_context
+from certbound.tls import TLSConnection, TLSInfo, build_server_context
 
 __all__ = ["ClientIdentity", "ConnectionPair", "Pki", "client_context"]
 

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 
-from server.tls import PeerCertificates, TLSConnection, TLSError, TLSHandshakeError
+from certbound.tls import PeerCertificates, TLSConnection, TLSError, TLSHandshakeError
 
 from .conftest import ConnectionPair, Pki, client_context
 

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 from OpenSSL import SSL
 
-from server.tls import TLSConfigError, TLSHandshakeError, build_server_context
+from certbound.tls import TLSConfigError, TLSHandshakeError, build_server_context
 
 from .conftest import ConnectionPair, Pki, client_context
 

@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web, web_protocol
 from OpenSSL import SSL
 
-from server.tls import PeerCertificates, TLSInfo, build_server_context, start_tls_server
+from certbound.tls import PeerCertificates, TLSInfo, build_server_context, start_tls_server
 
 from .conftest import ClientIdentity, Pki
 
