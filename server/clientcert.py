@@ -19,6 +19,7 @@ import ssl
 from aiohttp import web
 from cryptography import x509
 
+from certbound.errors import InvalidRequestError
 from certbound.proxytrust import TrustedProxies
 from certbound.tls.peer import PeerCertificates
 
@@ -34,7 +35,8 @@ CLIENT_CERTIFICATE_KEY = web.RequestKey[PeerCertificates | None]("certbound.clie
 
 
 def connection_certificate(transport: asyncio.BaseTransport | None) -> PeerCertificates | None:
-    """The certificate the TLS peer of `transport` presented itself (None without TLS or one)."""
+    """The certificate the TLS peer of `transport` presented itself (None without TLS or one);
+    InvalidRequestError when it cannot be parsed."""
     if transport is None:
         return None
     ours: PeerCertificates | None = transport.get_extra_info("peer_certificates")
@@ -44,7 +46,11 @@ def connection_certificate(transport: asyncio.BaseTransport | None) -> PeerCerti
     if isinstance(ssl_object, ssl.SSLObject):
         der = ssl_object.getpeercert(binary_form=True)
         if der:
-            return PeerCertificates.from_certs(x509.load_der_x509_certificate(der), ())
+            try:
+                return PeerCertificates.from_certs(x509.load_der_x509_certificate(der), ())
+            except ValueError:
+                # OpenSSL accepted it, but cryptography's stricter parser does not.
+                raise InvalidRequestError("the client certificate cannot be parsed") from None
     return None
 
 

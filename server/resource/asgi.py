@@ -22,6 +22,7 @@ from typing import Any
 from cryptography import x509
 from multidict import CIMultiDict
 
+from certbound.errors import InvalidRequestError
 from certbound.proxytrust import TrustedProxies, log_wide_networks
 from certbound.resource.guard import Refusal, check_request
 from certbound.resource.verifier import TokenVerifier, VerifiedToken
@@ -50,13 +51,17 @@ def get_verified_token(scope: Scope) -> VerifiedToken:
 
 
 def tls_extension_certificate(scope: Scope) -> PeerCertificates | None:
-    """The leaf of the ASGI TLS extension's `client_cert_chain` (PEM strings), None without one."""
+    """The leaf of the ASGI TLS extension's `client_cert_chain` (PEM strings), None without one;
+    InvalidRequestError when the server handed over something that does not parse."""
     extensions = scope.get("extensions")
     tls = extensions.get("tls") if isinstance(extensions, dict) else None
     chain = tls.get("client_cert_chain") if isinstance(tls, dict) else None
     if not chain or not isinstance(chain[0], str):
         return None
-    return PeerCertificates.from_certs(x509.load_pem_x509_certificate(chain[0].encode("ascii")), ())
+    try:
+        return PeerCertificates.from_certs(x509.load_pem_x509_certificate(chain[0].encode("ascii")), ())
+    except (UnicodeError, ValueError):
+        raise InvalidRequestError("the client certificate cannot be parsed") from None
 
 
 def _headers(scope: Scope) -> CIMultiDict[str]:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import ssl
 from unittest import mock
 
+import pytest
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL
 
 from certbound.clientcert import connection_certificate
+from certbound.errors import InvalidRequestError
 from certbound.tls.peer import PeerCertificates
 
 LEAF = x509.load_pem_x509_certificate(trustme.CA().issue_cert("client.example").cert_chain_pems[0].bytes())
@@ -54,3 +56,10 @@ def test_stdlib_ssl_object_without_a_certificate() -> None:
 def test_plain_connection_or_none() -> None:
     assert connection_certificate(transport()) is None
     assert connection_certificate(None) is None
+
+
+def test_a_certificate_cryptography_cannot_parse_is_invalid_request() -> None:
+    ssl_object = mock.Mock(spec=ssl.SSLObject)
+    ssl_object.getpeercert.return_value = b"\x30\x03\x02\x01\x00"  # DER, but no certificate
+    with pytest.raises(InvalidRequestError, match="cannot be parsed"):
+        connection_certificate(transport(ssl_object=ssl_object))

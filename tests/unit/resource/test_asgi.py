@@ -168,6 +168,12 @@ async def test_malformed_header_from_a_trusted_proxy_is_400(authorization_server
     assert json.loads(body)["error"] == "invalid_request"
 
 
+async def test_unparsable_tls_extension_certificate_is_400(authorization_server, verifier) -> None:
+    scope = http_scope(bound(authorization_server), chain=["-----BEGIN CERTIFICATE-----\nAAAA\n"])
+    status, _, body = await call(BearerTokenMiddleware(App(), verifier), scope)
+    assert (status, json.loads(body)["error"]) == (400, "invalid_request")
+
+
 async def test_refused_websocket_handshake_is_closed(verifier) -> None:
     app = App()
     sent: list[Message] = []
