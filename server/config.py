@@ -16,6 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from certbound.errors import ConfigError
+from certbound.proxyheaders import HEADER_FORMATS
+from certbound.proxytrust import sha256_fingerprint
 
 __all__ = [
     "OPTIONS",
@@ -177,7 +179,16 @@ OPTIONS: tuple[Option, ...] = (
         repeatable=True,
         metavar="CIDR",
     ),
-    Option("client_cert_header", _one_of("rfc9440", "xfcc", "nginx"), "rfc9440", "proxy header format"),
+    Option(
+        "trusted_proxy_cert_sha256",
+        sha256_fingerprint,
+        (),
+        "SHA-256 fingerprint of a proxy's own TLS client certificate: headers count only from such"
+        " connections (hex, colons allowed except in CERTBOUND_*)",
+        repeatable=True,
+        metavar="HEX",
+    ),
+    Option("client_cert_header", _one_of(*HEADER_FORMATS), "rfc9440", "proxy header format"),
     Option("client_crl", _as_path, (), "CRL checked for tls_client_auth", repeatable=True, metavar="PEM"),
     Option("token_lifetime", _as_int(1), 600, "access token lifetime in seconds"),
     Option(
@@ -221,6 +232,7 @@ class Settings:
     drain_timeout: int = 10
     mtls_port: int | None = None
     trusted_proxy: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    trusted_proxy_cert_sha256: tuple[bytes, ...] = ()
     client_cert_header: str = "rfc9440"
     client_crl: tuple[Path, ...] = ()
     token_lifetime: int = 600
@@ -311,6 +323,8 @@ def load_settings(
         values["issuer"] = f"https://localhost:{values.get('port', 8443)}"
     if values.get("registration") == "token" and not values.get("registration_token"):
         raise ConfigError("--registration token needs --registration-token")
+    if values.get("trusted_proxy_cert_sha256") and not values.get("trusted_proxy"):
+        raise ConfigError("--trusted-proxy-cert-sha256 needs --trusted-proxy")
     if (values.get("tls_cert") is None) != (values.get("tls_key") is None):
         raise ConfigError("--tls-cert and --tls-key go together")
     return Settings(config=config_file, **{k: v for k, v in values.items() if v is not None})

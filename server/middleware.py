@@ -1,53 +1,24 @@
-"""Turns errors into responses: the only place that builds OAuth error JSON (RFC 6749 §5.2).
+"""Turns errors raised by handlers into responses (RFC 6749 §5.2).
 
 OAuthError subclasses become `{"error", "error_description"}` with their status and the headers
-their RFC asks for; anything unexpected becomes a generic `server_error`, details in the log only.
+their RFC asks for (certbound.errorresponse renders them); anything unexpected becomes a generic
+`server_error`, details in the log only.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from certbound.context import CONTEXT
-from certbound.endpoints.http import NO_STORE
-from certbound.errors import (
-    InvalidClientError,
-    InvalidTokenError,
-    MethodNotAllowedError,
-    MissingTokenError,
-    OAuthError,
-)
+from certbound.errorresponse import error_response
+from certbound.errors import OAuthError
 
-__all__ = ["error_middleware", "error_response"]
+__all__ = ["error_middleware"]
 
 log = logging.getLogger("certbound.http")
-
-
-def error_response(exc: OAuthError) -> web.Response:
-    body: dict[str, str] = {"error": exc.error}
-    if exc.description:
-        body["error_description"] = exc.description
-    headers = dict(NO_STORE)
-    if isinstance(exc, InvalidClientError) and exc.basic_challenge:
-        headers["WWW-Authenticate"] = 'Basic realm="certbound", charset="UTF-8"'
-    elif isinstance(exc, MissingTokenError):
-        headers["WWW-Authenticate"] = "Bearer"
-    elif isinstance(exc, InvalidTokenError):
-        # RFC 6750 §3: the description is a quoted-string; keep it to safe characters.
-        safe = exc.description.replace("\\", "").replace('"', "'")
-        headers["WWW-Authenticate"] = f'Bearer error="{exc.error}", error_description="{safe}"'
-    elif isinstance(exc, MethodNotAllowedError):
-        headers["Allow"] = "POST"
-    return web.Response(
-        body=json.dumps(body).encode("utf-8"),
-        status=exc.status,
-        content_type="application/json",
-        headers=headers,
-    )
 
 
 def _route(request: web.Request) -> str:

@@ -1,23 +1,19 @@
-"""Reading access tokens back (RFC 9068 §4, RFC 7662 §2.2, RFC 7009 §2.1).
+"""The authorization server's view of its own access tokens (RFC 7662 §2.2, RFC 7009 §2.1).
 
-Two jobs share one format check. `read_access_token_jwt` and `verified_claims` validate the form
-of an RFC 9068 JWT access token (header `typ: at+jwt`, an asymmetric algorithm, a verified
-signature); the resource-server verifier (certbound.resource) uses them with the AS's published keys.
-`find_token` is the authorization server's view of one of its own tokens, a JWT it signed or a
-stored reference token, with its owner, expiry and revocation state, for introspection and
-revocation. Nothing here is cached: a revocation made on any node is seen by every node at once.
+`find_token` finds one of this server's tokens, a JWT it signed (format checks in
+certbound.accesstoken, shared with the resource-server verifier) or a stored reference token, with its
+owner, expiry and revocation state, for introspection and revocation. Nothing here is cached: a
+revocation made on any node is seen by every node at once.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from joserfc import jws
-from joserfc.errors import JoseError
-from joserfc.jwk import JWKRegistry, Key
+from joserfc.jwk import JWKRegistry
 
+from certbound.accesstoken import read_access_token_jwt, verified_claims
 from certbound.errors import InvalidTokenError
 from certbound.tokens import reference_token_hash
 
@@ -25,66 +21,7 @@ if TYPE_CHECKING:
     from certbound.context import ServerContext
     from certbound.store import Store
 
-__all__ = [
-    "ACCESS_TOKEN_ALGS",
-    "TokenState",
-    "find_token",
-    "read_access_token_jwt",
-    "revoke_token",
-    "verified_claims",
-]
-
-#: Algorithms an access token may be signed with: asymmetric only, so a published public key can
-#: never be used as an HMAC secret, and never `none` (RFC 8725 §3.1, §3.2).
-ACCESS_TOKEN_ALGS = frozenset(
-    {
-        *(f"{family}{bits}" for family in ("RS", "PS", "ES") for bits in (256, 384, 512)),
-        "EdDSA",
-    }
-)
-#: RFC 9068 §2.1 and §4: `at+jwt`, which the media type `application/at+jwt` abbreviates.
-_ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
-
-
-def read_access_token_jwt(token: str) -> jws.CompactSignature:
-    """RFC 9068 §4 steps 1-2, before any key is looked up: a compact JWS whose header says
-    `typ: at+jwt`, names a `kid` and an allowed algorithm. Raises InvalidTokenError."""
-    if token.count(".") != 2:
-        raise InvalidTokenError("the access token is not a JWT")
-    try:
-        signed = jws.extract_compact(token.encode("ascii"))
-    except (JoseError, UnicodeError, ValueError):
-        raise InvalidTokenError("the access token is a malformed JWT") from None
-    header = signed.headers()
-    typ = header.get("typ")
-    if not isinstance(typ, str) or typ.lower() not in _ACCESS_TOKEN_TYPES:
-        raise InvalidTokenError("the JWT is not an access token (its typ must be at+jwt)")
-    if header.get("alg") not in ACCESS_TOKEN_ALGS:
-        raise InvalidTokenError(f"the access token's algorithm {header.get('alg')!r} is not accepted")
-    if not isinstance(header.get("kid"), str):
-        raise InvalidTokenError("the access token's header names no kid")
-    return signed
-
-
-def verified_claims(signed: jws.CompactSignature, key: Key) -> dict[str, Any]:
-    """The claims of `signed` once its signature verifies with `key` (a JWK that, when it names
-    an `alg`, names the header's). Raises InvalidTokenError."""
-    alg = signed.headers()["alg"]
-    if key.get("alg", alg) != alg:
-        raise InvalidTokenError("the access token's algorithm does not match its signing key")
-    try:
-        valid = jws.validate_compact(signed, key, algorithms=[alg])
-    except JoseError as exc:
-        raise InvalidTokenError("the access token's signing key does not fit its algorithm") from exc
-    if not valid:
-        raise InvalidTokenError("the access token's signature is invalid")
-    try:
-        claims = json.loads(signed.payload)
-    except (UnicodeError, ValueError):
-        raise InvalidTokenError("the access token's claims are not JSON") from None
-    if not isinstance(claims, dict):
-        raise InvalidTokenError("the access token's claims are not a JSON object")
-    return claims
+__all__ = ["TokenState", "find_token", "revoke_token"]
 
 
 @dataclass(frozen=True, slots=True)

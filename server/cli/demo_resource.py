@@ -1,9 +1,11 @@
 """`certbound demo-resource` (SPEC §3): a protected API built with certbound.resource.
 
 `GET /resource` answers `{"client_id", "scope", "cnf"}` for a valid token whose binding matches the
-connection's certificate, and RFC 6750 errors otherwise. JWT mode by default; introspection mode
-(client_secret_basic) when given introspection credentials. With no TLS flags it uses the dev PKI in
-certs/, like `serve`, and then trusts the dev server CA for the AS too.
+connection's certificate, and RFC 6750 errors otherwise. JWT mode by default (it cannot see
+revocation, and says so when it starts); introspection mode (client_secret_basic) when given
+introspection credentials, caching nothing unless --introspection-cache-ttl. Behind a proxy,
+--trusted-proxy, --client-cert-header and --trusted-proxy-cert-sha256 work as for `serve`. With no
+TLS flags it uses the dev PKI in certs/, like `serve`, and then trusts the dev server CA for the AS too.
 
 Its flags are its own: they are not read from CERTBOUND_* variables or a TOML file, which hold the
 token server's settings (CERTBOUND_PORT there must not move this server's port).
@@ -24,12 +26,13 @@ from typing import Any
 
 from aiohttp import web
 
-from certbound.config import OPTIONS, Settings
+from certbound.config import OPTIONS, Option, Settings
 from certbound.endpoints.http import json_response
 from certbound.errors import ConfigError
 from certbound.resource import (
     TOKEN_KEY,
     TokenVerifier,
+    TrustedProxies,
     bearer_required,
     install_token_verifier,
     start_resource_server,
@@ -70,12 +73,48 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--introspection-client-id", metavar="ID", help="introspect tokens as this client")
     parser.add_argument("--introspection-client-secret", metavar="S", help="that client's secret")
+    parser.add_argument(
+        "--introspection-cache-ttl",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="cache introspection answers this long (default 0: a revoked token is refused at once)",
+    )
+    for name in ("trusted_proxy", "trusted_proxy_cert_sha256"):
+        option = _serve_option(name)
+        parser.add_argument(
+            option.flag, type=_like_serve(name), action="append", default=[], metavar=option.metavar,
+            help=option.help + " (repeatable)",
+        )  # fmt: skip
+    for name in ("client_cert_header", "header_timeout"):
+        option = _serve_option(name)
+        parser.add_argument(
+            option.flag,
+            type=_like_serve(name),
+            default=option.default,
+            metavar=option.metavar,
+            help=option.help,
+        )
     parser.set_defaults(run=_run)
+
+
+def _serve_option(name: str) -> Option:
+    return next(option for option in OPTIONS if option.name == name)
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return seconds
 
 
 def _like_serve(name: str) -> Callable[[str], Any]:
     """The argparse type of `serve`'s flag of the same name (one parser per option, certbound.config)."""
-    option = next(option for option in OPTIONS if option.name == name)
+    option = _serve_option(name)
 
     def parse(value: str) -> Any:
         try:
@@ -92,10 +131,12 @@ async def _resource(request: web.Request) -> web.Response:
     return json_response({"client_id": token.client_id, "scope": token.scope, "cnf": token.cnf})
 
 
-def create_demo_app(verifier: TokenVerifier) -> web.Application:
+def create_demo_app(
+    verifier: TokenVerifier, trusted_proxies: TrustedProxies | None = None
+) -> web.Application:
     """The demo API: `GET /resource` behind `bearer_required`."""
     app = web.Application()
-    install_token_verifier(app, verifier)
+    install_token_verifier(app, verifier, trusted_proxies=trusted_proxies)
     app.router.add_get("/resource", _resource)
     return app
 
@@ -140,6 +181,7 @@ def _verifier(args: argparse.Namespace, as_ca: Path | None) -> TokenVerifier:
             clock_skew=args.clock_skew,
             introspection_client_id=args.introspection_client_id,
             introspection_client_secret=args.introspection_client_secret,
+            introspection_cache_ttl=args.introspection_cache_ttl,
         )
     except (ssl.SSLError, OSError) as exc:
         raise ConfigError(f"cannot load --as-ca {as_ca}: {exc}") from None
@@ -150,24 +192,38 @@ def _run(args: argparse.Namespace) -> int:
 
     configure_logging("info")
     files = _tls_files(args)
+    proxies = _trusted_proxies(args)
     verifier = _verifier(args, files.as_ca)
-    asyncio.run(_serve(args, files, verifier))
+    asyncio.run(_serve(args, files, verifier, proxies))
     return 0
 
 
-async def _serve(args: argparse.Namespace, files: _TLSFiles, verifier: TokenVerifier) -> None:
+def _trusted_proxies(args: argparse.Namespace) -> TrustedProxies | None:
+    if args.trusted_proxy_cert_sha256 and not args.trusted_proxy:
+        raise ConfigError("--trusted-proxy-cert-sha256 needs --trusted-proxy")
+    if not args.trusted_proxy:
+        return None
+    return TrustedProxies(
+        args.trusted_proxy, header_format=args.client_cert_header, cert_sha256=args.trusted_proxy_cert_sha256
+    )
+
+
+async def _serve(
+    args: argparse.Namespace, files: _TLSFiles, verifier: TokenVerifier, proxies: TrustedProxies | None
+) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
         server = await start_resource_server(
-            create_demo_app(verifier),
+            create_demo_app(verifier, proxies),
             tls_cert=files.cert,
             tls_key=files.key,
             client_ca=files.client_ca,
             host=args.host,
             port=args.port,
+            header_timeout=args.header_timeout,
         )
     except TLSConfigError as exc:
         raise ConfigError(str(exc)) from None
@@ -176,7 +232,6 @@ async def _serve(args: argparse.Namespace, files: _TLSFiles, verifier: TokenVeri
     # The ready line is part of the CLI contract: tests and scripts wait for it.
     sys.stdout.write(f"listening on {server.url}\n")
     sys.stdout.flush()
-    mode = "introspection" if verifier.uses_introspection else "JWT"
-    log.info("verifying %s tokens from %s for audience %s", mode, verifier.issuer, verifier.audience)
+    log.info("%s", verifier.describe())
     await stop.wait()
     await server.stop()

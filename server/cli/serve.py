@@ -6,6 +6,8 @@ import argparse
 from typing import Any
 
 from certbound.cli.common import add_setting_flags, settings_from_args
+from certbound.proxycert import trusted_proxies
+from certbound.proxytrust import log_wide_networks
 from certbound.workers import serve
 
 __all__ = ["register"]
@@ -22,5 +24,6 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     configure_logging(settings.log_level)
+    log_wide_networks(trusted_proxies(settings))
     serve(settings)
     return 0

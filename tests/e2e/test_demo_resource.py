@@ -4,8 +4,11 @@ introspection mode sees a revocation; bad configuration; the dev PKI when no TLS
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import signal
+import socket
 import ssl
 import subprocess
 import urllib.error
@@ -15,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from certbound.devpki import write_dev_pki
 from tests.e2e.processes import ServerProcess, free_port, run_cli
@@ -30,13 +35,15 @@ class DemoResourceProcess(ServerProcess):
 
 def https(
     url: str, pki: Path, *, cert: str | None = None, token: str | None = None, form: str | None = None,
-    authorization: str | None = None,
+    authorization: str | None = None, headers: dict[str, str] | None = None,
 ) -> tuple[int, Any, str | None]:  # fmt: skip
     """One HTTPS request trusting the dev server CA, presenting `cert` (a dev PKI name) if given."""
     context = ssl.create_default_context(cafile=str(pki / "server-ca.pem"))
     if cert is not None:
         context.load_cert_chain(pki / f"{cert}.pem", pki / f"{cert}.key")
-    headers = {"Content-Type": "application/x-www-form-urlencoded"} if form is not None else {}
+    headers = dict(headers or {})
+    if form is not None:
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     if authorization is not None:
@@ -132,7 +139,10 @@ def test_jwt_mode_accepts_a_bound_token_only_with_its_certificate(pki, authoriza
         assert "audience" in body["error_description"]
 
         assert https(resource, pki, cert="client1") == (401, None, "Bearer")
-        assert demo.stop(signal.SIGTERM)[0] == 0
+        status, stderr = demo.stop(signal.SIGTERM)
+        assert status == 0
+        # Issue 9 finding 17: the start-up line says what JWT mode means for revoked tokens.
+        assert "JWT mode cannot see revocation" in stderr
 
 
 def test_introspection_mode_sees_a_revocation(pki, authorization_server) -> None:
@@ -168,7 +178,89 @@ def test_introspection_mode_sees_a_revocation(pki, authorization_server) -> None
         assert "not active" in body["error_description"]
         status, body, _ = https(resource, pki, cert="client1", token=kept)
         assert (status, body["error"]) == (401, "invalid_token")
-        assert demo.stop(signal.SIGINT)[0] == 0
+        status, stderr = demo.stop(signal.SIGINT)
+        assert status == 0
+        assert "answers not cached, so a revoked token is refused at once" in stderr
+
+
+@pytest.mark.parametrize("cache_ttl", [None, "30"], ids=["default", "cached"])
+def test_introspection_answers_are_cached_only_when_asked(
+    pki, authorization_server, cache_ttl: str | None
+) -> None:
+    """SPEC §3: no cache unless --introspection-cache-ttl, so a revocation is seen at once; with a
+    cache, a token revoked after its first use passes until the cached answer expires."""
+    server, db = authorization_server
+    resource_server = add_client(db, "--method", "client_secret_basic")
+    client = add_client(db, "--method", "client_secret_basic", "--opaque")
+    token = fetch_token(server.url, pki, client, "client2")
+    flags = [
+        f"--introspection-client-id={resource_server['client_id']}",
+        f"--introspection-client-secret={resource_server['client_secret']}",
+        *(["--introspection-cache-ttl", cache_ttl] if cache_ttl else []),
+    ]
+    with DemoResourceProcess(*demo_flags(pki, server.url.rsplit(":", 1)[1], *flags)) as demo:
+        resource = demo.url + "/resource"
+        assert https(resource, pki, token=token)[0] == 200
+        revoke = f"token={token}"
+        credentials = basic_auth(client["client_id"], client["client_secret"])
+        assert https(server.url + "/revoke", pki, form=revoke, authorization=credentials)[0] == 200
+        assert https(resource, pki, token=token)[0] == (200 if cache_ttl else 401)
+        status, stderr = demo.stop()
+    assert status == 0
+    assert ("cached up to 30 s" in stderr) == bool(cache_ttl)
+
+
+def sha256_colons(pki: Path, name: str) -> str:
+    """The fingerprint as `openssl x509 -noout -fingerprint -sha256` prints it."""
+    der = x509.load_pem_x509_certificate((pki / f"{name}.pem").read_bytes()).public_bytes(Encoding.DER)
+    return ":".join(f"{byte:02X}" for byte in hashlib.sha256(der).digest())
+
+
+def client_cert_header(pki: Path, name: str) -> str:
+    der = x509.load_pem_x509_certificate((pki / f"{name}.pem").read_bytes()).public_bytes(Encoding.DER)
+    return ":" + base64.b64encode(der).decode("ascii") + ":"
+
+
+def test_behind_a_pinned_proxy(pki, authorization_server) -> None:
+    """The test client plays a proxy on 127.0.0.1 whose own certificate is client2 (pinned); it
+    forwards client1's certificate. Without the pinned certificate the header is ignored."""
+    server, db = authorization_server
+    client = add_client(db, "--method", "tls_client_auth", "--san-dns", "client1.certbound.test")
+    token = fetch_token(server.url, pki, client, "client1")
+    flags = demo_flags(
+        pki,
+        server.url.rsplit(":", 1)[1],
+        "--trusted-proxy", "127.0.0.1",
+        "--trusted-proxy-cert-sha256", sha256_colons(pki, "client2"),
+    )  # fmt: skip
+    forwarded = {"Client-Cert": client_cert_header(pki, "client1")}
+    with DemoResourceProcess(*flags) as demo:
+        resource = demo.url + "/resource"
+        status, body, _ = https(resource, pki, cert="client2", token=token, headers=forwarded)
+        assert (status, body["client_id"]) == (200, client["client_id"])
+        status, body, _ = https(resource, pki, token=token, headers=forwarded)
+        assert (status, body["error"]) == (401, "invalid_token")
+        assert "present it over mutual TLS" in body["error_description"]
+        status, stderr = demo.stop()
+    assert status == 0
+    assert "trusted proxy range" not in stderr
+
+
+def test_request_headers_have_a_deadline(pki, authorization_server) -> None:
+    """Issue 9 finding 6: a peer that never finishes its request headers is cut off."""
+    server, _ = authorization_server
+    flags = demo_flags(pki, server.url.rsplit(":", 1)[1], "--header-timeout", "1")
+    with DemoResourceProcess(*flags) as demo:
+        port = int(demo.url.rsplit(":", 1)[1])
+        context = ssl.create_default_context(cafile=str(pki / "server-ca.pem"))
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            tls.sendall(b"GET /resource HTTP/1.1\r\nHost: localhost\r\n")
+            assert tls.recv(1024) == b""  # closed after ~1 s, without an answer
+        # Twin: a complete request on a new connection is answered.
+        assert https(demo.url + "/resource", pki) == (401, None, "Bearer")
 
 
 @pytest.mark.parametrize(
@@ -179,6 +271,26 @@ def test_introspection_mode_sees_a_revocation(pki, authorization_server) -> None
         (["--issuer", "https://localhost:1", "--as-ca", "missing.pem"], "--as-ca file not found"),
         (["--issuer", "https://localhost:1", "--client-ca", "missing.pem"], "--client-ca file not found"),
         (["--issuer", "https://localhost:1", "--clock-skew", "-1"], "--clock-skew"),
+        (["--issuer", "https://localhost:1", "--introspection-cache-ttl", "-1"], "must be >= 0"),
+        (["--issuer", "https://localhost:1", "--introspection-cache-ttl", "nan"], "must be >= 0"),
+        (["--issuer", "https://localhost:1", "--trusted-proxy", "10.0.0.0/33"], "not a CIDR"),
+        (["--issuer", "https://localhost:1", "--client-cert-header", "x-cert"], "must be one of"),
+        (["--issuer", "https://localhost:1", "--header-timeout", "0"], "--header-timeout"),
+        (
+            [
+                "--issuer",
+                "https://localhost:1",
+                "--trusted-proxy",
+                "127.0.0.1",
+                "--trusted-proxy-cert-sha256",
+                "ab",
+            ],
+            "64 hex digits",
+        ),
+        (
+            ["--issuer", "https://localhost:1", "--trusted-proxy-cert-sha256", "ab" * 32],
+            "--trusted-proxy-cert-sha256 needs --trusted-proxy",
+        ),
         (
             ["--issuer", "https://localhost:1", "--introspection-client-id", "rs"],
             "--introspection-client-id and --introspection-client-secret go together",

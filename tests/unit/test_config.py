@@ -87,3 +87,31 @@ def test_mtls_base_url() -> None:
     settings = load_settings({"mtls_port": "9444", "issuer": "https://as.example.com:8443/tenant"}, {})
     assert settings.mtls_base_url == "https://as.example.com:9444/tenant"
     assert load_settings({}, {}).mtls_base_url is None
+
+
+PIN_A, PIN_B = "ab" * 32, "CD" * 32
+
+
+def test_proxy_certificate_pins_from_flags_env_and_file(tmp_path: Path) -> None:
+    colons = ":".join([PIN_B[i : i + 2] for i in range(0, 64, 2)])
+    flags = {"trusted_proxy": ["10.0.0.5"], "trusted_proxy_cert_sha256": [PIN_A, colons]}
+    assert load_settings(flags, {}).trusted_proxy_cert_sha256 == (bytes.fromhex(PIN_A), bytes.fromhex(PIN_B))
+    env = {"CERTBOUND_TRUSTED_PROXY": "10.0.0.5", "CERTBOUND_TRUSTED_PROXY_CERT_SHA256": f"{PIN_A}:{PIN_B}"}
+    assert len(load_settings({}, env).trusted_proxy_cert_sha256) == 2
+    config = tmp_path / "c.toml"
+    config.write_text(f'trusted_proxy = ["10.0.0.5"]\ntrusted_proxy_cert_sha256 = ["{colons}"]\n')
+    assert load_settings({}, {}, config).trusted_proxy_cert_sha256 == (bytes.fromhex(PIN_B),)
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "message"),
+    [
+        ({"trusted_proxy": ["10.0.0.5"], "trusted_proxy_cert_sha256": ["abcd"]}, {}, "64 hex digits"),
+        # In CERTBOUND_* a colon separates repeated values: a colon-separated fingerprint is refused.
+        ({}, {"CERTBOUND_TRUSTED_PROXY_CERT_SHA256": "AB:CD"}, "CERTBOUND_TRUSTED_PROXY_CERT_SHA256"),
+        ({"trusted_proxy_cert_sha256": [PIN_A]}, {}, "needs --trusted-proxy"),
+    ],
+)
+def test_bad_proxy_certificate_pins(flags: dict[str, object], env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(flags, env)

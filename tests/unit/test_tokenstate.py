@@ -1,4 +1,5 @@
-"""certbound.tokenstate: the RFC 9068 format checks, and the server's view of its own tokens."""
+"""certbound.accesstoken's RFC 9068 format checks, and certbound.tokenstate: the server's view of its own
+tokens."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc.jwk import JWKRegistry
 
+from certbound.accesstoken import read_access_token_jwt, verified_claims
 from certbound.app import build_context
 from certbound.config import Settings
 from certbound.context import ServerContext
@@ -18,7 +20,7 @@ from certbound.errors import InvalidTokenError
 from certbound.jose import b64url_encode, json_compact
 from certbound.keys import KeyRing, SigningKey
 from certbound.models import Client
-from certbound.tokenstate import find_token, read_access_token_jwt, revoke_token, verified_claims
+from certbound.tokenstate import find_token, revoke_token
 from tests.helpers import jwt_parts
 
 ISSUER = "https://as.certbound.test"

@@ -1,144 +1,25 @@
-"""certbound.resource against a scripted authorization server (a small aiohttp app over trustme TLS
-on 127.0.0.1): RFC 9068 §4 claim checks, the RFC 8705 binding, key-set and introspection caching,
-failures of the AS, and the RFC 6750 answers of bearer_required."""
+"""certbound.resource's TokenVerifier against a scripted authorization server (conftest.py): RFC 9068
+§4 claim checks, the RFC 8705 binding, key-set fetching, introspection and its opt-in cache (SPEC §3),
+failures of the AS."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import hashlib
-import secrets
-import ssl
 import time
-from collections import Counter
 from collections.abc import AsyncIterator
-from pathlib import Path
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import unquote_plus
 
 import pytest
-import trustme
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from certbound.errors import InvalidTokenError
-from certbound.keys import SigningKey
-from certbound.resource import (
-    TOKEN_KEY,
-    AuthorizationServerError,
-    TokenVerifier,
-    bearer_required,
-    certificate_thumbprint,
-    install_token_verifier,
-)
+from certbound.resource import AuthorizationServerError, TokenVerifier, certificate_thumbprint
 from certbound.tls import PeerCertificates
-
-
-def new_key() -> SigningKey:
-    return SigningKey.from_private_key(ec.generate_private_key(ec.SECP256R1()), "ES256", 0)
-
-
-class ScriptedAS:
-    """Serves metadata, a JWK Set and introspection answers the test sets; counts requests."""
-
-    def __init__(self, directory: Path) -> None:
-        self.ca = trustme.CA()
-        self.ca_file = directory / "as-ca.pem"
-        self.ca.cert_pem.write_to_path(str(self.ca_file))
-        self.key = new_key()
-        self.keys = [self.key]
-        self.jwks_status = 200
-        self.jwks_body: bytes | None = None
-        self.metadata_issuer: str | None = None
-        self.answer: dict[str, Any] = {"active": False}
-        self.introspect_status = 200
-        self.authorizations: list[str] = []
-        self.hits: Counter[str] = Counter()
-        self.issuer = ""
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/.well-known/oauth-authorization-server", self._metadata)
-        app.router.add_get("/jwks", self._jwks)
-        app.router.add_post("/introspect", self._introspect)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.ca.issue_cert("127.0.0.1").configure_cert(server_context)
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=server_context)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.issuer = f"https://127.0.0.1:{port}"
-
-    async def stop(self) -> None:
-        await self._runner.cleanup()
-
-    async def _metadata(self, request: web.Request) -> web.Response:
-        self.hits["metadata"] += 1
-        return web.json_response(
-            {
-                "issuer": self.metadata_issuer or self.issuer,
-                "jwks_uri": self.issuer + "/jwks",
-                "introspection_endpoint": self.issuer + "/introspect",
-            }
-        )
-
-    async def _jwks(self, request: web.Request) -> web.Response:
-        self.hits["jwks"] += 1
-        if self.jwks_body is not None:
-            return web.Response(body=self.jwks_body, content_type="application/json")
-        return web.json_response({"keys": [key.jwk for key in self.keys]}, status=self.jwks_status)
-
-    async def _introspect(self, request: web.Request) -> web.Response:
-        self.hits["introspect"] += 1
-        self.authorizations.append(request.headers.get("Authorization", ""))
-        form = await request.post()
-        assert form["token_type_hint"] == "access_token"
-        return web.json_response(self.answer, status=self.introspect_status)
-
-    def claims(self, **changes: Any) -> dict[str, Any]:
-        now = int(time.time())
-        claims = {
-            "iss": self.issuer,
-            "sub": "client-1",
-            "client_id": "client-1",
-            "aud": self.issuer,
-            "iat": now,
-            "exp": now + 60,
-            "jti": secrets.token_urlsafe(8),
-            "scope": "read write",
-        }
-        claims.update(changes)
-        return {name: value for name, value in claims.items() if value is not None}
-
-    def token(self, *, key: SigningKey | None = None, typ: str = "at+jwt", **changes: Any) -> str:
-        key = key or self.key
-        return key.encode_jwt(key.header_b64(typ), self.claims(**changes))
-
-
-@pytest.fixture
-async def authorization_server(tmp_path: Path) -> AsyncIterator[ScriptedAS]:
-    scripted = ScriptedAS(tmp_path)
-    await scripted.start()
-    yield scripted
-    await scripted.stop()
-
-
-@pytest.fixture
-async def verifier(authorization_server: ScriptedAS) -> AsyncIterator[TokenVerifier]:
-    async with TokenVerifier(
-        issuer=authorization_server.issuer, ca_file=authorization_server.ca_file, clock_skew=60
-    ) as built:
-        yield built
-
-
-def client_certificate() -> x509.Certificate:
-    pem = trustme.CA().issue_cert("client.example").cert_chain_pems[0].bytes()
-    return x509.load_pem_x509_certificate(pem)
+from tests.unit.resource.conftest import ScriptedAS, client_certificate, new_key, sign
 
 
 async def test_a_valid_jwt_is_verified(authorization_server, verifier) -> None:
@@ -184,8 +65,7 @@ async def test_expiry_and_nbf_within_the_leeway_pass(authorization_server, verif
 
 
 def forged_with_published_kid(scripted: ScriptedAS) -> str:
-    forger = dataclasses.replace(new_key(), kid=scripted.key.kid, jwk=scripted.key.jwk)
-    return forger.encode_jwt(forger.header_b64("at+jwt"), scripted.claims())
+    return sign(new_key(), scripted.claims(), kid=scripted.key.kid)
 
 
 @pytest.mark.parametrize(
@@ -275,7 +155,7 @@ async def test_concurrent_unknown_kids_share_one_fetch(authorization_server, ver
 async def test_unreachable_authorization_server(tmp_path) -> None:
     async with TokenVerifier(issuer="https://127.0.0.1:9", timeout=2) as verifier:
         with pytest.raises(AuthorizationServerError):
-            await verifier.verify(new_key().encode_jwt(new_key().header_b64("at+jwt"), {}), None)
+            await verifier.verify(sign(new_key(), {}), None)
 
 
 async def test_untrusted_authorization_server_certificate(authorization_server) -> None:
@@ -297,26 +177,52 @@ async def test_unusable_key_sets_are_refused(authorization_server, verifier, bod
         await verifier.verify(authorization_server.token(), None)
 
 
+class Clock:
+    """Seconds since the epoch, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture
-async def introspecting(authorization_server: ScriptedAS) -> AsyncIterator[TokenVerifier]:
+def clock() -> Clock:
+    return Clock()
+
+
+@asynccontextmanager
+async def introspecting_verifier(
+    scripted: ScriptedAS, clock: Clock, **options: Any
+) -> AsyncIterator[TokenVerifier]:
     async with TokenVerifier(
-        issuer=authorization_server.issuer,
-        ca_file=authorization_server.ca_file,
+        issuer=scripted.issuer,
+        ca_file=scripted.ca_file,
         introspection_client_id="rs:1",
         introspection_client_secret="s3cr%t +ü",
-        introspection_cache_ttl=30,
+        clock=clock,
+        **options,
     ) as built:
         yield built
 
 
-def active_answer(scripted: ScriptedAS, **changes: Any) -> dict[str, Any]:
-    return {"active": True, "token_type": "Bearer", **scripted.claims(**changes)}
+@pytest.fixture
+async def introspecting(authorization_server: ScriptedAS, clock: Clock) -> AsyncIterator[TokenVerifier]:
+    async with introspecting_verifier(authorization_server, clock) as built:
+        yield built
+
+
+@pytest.fixture
+async def caching(authorization_server: ScriptedAS, clock: Clock) -> AsyncIterator[TokenVerifier]:
+    async with introspecting_verifier(authorization_server, clock, introspection_cache_ttl=30) as built:
+        yield built
 
 
 async def test_introspection_authenticates_with_form_encoded_basic(
     authorization_server, introspecting
 ) -> None:
-    authorization_server.answer = active_answer(authorization_server)
+    authorization_server.answer = authorization_server.active_answer()
     verified = await introspecting.verify("opaque", None)
     assert verified.client_id == "client-1"
     scheme, _, encoded = authorization_server.authorizations[0].partition(" ")
@@ -324,32 +230,72 @@ async def test_introspection_authenticates_with_form_encoded_basic(
     assert (scheme, unquote_plus(client_id), unquote_plus(secret)) == ("Basic", "rs:1", "s3cr%t +ü")
 
 
-async def test_introspection_answers_are_cached(authorization_server, introspecting) -> None:
-    authorization_server.answer = active_answer(authorization_server)
+async def test_introspection_answers_are_not_cached_by_default(authorization_server, introspecting) -> None:
+    """SPEC §3 (issue 9, finding 17): a revocation is seen on the very next request."""
+    authorization_server.answer = authorization_server.active_answer()
     await introspecting.verify("opaque", None)
-    await introspecting.verify("opaque", None)
-    await introspecting.verify("another", None)
+    authorization_server.answer = {"active": False}  # revoked
+    with pytest.raises(InvalidTokenError, match="not active"):
+        await introspecting.verify("opaque", None)
     assert authorization_server.hits["introspect"] == 2
 
 
-async def test_cached_answer_does_not_outlive_the_token(authorization_server, introspecting) -> None:
-    authorization_server.answer = active_answer(authorization_server, exp=time.time() + 0.3)
-    await introspecting.verify("opaque", None)
-    await asyncio.sleep(0.4)
+async def test_introspection_answers_are_cached_when_asked(authorization_server, caching, clock) -> None:
+    authorization_server.answer = authorization_server.active_answer()
+    await caching.verify("opaque", None)
+    authorization_server.answer = {"active": False}
+    await caching.verify("opaque", None)  # the cached answer, for up to 30 s
+    assert authorization_server.hits["introspect"] == 1
+    clock.now += 30
+    with pytest.raises(InvalidTokenError, match="not active"):
+        await caching.verify("opaque", None)
+    assert authorization_server.hits["introspect"] == 2
+
+
+async def test_each_token_has_its_own_cache_entry(authorization_server, caching) -> None:
+    authorization_server.answer = authorization_server.active_answer()
+    await caching.verify("opaque", None)
+    await caching.verify("opaque", None)
     authorization_server.answer = {"active": False}
     with pytest.raises(InvalidTokenError, match="not active"):
-        await introspecting.verify("opaque", None)
+        await caching.verify("another", None)
+    assert authorization_server.hits["introspect"] == 2
+
+
+async def test_cached_answer_does_not_outlive_the_token(authorization_server, caching, clock) -> None:
+    authorization_server.answer = authorization_server.active_answer(exp=int(clock.now) + 5)
+    await caching.verify("opaque", None)
+    clock.now += 6  # past exp, within the 30 s cache TTL and within the 60 s leeway
+    authorization_server.answer = {"active": False}
+    with pytest.raises(InvalidTokenError, match="not active"):
+        await caching.verify("opaque", None)
+    assert authorization_server.hits["introspect"] == 2
+
+
+def test_negative_cache_ttl_is_refused() -> None:
+    with pytest.raises(ValueError, match="introspection_cache_ttl"):
+        TokenVerifier(issuer="https://as.example", introspection_cache_ttl=-1)
+
+
+def test_description_says_what_each_mode_means_for_revocation() -> None:
+    jwt_mode = TokenVerifier(issuer="https://as.example").describe()
+    assert "JWT mode cannot see revocation" in jwt_mode
+    options: dict[str, Any] = {"introspection_client_id": "rs", "introspection_client_secret": "s"}
+    uncached = TokenVerifier(issuer="https://as.example", **options).describe()
+    assert "revoked token is refused at once" in uncached
+    cached = TokenVerifier(issuer="https://as.example", introspection_cache_ttl=5, **options).describe()
+    assert "cached up to 5 s" in cached
 
 
 async def test_introspection_checks_the_same_claims(authorization_server, introspecting) -> None:
     certificate = client_certificate()
-    authorization_server.answer = active_answer(
-        authorization_server, cnf={"x5t#S256": certificate_thumbprint(certificate)}
+    authorization_server.answer = authorization_server.active_answer(
+        cnf={"x5t#S256": certificate_thumbprint(certificate)}
     )
     assert (await introspecting.verify("bound", certificate)).cnf is not None
     with pytest.raises(InvalidTokenError, match="does not match"):
         await introspecting.verify("bound", client_certificate())
-    authorization_server.answer = active_answer(authorization_server, aud="https://other.example")
+    authorization_server.answer = authorization_server.active_answer(aud="https://other.example")
     with pytest.raises(InvalidTokenError, match="another audience"):
         await introspecting.verify("other-audience", None)
 
@@ -365,38 +311,3 @@ async def test_unusable_introspection_answers(authorization_server, introspectin
 def test_introspection_needs_both_credentials() -> None:
     with pytest.raises(ValueError, match="both"):
         TokenVerifier(issuer="https://as.example", introspection_client_id="rs")
-
-
-@pytest.fixture
-async def protected(verifier: TokenVerifier) -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    @bearer_required
-    async def handler(request: web.Request) -> web.Response:
-        return web.json_response({"client_id": request[TOKEN_KEY].client_id})
-
-    app = web.Application()
-    install_token_verifier(app, verifier)
-    app.router.add_get("/", handler)
-    async with TestClient(TestServer(app)) as client:
-        yield client
-
-
-@pytest.mark.parametrize("authorization", [None, "Basic dXNlcjpwYXNz", "Bearer"])
-async def test_no_bearer_token_is_a_bare_challenge(protected, authorization) -> None:
-    headers = {"Authorization": authorization} if authorization else {}
-    response = await protected.get("/", headers=headers)
-    assert response.status == 401
-    assert response.headers["WWW-Authenticate"] == "Bearer"
-    assert await response.read() == b""
-
-
-async def test_malformed_bearer_token_is_invalid_token(protected) -> None:
-    response = await protected.get("/", headers={"Authorization": "Bearer a b"})
-    assert response.status == 401
-    assert response.headers["WWW-Authenticate"].startswith('Bearer error="invalid_token"')
-    assert (await response.json())["error"] == "invalid_token"
-
-
-async def test_valid_bearer_token_reaches_the_handler(authorization_server, protected) -> None:
-    response = await protected.get("/", headers={"Authorization": f"bearer {authorization_server.token()}"})
-    assert response.status == 200
-    assert await response.json() == {"client_id": "client-1"}
