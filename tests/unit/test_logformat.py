@@ -25,7 +25,8 @@ def _record(message: str, *args: object, fields: dict[str, object] | None = None
 def test_every_non_printable_character_is_escaped(char: str) -> None:
     escaped = neutralise(f"a{char}b")
     assert char not in escaped
-    assert escaped.startswith("a\\") and escaped.endswith("b")
+    assert escaped.startswith("a\\")
+    assert escaped.endswith("b")
 
 
 def test_printable_text_is_kept_as_is() -> None:
@@ -53,7 +54,8 @@ def test_json_lines_parse_and_keep_field_types() -> None:
     assert parsed["status"] == 401
     assert parsed["client_id"] == "c"
     assert "none" not in parsed
-    assert parsed["level"] == "INFO" and parsed["logger"] == "certbound.test"
+    assert parsed["level"] == "INFO"
+    assert parsed["logger"] == "certbound.test"
     assert parsed["time"].endswith("Z")
 
 

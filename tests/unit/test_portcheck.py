@@ -15,7 +15,8 @@ HEADER = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when ret
 
 
 def _line(address: str, port: int, state: str, inode: int) -> str:
-    return f"   0: {address}:{port:04X} 00000000:0000 {state} 00000000:00000000 00:00000000 00000000     0        0 {inode} 1\n"
+    timers = "00000000:00000000 00:00000000 00000000"
+    return f"   0: {address}:{port:04X} 00000000:0000 {state} {timers}     0        0 {inode} 1\n"
 
 
 def test_the_kernel_table_is_parsed(tmp_path: Path) -> None:
