@@ -33,10 +33,11 @@ __all__ = ["REFUSED_IF_REPEATED", "error_response", "request_middleware"]
 
 log = logging.getLogger("certbound.http")
 
-#: Headers that decide who the caller is or how its body is read: a second copy is refused, never
-#: silently resolved one way here and perhaps the other way by a proxy in front (issue 9 finding
-#: 12; RFC 9112 §3.2 for Host).
-REFUSED_IF_REPEATED = (hdrs.AUTHORIZATION, hdrs.HOST, hdrs.CONTENT_TYPE)
+#: Headers that decide who the caller is: a second copy is refused, never silently resolved one
+#: way here and perhaps the other way by a proxy in front (issue 9 finding 12). aiohttp's parser
+#: already answers 400 to a repeated Host, Content-Type, Content-Length or Transfer-Encoding, and
+#: certbound.proxycert refuses repeated forwarded-certificate headers.
+REFUSED_IF_REPEATED = (hdrs.AUTHORIZATION,)
 
 
 def error_response(exc: OAuthError) -> web.Response:
