@@ -15,11 +15,12 @@ says (`in_message`, e.g. the access line's `POST /token 401`).
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
+import re
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 __all__ = [
@@ -38,6 +39,7 @@ _IN_MESSAGE = "fields_in_message"
 _MAX_MESSAGE = 4096
 _MAX_FIELD = 512
 _CUT = "…"
+_NEEDS_QUOTES = re.compile(r'[ "=\\]')
 _NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 FieldValue = str | int | float | bool | None
@@ -73,10 +75,6 @@ def _record_fields(record: logging.LogRecord) -> Mapping[str, FieldValue]:
     return fields
 
 
-def _value(value: FieldValue) -> FieldValue:
-    return neutralise(value, _MAX_FIELD) if isinstance(value, str) else value
-
-
 def _exception_lines(formatter: logging.Formatter, record: logging.LogRecord) -> list[str]:
     text = ""
     if record.exc_info:
@@ -86,32 +84,50 @@ def _exception_lines(formatter: logging.Formatter, record: logging.LogRecord) ->
     return [neutralise(line) for line in text.splitlines()] if text else []
 
 
+class _SecondsCache:
+    """strftime once per second rather than once per line."""
+
+    def __init__(self, layout: str, convert: Callable[[float], time.struct_time]) -> None:
+        self._layout = layout
+        self._convert = convert
+        self._second = -1
+        self._text = ""
+
+    def format(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:
+            self._second, self._text = second, time.strftime(self._layout, self._convert(second))
+        return self._text
+
+
 class TextFormatter(logging.Formatter):
     """`2026-01-02 10:00:00,123 INFO certbound.access: POST /token 200 name=value ...`; a
     traceback follows on indented lines (a record line always starts with its timestamp)."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self._seconds = _SecondsCache("%Y-%m-%d %H:%M:%S", time.localtime)
 
     def format(self, record: logging.LogRecord) -> str:
         record.message = neutralise(record.getMessage())
-        parts = [f"{self.formatTime(record)} {record.levelname} {record.name}: {record.message}"]
+        asctime = f"{self._seconds.format(record.created)},{int(record.msecs):03d}"
+        parts = [f"{asctime} {record.levelname} {record.name}: {record.message}"]
         shown: tuple[str, ...] = getattr(record, _IN_MESSAGE, ())
         for name, value in _record_fields(record).items():
-            if value is not None and name not in shown:
-                parts.append(f"{name}={_text_value(value)}")
+            # Inline rather than a helper per field: this runs for every field of every access line.
+            if value is None or name in shown:
+                continue
+            if isinstance(value, str):
+                if len(value) > _MAX_FIELD or not value.isprintable():
+                    value = neutralise(value, _MAX_FIELD)
+                if not value or _NEEDS_QUOTES.search(value) is not None:
+                    value = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            elif isinstance(value, float):
+                value = f"{value:.3f}"
+            parts.append(f"{name}={value}")
         line = " ".join(parts)
         extra = _exception_lines(self, record)
         return "\n    ".join([line, *extra]) if extra else line
-
-
-def _text_value(value: FieldValue) -> str:
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    text = str(_value(value))
-    if text and not any(char in text for char in ' "=\\'):
-        return text
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class JsonFormatter(logging.Formatter):
@@ -120,17 +136,23 @@ class JsonFormatter(logging.Formatter):
 
     _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._seconds = _SecondsCache("%Y-%m-%dT%H:%M:%S", time.gmtime)
+
     def format(self, record: logging.LogRecord) -> str:
-        created = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
         line: dict[str, FieldValue] = {
-            "time": created.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "time": f"{self._seconds.format(record.created)}.{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
             "message": neutralise(record.getMessage()),
         }
         for name, value in _record_fields(record).items():
-            if value is not None:
-                line[name] = _value(value)
+            if value is None:
+                continue
+            if isinstance(value, str) and (len(value) > _MAX_FIELD or not value.isprintable()):
+                value = neutralise(value, _MAX_FIELD)
+            line[name] = value
         extra = _exception_lines(self, record)
         if extra:
             line["exc"] = "\n".join(extra)
@@ -139,6 +161,11 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(level: str, log_format: str = "text", stream: TextIO | None = None) -> None:
     """Route every logger to `stream` (stderr) through the formatter of `log_format`."""
+    # Thread, process and multiprocessing names are in no line we write: skip collecting them for
+    # every record (the logging module's documented optimisations).
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()
