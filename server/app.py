@@ -26,7 +26,7 @@ from certbound.endpoints.token import token_endpoint
 from certbound.errors import ConfigError
 from certbound.keys import REFRESH_SECONDS, KeyRing
 from certbound.metrics import Metrics
-from certbound.middleware import error_middleware
+from certbound.middleware import request_middleware
 from certbound.pki.trust import ClientTrust
 from certbound.proxycert import proxy_certificate_middleware
 from certbound.store import Store, open_store
@@ -61,7 +61,9 @@ def open_vault(settings: Settings) -> Vault:
     return Vault(load_or_create_master_key(path))
 
 
-async def build_context(settings: Settings, store: Store | None = None) -> ServerContext:
+async def build_context(
+    settings: Settings, store: Store | None = None, *, metrics: Metrics | None = None
+) -> ServerContext:
     """Open everything a server process needs; the caller closes `context.store`."""
     # Read before anything is opened: an unusable CA or CRL file is a ConfigError.
     trust = ClientTrust(settings.client_ca, settings.client_crl)
@@ -84,7 +86,7 @@ async def build_context(settings: Settings, store: Store | None = None) -> Serve
         keys,
         ClientCache(store),
         tokens,
-        Metrics(),
+        metrics or Metrics(),
         client_keys=ClientKeyResolver(settings),
         trust=trust,
     )
@@ -117,10 +119,10 @@ async def _close_client_keys(app: web.Application) -> None:
 
 
 def create_app(context: ServerContext) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[request_middleware], client_max_size=1024 * 1024)
     app[CONTEXT] = context
     if context.settings.trusted_proxy:
-        # Inside error_middleware, so a malformed certificate header gets an OAuth error body.
+        # Inside request_middleware, so a malformed certificate header gets an OAuth error body.
         app.middlewares.append(proxy_certificate_middleware(context.settings))
     app.cleanup_ctx.append(_background)
     app.on_cleanup.append(_close_client_keys)

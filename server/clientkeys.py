@@ -40,6 +40,7 @@ from certbound.config import Settings
 from certbound.errors import ConfigError, InvalidClientError, InvalidClientMetadataError
 from certbound.models import Client
 from certbound.pki.spki import registered_key_ders
+from certbound.reasons import Reason
 from certbound.vault import Vault
 
 __all__ = [
@@ -271,7 +272,7 @@ class ClientKeyResolver:
         uri = client.metadata.get("jwks_uri")
         if isinstance(uri, str):
             return await self._remote_keys(client.client_id, uri, refresh=refresh)
-        raise InvalidClientError("client has registered neither jwks nor jwks_uri")
+        raise InvalidClientError("client has registered neither jwks nor jwks_uri", reason=Reason.NO_KEYS)
 
     async def public_key_ders(self, client: Client, *, refresh: bool = False) -> frozenset[bytes]:
         """The DER SubjectPublicKeyInfo of each of the client's keys (self_signed_tls_client_auth
@@ -289,7 +290,9 @@ class ClientKeyResolver:
         secret (a rotated secret has a new ciphertext, so it is never served stale)."""
         ciphertext = client.secret_ciphertext
         if ciphertext is None:
-            raise InvalidClientError("client has no secret to verify a client_secret_jwt assertion")
+            raise InvalidClientError(
+                "client has no secret to verify a client_secret_jwt assertion", reason=Reason.NO_SECRET
+            )
         cached = self._secrets.get(client.client_id)
         if cached is not None and cached[0] == ciphertext:
             return cached[1]
@@ -302,7 +305,9 @@ class ClientKeyResolver:
         except ValueError:
             # joserfc refuses public keys (PEM, DER, SSH, certificates) as HMAC keys: anyone holding
             # the public key could compute the MAC.
-            raise InvalidClientError("client secret is a public key and cannot key an HMAC") from None
+            raise InvalidClientError(
+                "client secret is a public key and cannot key an HMAC", reason=Reason.SECRET_UNUSABLE
+            ) from None
         if len(self._secrets) >= self._max_entries:
             self._secrets.clear()
         self._secrets[client.client_id] = (ciphertext, key)
@@ -334,7 +339,9 @@ class ClientKeyResolver:
         try:
             keys = parse_jwks(jwks)
         except InvalidClientMetadataError as exc:
-            raise InvalidClientError(f"client's registered {exc.description}") from None
+            raise InvalidClientError(
+                f"client's registered {exc.description}", reason=Reason.JWKS_INVALID
+            ) from None
         self._remember(client_id, _Cached(jwks, keys))
         return keys
 
@@ -349,7 +356,7 @@ class ClientKeyResolver:
             forced = True
         failure = self._failures.get(client_id)
         if failure is not None and failure.uri == uri and now < failure.until and not forced:
-            raise InvalidClientError(failure.message)
+            raise InvalidClientError(failure.message, reason=Reason.JWKS_UNAVAILABLE)
         key = (client_id, uri)
         task = self._inflight.get(key)
         if task is None:
@@ -362,7 +369,7 @@ class ClientKeyResolver:
             return await asyncio.shield(task)
         except InvalidClientError as exc:
             # Each waiter gets its own exception: the error path annotates the one it handles.
-            raise InvalidClientError(exc.description) from None
+            raise InvalidClientError(exc.description, reason=exc.reason) from None
 
     def _fetch_done(self, key: tuple[str, str], task: asyncio.Task[list[Key]]) -> None:
         self._inflight.pop(key, None)
@@ -377,7 +384,7 @@ class ClientKeyResolver:
             if len(self._failures) >= self._max_entries:
                 self._failures.clear()
             self._failures[client_id] = _Failure(uri, message, self._clock() + self.limits.cooldown)
-            raise InvalidClientError(message) from None
+            raise InvalidClientError(message, reason=Reason.JWKS_UNAVAILABLE) from None
         now = self._clock()
         self._failures.pop(client_id, None)
         self._remember(

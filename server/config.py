@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from certbound.errors import ConfigError
+from certbound.logformat import LOG_FORMATS
 from certbound.proxyheaders import HEADER_FORMATS
 from certbound.proxytrust import sha256_fingerprint
 
@@ -199,6 +200,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("signing_alg", _one_of(*SIGNING_ALGS), "ES256", "algorithm of new signing keys"),
     Option("log_level", _one_of("debug", "info", "warning", "error"), "info", "log level"),
+    Option("log_format", _one_of(*LOG_FORMATS), "text", "log line format: text, or one JSON object per line"),
     Option("handshake_timeout", _as_int(1, 300), 10, "seconds a TLS handshake may take after accept"),
     Option("header_timeout", _as_int(1, 300), 10, "seconds request headers may take after their first byte"),
     Option("keepalive_timeout", _as_int(1, 3600), 60, "seconds an idle keep-alive connection stays open"),
@@ -239,6 +241,7 @@ class Settings:
     client_secret_lifetime: int = 0
     signing_alg: str = "ES256"
     log_level: str = "info"
+    log_format: str = "text"
     handshake_timeout: int = 10
     header_timeout: int = 10
     keepalive_timeout: int = 60

@@ -39,8 +39,9 @@ class ErrorAnswer:
 
 def error_answer(exc: OAuthError) -> ErrorAnswer:
     body: dict[str, str] = {"error": exc.error}
-    if exc.description:
-        body["error_description"] = exc.description
+    description = exc.public_description
+    if description:
+        body["error_description"] = description
     headers = dict(NO_STORE)
     if isinstance(exc, InvalidClientError) and exc.basic_challenge:
         headers["WWW-Authenticate"] = 'Basic realm="certbound", charset="UTF-8"'
@@ -48,7 +49,7 @@ def error_answer(exc: OAuthError) -> ErrorAnswer:
         headers["WWW-Authenticate"] = "Bearer"
     elif isinstance(exc, InvalidTokenError):
         # RFC 6750 §3: the description is a quoted-string; keep it to safe characters.
-        safe = exc.description.replace("\\", "").replace('"', "'")
+        safe = description.replace("\\", "").replace('"', "'")
         headers["WWW-Authenticate"] = f'Bearer error="{exc.error}", error_description="{safe}"'
     elif isinstance(exc, MethodNotAllowedError):
         headers["Allow"] = "POST"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from certbound.reasons import DISCLOSED, GENERIC_REFUSAL, Reason
+
 __all__ = [
     "AccessDeniedError",
     "ConfigError",
@@ -43,6 +45,11 @@ class OAuthError(Exception):
         super().__init__(description)
         self.description = description
 
+    @property
+    def public_description(self) -> str:
+        """What the client is told; `description` itself may say more, in the log."""
+        return self.description
+
 
 class InvalidRequestError(OAuthError):
     """RFC 6749 §5.2: missing, repeated or malformed parameter; more than one auth mechanism."""
@@ -68,7 +75,11 @@ class PayloadTooLargeError(InvalidRequestError):
 
 
 class InvalidClientError(OAuthError):
-    """RFC 6749 §5.2: client authentication failed (unknown client, bad credentials, wrong method)."""
+    """RFC 6749 §5.2: client authentication failed (unknown client, bad credentials, wrong method).
+
+    `reason` is the machine code logged and counted (certbound.reasons); the client reads
+    `description` only when the reason is disclosed, else a generic sentence (no oracle).
+    """
 
     error = "invalid_client"
     status = 401
@@ -76,6 +87,18 @@ class InvalidClientError(OAuthError):
     #: Set when the client tried HTTP Basic: the response then carries `WWW-Authenticate: Basic`
     #: (RFC 6749 §5.2).
     basic_challenge: bool = False
+    #: The client_id the request named, for the access log (set by client authentication).
+    client_id: str | None = None
+    #: The refused client's registered method, when it was found (access log only).
+    auth_method: str | None = None
+
+    def __init__(self, description: str = "", *, reason: Reason = Reason.UNCLASSIFIED) -> None:
+        super().__init__(description)
+        self.reason = reason
+
+    @property
+    def public_description(self) -> str:
+        return self.description if self.reason in DISCLOSED else GENERIC_REFUSAL
 
 
 class InvalidGrantError(OAuthError):

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 
 __all__ = ["HeaderDeadlineHandler", "handler_factory"]
@@ -46,6 +47,16 @@ class HeaderDeadlineHandler(RequestHandler):
         log.info("closing a connection whose request headers took over %ss", self._header_timeout)
         if self.transport is not None:
             self.transport.close()
+
+    def log_exception(self, *args: Any, **kwargs: Any) -> None:
+        """A request aiohttp's parser refused (a malformed header, a repeated Host...) is the
+        peer's mistake, answered 400: one line, not a traceback per attempt in the log."""
+        exc = kwargs.get("exc_info")
+        if isinstance(exc, HttpProcessingError):
+            peer = self.transport.get_extra_info("peername") if self.transport is not None else None
+            log.info("refused a malformed request from %s: %s", peer[0] if peer else "?", exc.message)
+            return
+        super().log_exception(*args, **kwargs)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._header_deadline is not None:

@@ -28,6 +28,7 @@ from certbound.context import ServerContext
 from certbound.devpki import ensure_dev_pki
 from certbound.errors import ConfigError
 from certbound.httpguard import handler_factory
+from certbound.metrics import Metrics
 from certbound.tls import TLSConfigError, build_server_context, start_tls_server
 
 __all__ = [
@@ -169,13 +170,16 @@ def bind_listeners(settings: Settings, *, reuse_port: bool = False) -> list[sock
     return sockets
 
 
-async def start_server(settings: Settings, sockets: list[socket.socket] | None = None) -> RunningServer:
-    """Start serving on `sockets` (already bound, one per listener) or on newly bound ones."""
+async def start_server(
+    settings: Settings, sockets: list[socket.socket] | None = None, *, metrics_directory: Path | None = None
+) -> RunningServer:
+    """Start serving on `sockets` (already bound, one per listener) or on newly bound ones;
+    `metrics_directory` is where the workers of one `serve --workers` share their metrics."""
     settings = resolve_tls_files(settings)
     tls = ListenerContexts(settings)
     sockets = sockets if sockets is not None else bind_listeners(settings)
     try:
-        context = await build_context(settings)
+        context = await build_context(settings, metrics=Metrics(metrics_directory))
     except BaseException:
         for sock in sockets:
             sock.close()
@@ -206,13 +210,14 @@ async def run_server(
     *,
     sockets: list[socket.socket] | None = None,
     announce: Callable[[str], None] | None = None,
+    metrics_directory: Path | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then drain and return."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    server = await start_server(settings, sockets)
+    server = await start_server(settings, sockets, metrics_directory=metrics_directory)
     loop.add_signal_handler(signal.SIGHUP, server.reload)
     _tune_garbage_collector()
     (announce or print_ready)(f"listening on {server.url}")

@@ -3,7 +3,9 @@
 The supervisor (this process) prepares everything that must happen exactly once — configuration
 checks, the dev PKI, the master key, the schema and the first signing key — binds one
 SO_REUSEPORT socket per worker and listener (so the kernel balances connections across workers and
-a busy port is reported once), forks the workers, prints the ready line once every worker is
+a busy port is reported once), refuses to start when another process listens on the port too
+(certbound.portcheck), makes the directory where workers keep their metrics (certbound.metrics),
+forks the workers, prints the ready line once every worker is
 serving, forwards SIGTERM/SIGINT/SIGHUP, and replaces a worker that dies unexpectedly (its sockets
 stay open here, so connections the kernel queued for it are served by its replacement).
 
@@ -17,18 +19,23 @@ import contextlib
 import logging
 import os
 import select
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from certbound.app import open_vault
 from certbound.config import Settings
 from certbound.errors import ConfigError
 from certbound.keys import KeyRing
+from certbound.metrics import share_across_processes
+from certbound.portcheck import require_sole_listeners
 from certbound.runtime import ListenerContexts, bind_listeners, print_ready, resolve_tls_files, run_server
 from certbound.store import open_store
 
@@ -60,8 +67,14 @@ def serve(settings: Settings) -> None:
         raise ConfigError("--workers needs a shared database: an in-memory SQLite one is per process")
     settings = resolve_tls_files(settings)
     ListenerContexts(settings)  # the TLS files are usable: fail here, once, not in N workers
-    asyncio.run(_prepare_database(settings))  # closes its loop and threads: safe to fork after
-    _Supervisor(settings).run()
+    metrics_directory = Path(tempfile.mkdtemp(prefix="certbound-metrics-"))
+    try:
+        # Bind (and check that the port is ours alone) before touching the database.
+        supervisor = _Supervisor(settings, metrics_directory)
+        asyncio.run(_prepare_database(settings))  # closes its loop and threads: safe to fork after
+        supervisor.run()
+    finally:
+        shutil.rmtree(metrics_directory, ignore_errors=True)
 
 
 async def _prepare_database(settings: Settings) -> None:
@@ -82,13 +95,21 @@ class _Worker:
 
 
 class _Supervisor:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics_directory: Path) -> None:
         if settings.port == 0:
             raise ConfigError("--workers needs a fixed --port")
         self._settings = settings
-        self._sockets: list[list[socket.socket]] = [
-            bind_listeners(settings, reuse_port=True) for _ in range(settings.workers)
-        ]
+        self._metrics_directory = metrics_directory
+        self._sockets: list[list[socket.socket]] = []
+        try:
+            for _ in range(settings.workers):
+                self._sockets.append(bind_listeners(settings, reuse_port=True))
+            require_sole_listeners([sock for sockets in self._sockets for sock in sockets])
+        except ConfigError:
+            for sockets in self._sockets:
+                for sock in sockets:
+                    sock.close()
+            raise
         self._workers: dict[int, _Worker] = {}
         self._pending_signals: list[int] = []
         self._stopping = False
@@ -118,7 +139,7 @@ class _Supervisor:
                 if other != index:
                     for sock in sockets:
                         sock.close()
-            os._exit(_worker_main(self._settings, self._sockets[index], write_fd))
+            os._exit(_worker_main(self._settings, self._sockets[index], write_fd, self._metrics_directory))
         os.close(write_fd)
         worker = self._workers[pid] = _Worker(index, pid, read_fd)
         return worker
@@ -173,14 +194,19 @@ class _Supervisor:
         self._workers.clear()
 
 
-def _worker_main(settings: Settings, sockets: list[socket.socket], ready_fd: int) -> int:
+def _worker_main(
+    settings: Settings, sockets: list[socket.socket], ready_fd: int, metrics_directory: Path
+) -> int:
     def announce(line: str) -> None:
         with contextlib.suppress(OSError):
             os.write(ready_fd, b"R")
         os.close(ready_fd)
 
     try:
-        run_event_loop(run_server(settings, sockets=sockets, announce=announce))
+        share_across_processes(metrics_directory)
+        run_event_loop(
+            run_server(settings, sockets=sockets, announce=announce, metrics_directory=metrics_directory)
+        )
     except ConfigError as exc:
         sys.stderr.write(f"certbound: error: {exc}\n")
         return 2

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import logging
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote_plus
 
 from certbound.jose import b64url_decode
+from certbound.reasons import DISCLOSED, GENERIC_REFUSAL, Reason
 
 
 def basic_auth(client_id: str, secret: str) -> str:
@@ -20,3 +24,38 @@ def jwt_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The (header, claims) of a compact JWS, unverified."""
     header, payload, _ = token.split(".")
     return json.loads(b64url_decode(header)), json.loads(b64url_decode(payload))
+
+
+class _AccessLines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(dict(getattr(record, "fields", {})))
+
+
+@contextlib.contextmanager
+def access_log() -> Iterator[list[dict[str, Any]]]:
+    """The fields of every access line written meanwhile by an in-process server."""
+    logger = logging.getLogger("certbound.access")
+    handler, level = _AccessLines(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler.lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def check_refusal(line: dict[str, Any], body: dict[str, Any], detail: str) -> Reason:
+    """An invalid_client answer and its access line: the line carries a reason code and `detail`;
+    the client reads that detail only when the reason is disclosed (certbound.reasons)."""
+    assert body["error"] == "invalid_client", body
+    assert line["error"] == "invalid_client"
+    assert detail in line["detail"], line
+    reason = Reason(line["reason"])
+    expected = line["detail"] if reason in DISCLOSED else GENERIC_REFUSAL
+    assert body["error_description"] == expected, (reason, body)
+    return reason

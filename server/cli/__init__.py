@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -67,11 +66,3 @@ def run_async(coroutine: object) -> int:
     """Run a command's coroutine; shared by the subcommand modules."""
     result: int = asyncio.run(coroutine)  # type: ignore[arg-type]
     return result
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )

@@ -188,7 +188,7 @@ def _verifier(args: argparse.Namespace, as_ca: Path | None) -> TokenVerifier:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from certbound.cli import configure_logging
+    from certbound.logformat import configure_logging
 
     configure_logging("info")
     files = _tls_files(args)

@@ -20,10 +20,10 @@ def register(commands: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from certbound.cli import configure_logging
+    from certbound.logformat import configure_logging
 
     settings = settings_from_args(args)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     log_wide_networks(trusted_proxies(settings))
     serve(settings)
     return 0

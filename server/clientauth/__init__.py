@@ -20,6 +20,7 @@ from certbound.clientauth.secret import ClientSecretBasic, ClientSecretPost
 from certbound.context import ServerContext
 from certbound.errors import InvalidClientError
 from certbound.models import Client
+from certbound.reasons import Reason
 from certbound.tls.peer import PeerCertificates
 
 __all__ = ["AUTH_METHODS", "AuthenticatedClient", "ClientAuthMethod", "authenticate_client"]
@@ -52,25 +53,38 @@ async def authenticate_client(
     certificate: PeerCertificates | None,
     context: ServerContext,
 ) -> AuthenticatedClient:
+    presented: PresentedCredentials | None = None
+    client: Client | None = None
     try:
-        return await _authenticate(read_credentials(form, authorization, certificate), context)
+        presented = read_credentials(form, authorization, certificate)
+        client = await context.clients.get(presented.client_id)
+        return await _authenticate(presented, client, context)
     except InvalidClientError as exc:
         # RFC 6749 §5.2: a client that tried HTTP Basic is answered with a Basic challenge.
         exc.basic_challenge = authorization is not None and authorization.lstrip()[:6].lower() == "basic "
+        exc.client_id = presented.client_id if presented is not None else None
+        exc.auth_method = client.auth_method if client is not None else None
         raise
 
 
-async def _authenticate(presented: PresentedCredentials, context: ServerContext) -> AuthenticatedClient:
-    client = await context.clients.get(presented.client_id)
+async def _authenticate(
+    presented: PresentedCredentials, client: Client | None, context: ServerContext
+) -> AuthenticatedClient:
     if client is None:
-        raise InvalidClientError("unknown client")
+        raise InvalidClientError("unknown client", reason=Reason.UNKNOWN_CLIENT)
     method = AUTH_METHODS.get(client.auth_method)
     if method is None:
-        raise InvalidClientError(f"client's method {client.auth_method} is not supported by this server")
+        raise InvalidClientError(
+            f"client's method {client.auth_method} is not supported by this server",
+            reason=Reason.METHOD_UNSUPPORTED,
+        )
     if method.mechanism is not presented.mechanism:
         how = (
             "no credential" if presented.mechanism is Mechanism.CLIENT_ID_ONLY else presented.mechanism.value
         )
-        raise InvalidClientError(f"client is registered for {method.name} but the request used {how}")
+        raise InvalidClientError(
+            f"client is registered for {method.name} but the request used {how}",
+            reason=Reason.METHOD_MISMATCH,
+        )
     await method.verify(presented, client, context)
     return AuthenticatedClient(client, method.name, presented.certificate)

@@ -26,6 +26,7 @@ from certbound.config import Settings
 from certbound.errors import InvalidClientError
 from certbound.jose import JWS_ASYMMETRIC_ALGS, JWS_HMAC_ALGS, JWS_SIGNING_ALGS, b64url_decode
 from certbound.models import Client
+from certbound.reasons import Reason
 
 __all__ = [
     "ASSERTION_SIGNING_ALGS",
@@ -109,30 +110,71 @@ def _json_object(segment: str, what: str) -> dict[str, Any]:
     try:
         value = _DECODER.decode(b64url_decode(segment).decode("utf-8"))
     except (ValueError, RecursionError, binascii.Error):
-        raise InvalidClientError(f"client_assertion {what} is not a base64url JSON object") from None
+        raise InvalidClientError(
+            f"client_assertion {what} is not a base64url JSON object", reason=Reason.ASSERTION_MALFORMED
+        ) from None
     if not isinstance(value, dict):
-        raise InvalidClientError(f"client_assertion {what} is not a JSON object")
+        raise InvalidClientError(
+            f"client_assertion {what} is not a JSON object", reason=Reason.ASSERTION_MALFORMED
+        )
     return value
 
 
 def parse_assertion(token: str) -> ParsedAssertion:
-    """Split a compact JWS (RFC 7515 §7.1) and decode its header and claims, strictly."""
+    """Split a compact JWS (RFC 7515 §7.1), decode its header and claims strictly, and refuse what
+    no client may send (alg none, a foreign typ, crit): checks of the request alone, run before the
+    client is looked up."""
     if len(token) > _MAX_ASSERTION_CHARS:
-        raise InvalidClientError(f"client_assertion is larger than {_MAX_ASSERTION_CHARS} characters")
+        raise InvalidClientError(
+            f"client_assertion is larger than {_MAX_ASSERTION_CHARS} characters",
+            reason=Reason.ASSERTION_MALFORMED,
+        )
     segments = token.split(".")
     if len(segments) != 3 or not all(_B64URL.fullmatch(segment) for segment in segments):
-        raise InvalidClientError("client_assertion is not a compact JWS (three base64url segments)")
+        raise InvalidClientError(
+            "client_assertion is not a compact JWS (three base64url segments)",
+            reason=Reason.ASSERTION_MALFORMED,
+        )
     header_segment, payload_segment, signature_segment = segments
     header = _json_object(header_segment, "header")
     claims = _json_object(payload_segment, "claims")
     try:
         signature = b64url_decode(signature_segment)
     except (ValueError, binascii.Error):
-        raise InvalidClientError("client_assertion signature is not base64url") from None
-    if not isinstance(header.get("alg"), str):
-        raise InvalidClientError("client_assertion header has no alg")
+        raise InvalidClientError(
+            "client_assertion signature is not base64url", reason=Reason.ASSERTION_MALFORMED
+        ) from None
+    alg = header.get("alg")
+    if not isinstance(alg, str):
+        raise InvalidClientError("client_assertion header has no alg", reason=Reason.ASSERTION_MALFORMED)
+    if alg.lower() == "none":
+        raise InvalidClientError(
+            "client_assertion is unsigned (alg none is never accepted)", reason=Reason.ALG_NONE
+        )
+    _check_header(header)
     signing_input = f"{header_segment}.{payload_segment}".encode("ascii")
     return ParsedAssertion(header, claims, signing_input, signature)
+
+
+def _check_header(header: Mapping[str, Any]) -> None:
+    typ = header.get("typ")
+    # RFC 7515 §4.1.9: "application/" may be omitted and media types are case-insensitive.
+    if typ is not None and (
+        not isinstance(typ, str) or typ.lower().removeprefix("application/") not in _ACCEPTED_TYP
+    ):
+        raise InvalidClientError(
+            f"client_assertion typ {typ!r} is not a client authentication JWT "
+            "(expected client-authentication+jwt)",
+            reason=Reason.TYP_NOT_CLIENT_AUTH,
+        )
+    if "kid" in header and not isinstance(header["kid"], str):
+        raise InvalidClientError("client_assertion kid is not a string", reason=Reason.ASSERTION_MALFORMED)
+    if "crit" in header:
+        # RFC 7515 §4.1.11: we understand no extensions, so any critical one is a refusal.
+        raise InvalidClientError(
+            "client_assertion header has crit extensions this server does not support",
+            reason=Reason.CRIT_UNSUPPORTED,
+        )
 
 
 def _number(claims: Mapping[str, Any], name: str) -> float | None:
@@ -140,7 +182,9 @@ def _number(claims: Mapping[str, Any], name: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidClientError(f"client_assertion {name} is not a NumericDate")
+        raise InvalidClientError(
+            f"client_assertion {name} is not a NumericDate", reason=Reason.CLAIM_MALFORMED
+        )
     return value
 
 
@@ -168,18 +212,18 @@ class AssertionValidator:
         """Refuse an alg outside `family` (the method's list) or other than the client's registered
         `token_endpoint_auth_signing_alg`; cheap, so callers run it before fetching keys."""
         alg = parsed.alg
-        if alg.lower() == "none":
-            raise InvalidClientError("client_assertion is unsigned (alg none is never accepted)")
         if alg not in family:
             raise InvalidClientError(
                 f"client_assertion alg {alg} is not allowed for {client.auth_method} "
-                f"(allowed: {', '.join(family)})"
+                f"(allowed: {', '.join(family)})",
+                reason=Reason.ALG_NOT_ALLOWED,
             )
         registered = client.metadata.get("token_endpoint_auth_signing_alg")
         if registered is not None and alg != registered:
             raise InvalidClientError(
                 f"client_assertion alg {alg} differs from the registered "
-                f"token_endpoint_auth_signing_alg {registered}"
+                f"token_endpoint_auth_signing_alg {registered}",
+                reason=Reason.ALG_NOT_REGISTERED,
             )
         return alg
 
@@ -193,29 +237,9 @@ class AssertionValidator:
     ) -> VerifiedAssertion:
         parsed = parse_assertion(assertion) if isinstance(assertion, str) else assertion
         alg = self.check_algorithm(parsed, client, family)
-        self._check_header(parsed.header)
         self._check_signature(parsed, alg, keys)
         jti, expires_at = self._check_claims(parsed.claims, client.client_id)
         return VerifiedAssertion(client, jti, expires_at)
-
-    @staticmethod
-    def _check_header(header: Mapping[str, Any]) -> None:
-        typ = header.get("typ")
-        # RFC 7515 §4.1.9: "application/" may be omitted and media types are case-insensitive.
-        if typ is not None and (
-            not isinstance(typ, str) or typ.lower().removeprefix("application/") not in _ACCEPTED_TYP
-        ):
-            raise InvalidClientError(
-                f"client_assertion typ {typ!r} is not a client authentication JWT "
-                "(expected client-authentication+jwt)"
-            )
-        if "kid" in header and not isinstance(header["kid"], str):
-            raise InvalidClientError("client_assertion kid is not a string")
-        if "crit" in header:
-            # RFC 7515 §4.1.11: we understand no extensions, so any critical one is a refusal.
-            raise InvalidClientError(
-                "client_assertion header has crit extensions this server does not support"
-            )
 
     @staticmethod
     def _check_signature(parsed: ParsedAssertion, alg: str, keys: Sequence[Key]) -> None:
@@ -223,7 +247,9 @@ class AssertionValidator:
         kid = parsed.kid
         candidates = [key for key in keys if kid is None or key.kid == kid]
         if not candidates:
-            raise InvalidClientError(f"client_assertion kid {kid!r} matches none of the client's keys")
+            raise InvalidClientError(
+                f"client_assertion kid {kid!r} matches none of the client's keys", reason=Reason.KID_UNKNOWN
+            )
         usable: list[Key] = []
         weak = False
         for key in candidates:
@@ -239,44 +265,54 @@ class AssertionValidator:
                 usable.append(key)
         if not usable:
             if weak:
-                raise InvalidClientError(f"client key is too weak: RSA keys need {MIN_RSA_BITS} bits or more")
-            raise InvalidClientError(f"none of the client's keys can verify alg {alg}")
+                raise InvalidClientError(
+                    f"client key is too weak: RSA keys need {MIN_RSA_BITS} bits or more",
+                    reason=Reason.KEY_TOO_WEAK,
+                )
+            raise InvalidClientError(
+                f"none of the client's keys can verify alg {alg}", reason=Reason.NO_USABLE_KEY
+            )
         for key in usable:
             try:
                 if model.verify(parsed.signing_input, parsed.signature, key):
                     return
             except (JoseError, ValueError, TypeError):
                 continue
-        raise InvalidClientError("client_assertion signature is invalid")
+        raise InvalidClientError("client_assertion signature is invalid", reason=Reason.BAD_SIGNATURE)
 
     def _check_claims(self, claims: Mapping[str, Any], client_id: str) -> tuple[str, int]:
         # RFC 7523 §3 items 1-2 and OIDC Core §9: the client asserts about itself.
         if claims.get("iss") != client_id:
-            raise InvalidClientError("client_assertion iss must be the client_id")
+            raise InvalidClientError("client_assertion iss must be the client_id", reason=Reason.ISS_MISMATCH)
         if claims.get("sub") != client_id:
-            raise InvalidClientError("client_assertion sub must be the client_id")
+            raise InvalidClientError("client_assertion sub must be the client_id", reason=Reason.SUB_MISMATCH)
         self._check_audience(claims.get("aud"))
 
         now = self._clock()
         exp = _number(claims, "exp")
         if exp is None:
-            raise InvalidClientError("client_assertion has no exp")
+            raise InvalidClientError("client_assertion has no exp", reason=Reason.EXP_MISSING)
         if exp + self._skew <= now:
-            raise InvalidClientError("client_assertion has expired")
+            raise InvalidClientError("client_assertion has expired", reason=Reason.EXPIRED)
         if exp > now + self._max_lifetime + self._skew:
             raise InvalidClientError(
-                f"client_assertion exp is more than {self._max_lifetime} seconds ahead (too long-lived)"
+                f"client_assertion exp is more than {self._max_lifetime} seconds ahead (too long-lived)",
+                reason=Reason.EXP_TOO_FAR,
             )
         for name in ("nbf", "iat"):
             value = _number(claims, name)
             if value is not None and value > now + self._skew:
-                raise InvalidClientError(f"client_assertion {name} is in the future")
+                raise InvalidClientError(
+                    f"client_assertion {name} is in the future", reason=Reason.NOT_YET_VALID
+                )
 
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti:
-            raise InvalidClientError("client_assertion has no jti")
+            raise InvalidClientError("client_assertion has no jti", reason=Reason.JTI_MISSING)
         if len(jti) > _MAX_JTI_CHARS:
-            raise InvalidClientError(f"client_assertion jti is longer than {_MAX_JTI_CHARS} characters")
+            raise InvalidClientError(
+                f"client_assertion jti is longer than {_MAX_JTI_CHARS} characters", reason=Reason.JTI_TOO_LONG
+            )
         # Accepted until exp + skew, so the jti is remembered at least that long.
         return jti, math.ceil(exp + self._skew)
 
@@ -286,8 +322,11 @@ class AssertionValidator:
         # relied on servers accepting an assertion whose aud merely contained them).
         if isinstance(aud, list):
             if len(aud) != 1:
-                raise InvalidClientError("client_assertion aud must hold exactly one value, the issuer")
+                raise InvalidClientError(
+                    "client_assertion aud must hold exactly one value, the issuer",
+                    reason=Reason.AUD_NOT_ISSUER,
+                )
             aud = aud[0]
         if not isinstance(aud, str) or aud not in self.audiences:
             expected = " or ".join(self.audiences)
-            raise InvalidClientError(f"client_assertion aud must be {expected}")
+            raise InvalidClientError(f"client_assertion aud must be {expected}", reason=Reason.AUD_NOT_ISSUER)

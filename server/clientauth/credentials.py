@@ -1,20 +1,22 @@
 """What a request presents to authenticate its client (RFC 6749 §2.3, RFC 7523 §2.2, RFC 8705 §2).
 
 This module only reads the request's shape: which mechanism it uses and which client it names.
-It refuses requests that use two mechanisms (SPEC §6) but verifies nothing.
+It refuses requests that use two mechanisms (SPEC §6) but verifies nothing. Everything it can
+refuse depends on the request alone, so it runs before the client is looked up: a malformed
+credential is described the same way whether or not the client exists (certbound.reasons).
 """
 
 from __future__ import annotations
 
 import binascii
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import unquote_plus
 
+from certbound.clientauth.assertion import ASSERTION_TYPE, ParsedAssertion, parse_assertion
 from certbound.errors import InvalidClientError, InvalidRequestError
-from certbound.jose import b64url_decode
+from certbound.reasons import Reason
 from certbound.tls.peer import PeerCertificates
 
 __all__ = ["Mechanism", "PresentedCredentials", "read_credentials"]
@@ -34,8 +36,8 @@ class PresentedCredentials:
     client_id: str
     mechanism: Mechanism
     secret: str | None
-    assertion: str | None
-    assertion_type: str | None
+    #: The client_assertion, split and decoded (not yet verified).
+    assertion: ParsedAssertion | None
     certificate: PeerCertificates | None
 
 
@@ -44,21 +46,27 @@ def _parse_basic(header: str) -> tuple[str, str]:
     try:
         decoded = binascii.a2b_base64(header.encode("ascii"), strict_mode=True).decode("utf-8")
     except (binascii.Error, UnicodeError, ValueError):
-        raise InvalidClientError("malformed HTTP Basic credentials: not base64 of UTF-8 text") from None
+        raise InvalidClientError(
+            "malformed HTTP Basic credentials: not base64 of UTF-8 text", reason=Reason.MALFORMED_CREDENTIALS
+        ) from None
     client_id, colon, secret = decoded.partition(":")
     if not colon or not client_id:
-        raise InvalidClientError("malformed HTTP Basic credentials: expected client_id:secret")
+        raise InvalidClientError(
+            "malformed HTTP Basic credentials: expected client_id:secret", reason=Reason.MALFORMED_CREDENTIALS
+        )
     return unquote_plus(client_id, errors="strict"), unquote_plus(secret, errors="strict")
 
 
-def _assertion_subject(assertion: str) -> str | None:
-    """The unverified `sub` of a JWT assertion: only used to find the client, then verified."""
-    try:
-        payload = json.loads(b64url_decode(assertion.split(".")[1]))
-    except (IndexError, ValueError, UnicodeError):
-        return None
-    subject = payload.get("sub") if isinstance(payload, dict) else None
-    return subject if isinstance(subject, str) else None
+def _read_assertion(assertion: str | None, assertion_type: str | None) -> ParsedAssertion:
+    if assertion is None:
+        raise InvalidClientError(
+            "client_assertion_type without client_assertion", reason=Reason.MALFORMED_CREDENTIALS
+        )
+    if assertion_type != ASSERTION_TYPE:
+        raise InvalidClientError(
+            f"client_assertion_type must be {ASSERTION_TYPE}", reason=Reason.ASSERTION_TYPE_UNSUPPORTED
+        )
+    return parse_assertion(assertion)
 
 
 def read_credentials(
@@ -71,7 +79,10 @@ def read_credentials(
             try:
                 basic = _parse_basic(value.strip())
             except UnicodeError:
-                raise InvalidClientError("malformed HTTP Basic credentials: bad percent-encoding") from None
+                raise InvalidClientError(
+                    "malformed HTTP Basic credentials: bad percent-encoding",
+                    reason=Reason.MALFORMED_CREDENTIALS,
+                ) from None
     secret = form.get("client_secret")
     assertion = form.get("client_assertion")
     assertion_type = form.get("client_assertion_type")
@@ -89,20 +100,23 @@ def read_credentials(
         raise InvalidRequestError(f"more than one client authentication mechanism: {names}")
     mechanism = used[0] if used else Mechanism.CLIENT_ID_ONLY
     form_client_id = form.get("client_id")
+    parsed: ParsedAssertion | None = None
 
     if basic is not None:
         client_id, secret = basic
         if form_client_id is not None and form_client_id != client_id:
             raise InvalidRequestError("client_id in the body differs from the HTTP Basic client_id")
     elif mechanism is Mechanism.ASSERTION:
-        if assertion is None:
-            raise InvalidClientError("client_assertion_type without client_assertion")
-        subject = _assertion_subject(assertion)
+        parsed = _read_assertion(assertion, assertion_type)
+        claimed = parsed.claims.get("sub")
+        subject = claimed if isinstance(claimed, str) else None
         if form_client_id is not None and subject is not None and subject != form_client_id:
-            raise InvalidClientError("client_assertion sub differs from client_id")
+            raise InvalidClientError(
+                "client_assertion sub differs from client_id", reason=Reason.CLIENT_ID_MISMATCH
+            )
         client_id = form_client_id or subject or ""
     else:
         client_id = form_client_id or ""
     if not client_id:
-        raise InvalidClientError("no client authentication: client_id is missing")
-    return PresentedCredentials(client_id, mechanism, secret, assertion, assertion_type, certificate)
+        raise InvalidClientError("no client authentication: client_id is missing", reason=Reason.NO_CLIENT_ID)
+    return PresentedCredentials(client_id, mechanism, secret, parsed, certificate)

@@ -11,13 +11,11 @@ import time
 from typing import Any, ClassVar
 
 from certbound.clientauth.assertion import (
-    ASSERTION_TYPE,
     ASYMMETRIC_ALGS,
     HMAC_ALGS,
     AssertionValidator,
     ParsedAssertion,
     VerifiedAssertion,
-    parse_assertion,
 )
 from certbound.clientauth.credentials import Mechanism, PresentedCredentials
 from certbound.clientkeys import require_key_source
@@ -25,16 +23,15 @@ from certbound.config import Settings
 from certbound.context import ServerContext
 from certbound.errors import InvalidClientError, InvalidClientMetadataError
 from certbound.models import Client
+from certbound.reasons import Reason
 
 __all__ = ["ClientSecretJwt", "PrivateKeyJwt"]
 
 
 def _read_assertion(presented: PresentedCredentials) -> ParsedAssertion:
-    if presented.assertion_type != ASSERTION_TYPE:
-        raise InvalidClientError(f"client_assertion_type must be {ASSERTION_TYPE}")
-    if presented.assertion is None:
-        raise InvalidClientError("client_assertion is missing")
-    return parse_assertion(presented.assertion)
+    if presented.assertion is None:  # the mechanism check makes this unreachable
+        raise InvalidClientError("client_assertion is missing", reason=Reason.MALFORMED_CREDENTIALS)
+    return presented.assertion
 
 
 async def _record_jti(verified: VerifiedAssertion, context: ServerContext) -> None:
@@ -42,7 +39,9 @@ async def _record_jti(verified: VerifiedAssertion, context: ServerContext) -> No
         verified.client.client_id, verified.jti, verified.jti_expires_at
     )
     if not fresh:
-        raise InvalidClientError("client_assertion jti has already been used (replay)")
+        raise InvalidClientError(
+            "client_assertion jti has already been used (replay)", reason=Reason.JTI_REPLAYED
+        )
 
 
 def _check_signing_alg(metadata: dict[str, Any], family: tuple[str, ...], method: str) -> None:
@@ -61,11 +60,12 @@ class ClientSecretJwt:
     mechanism: ClassVar[Mechanism] = Mechanism.ASSERTION
 
     async def verify(self, presented: PresentedCredentials, client: Client, context: ServerContext) -> None:
-        if client.secret_expires_at and client.secret_expires_at < time.time():
-            raise InvalidClientError("client secret has expired")
         parsed = _read_assertion(presented)
         key = context.client_keys.hmac_key_for(client, context.vault)
         verified = AssertionValidator(context.settings).validate(parsed, client, [key], family=HMAC_ALGS)
+        # Only after the MAC verified: whether a secret expired is the client's business alone.
+        if client.secret_expires_at and client.secret_expires_at < time.time():
+            raise InvalidClientError("client secret has expired", reason=Reason.SECRET_EXPIRED)
         await _record_jti(verified, context)
 
     def validate_metadata(self, metadata: dict[str, Any], settings: Settings) -> None:

@@ -36,6 +36,7 @@ from certbound.models import Client
 from certbound.pki.rejection import CertificateRejected
 from certbound.pki.spki import certificate_key_der, jwk_certificate, public_key_der
 from certbound.pki.subject import registered_subject, subject_matches
+from certbound.reasons import Reason
 from certbound.tls.peer import PeerCertificates
 
 __all__ = ["CA_PIN", "SelfSignedTlsClientAuth", "TlsClientAuth", "parse_ca_pin"]
@@ -65,7 +66,9 @@ def parse_ca_pin(value: object) -> bytes:
     return digest
 
 
-def _refuse(method: str, client: Client, peer: PeerCertificates | None, reason: str) -> NoReturn:
+def _refuse(
+    method: str, client: Client, peer: PeerCertificates | None, reason: str, code: Reason
+) -> NoReturn:
     if peer is None:
         log.warning("%s refused for client %r: %s", method, client.client_id, reason)
     else:
@@ -77,12 +80,12 @@ def _refuse(method: str, client: Client, peer: PeerCertificates | None, reason: 
             peer.leaf.subject.rfc4514_string(),
             peer.x5t_s256,
         )
-    raise InvalidClientError(f"client certificate refused: {reason}")
+    raise InvalidClientError(f"client certificate refused: {reason}", reason=code)
 
 
 def _require_certificate(method: str, presented: PresentedCredentials, client: Client) -> PeerCertificates:
     if presented.certificate is None:
-        _refuse(method, client, None, "no client certificate was presented")
+        _refuse(method, client, None, "no client certificate was presented", Reason.NO_CERTIFICATE)
     return presented.certificate
 
 
@@ -97,16 +100,29 @@ class TlsClientAuth:
         try:
             path = context.trust.verify(peer)
         except CertificateRejected as exc:
-            _refuse(self.name, client, peer, exc.reason)
+            _refuse(self.name, client, peer, exc.reason, exc.code)
         try:
             field, value = registered_subject(client.metadata)
             pin = parse_ca_pin(client.metadata[CA_PIN]) if CA_PIN in client.metadata else None
         except ValueError as exc:
-            _refuse(self.name, client, peer, f"the client's registration cannot be used: {exc}")
+            _refuse(
+                self.name,
+                client,
+                peer,
+                f"the client's registration cannot be used: {exc}",
+                Reason.REGISTRATION_UNUSABLE,
+            )
         if not subject_matches(field, value, peer.leaf):
-            _refuse(self.name, client, peer, f"the certificate does not match the registered {field}")
+            code = Reason.DN_MISMATCH if field == "tls_client_auth_subject_dn" else Reason.SAN_MISMATCH
+            _refuse(self.name, client, peer, f"the certificate does not match the registered {field}", code)
         if pin is not None and pin not in path.ca_sha256:
-            _refuse(self.name, client, peer, f"the certificate was not issued under the CA of {CA_PIN}")
+            _refuse(
+                self.name,
+                client,
+                peer,
+                f"the certificate was not issued under the CA of {CA_PIN}",
+                Reason.CA_PIN_MISMATCH,
+            )
 
     def validate_metadata(self, metadata: dict[str, Any], settings: Settings) -> None:
         try:
@@ -133,7 +149,11 @@ class SelfSignedTlsClientAuth:
         if refetch and key in await context.client_keys.public_key_ders(client, refresh=True):
             return
         _refuse(
-            self.name, client, peer, "the certificate's public key is not one of the client's registered keys"
+            self.name,
+            client,
+            peer,
+            "the certificate's public key is not one of the client's registered keys",
+            Reason.KEY_NOT_REGISTERED,
         )
 
     def validate_metadata(self, metadata: dict[str, Any], settings: Settings) -> None:

@@ -14,17 +14,19 @@ from certbound.config import Settings
 from certbound.context import ServerContext
 from certbound.errors import InvalidClientError
 from certbound.models import Client
+from certbound.reasons import Reason
 
 __all__ = ["ClientSecretBasic", "ClientSecretPost", "require_valid_secret"]
 
 
 def require_valid_secret(presented: str | None, client: Client, context: ServerContext) -> None:
     if client.secret_hash is None:
-        raise InvalidClientError("client has no secret")
+        raise InvalidClientError("client has no secret", reason=Reason.NO_SECRET)
     if presented is None or not context.vault.verify_secret(presented, client.secret_hash):
-        raise InvalidClientError("client authentication failed")
+        raise InvalidClientError("the client secret does not match", reason=Reason.BAD_SECRET)
+    # Checked after the secret matched, so only its holder learns that it expired.
     if client.secret_expires_at and client.secret_expires_at < time.time():
-        raise InvalidClientError("client secret has expired")
+        raise InvalidClientError("client secret has expired", reason=Reason.SECRET_EXPIRED)
 
 
 class ClientSecretBasic:

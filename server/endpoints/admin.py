@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from certbound.accesslog import note
 from certbound.clientmeta import KNOWN_AUTH_METHODS
 from certbound.config import Settings
 from certbound.context import CONTEXT
@@ -118,6 +119,11 @@ class AdminAPI:
             body,
             client_id=_optional_string(body, "client_id"),
             secret=_optional_string(body, "client_secret"),
+        )
+        note(
+            request,
+            registered_client_id=created.client.client_id,
+            registered_auth_method=created.client.auth_method,
         )
         response = json_response(client_information(created.client, secret=created.secret), status=201)
         response.headers["Location"] = f"/admin/clients/{quote(created.client.client_id, safe='')}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from aiohttp import hdrs, web
 
+from certbound.accesslog import note_client
 from certbound.clientauth import AuthenticatedClient, authenticate_client
 from certbound.clientcert import get_client_certificate
 from certbound.context import CONTEXT
@@ -24,4 +25,5 @@ async def read_authenticated_form(
     caller = await authenticate_client(
         form, request.headers.get(hdrs.AUTHORIZATION), get_client_certificate(request), request.app[CONTEXT]
     )
+    note_client(request, caller.client.client_id, caller.method)
     return form, caller

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from certbound.context import CONTEXT
 from certbound.endpoints.http import json_response
+from certbound.metrics import CONTENT_TYPE
 
 __all__ = ["healthz_endpoint", "metrics_endpoint"]
 
@@ -15,6 +16,6 @@ async def healthz_endpoint(request: web.Request) -> web.Response:
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
-    return web.Response(
-        text=request.app[CONTEXT].metrics.render(), content_type="text/plain", charset="utf-8"
-    )
+    response = web.Response(body=request.app[CONTEXT].metrics.render())
+    response.headers["Content-Type"] = CONTENT_TYPE
+    return response

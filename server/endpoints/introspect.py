@@ -17,6 +17,7 @@ from certbound.context import CONTEXT
 from certbound.endpoints.authenticated import read_authenticated_form
 from certbound.endpoints.http import json_response
 from certbound.errors import InvalidClientError, InvalidRequestError
+from certbound.reasons import Reason
 from certbound.tokenstate import find_token
 
 __all__ = ["introspection_endpoint"]
@@ -29,7 +30,7 @@ async def introspection_endpoint(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
     if not caller.client.is_confidential:
         # RFC 7662 §2.1 wants the caller authorized; a public client proves nothing (SPEC §8).
-        raise InvalidClientError("a public client cannot introspect tokens")
+        raise InvalidClientError("a public client cannot introspect tokens", reason=Reason.PUBLIC_CLIENT)
     token = form.get("token")
     if token is None:
         raise InvalidRequestError("token is missing")

@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from certbound.accesslog import note
 from certbound.config import Settings
 from certbound.context import CONTEXT
 from certbound.endpoints.bearer import StaticToken, require_bearer_token
@@ -82,6 +83,11 @@ class RegistrationEndpoints:
         metadata = await read_json_object(request, error=InvalidClientMetadataError)
         # client_id and client_secret in the request are the server's to choose: normalize drops them.
         created = await ClientManager.for_context(context).create(metadata, registration_token=True)
+        note(
+            request,
+            registered_client_id=created.client.client_id,
+            registered_auth_method=created.client.auth_method,
+        )
         body = client_information(
             created.client,
             secret=created.secret,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from certbound.accesslog import note
 from certbound.context import CONTEXT
 from certbound.endpoints.authenticated import read_authenticated_form
 from certbound.endpoints.http import json_response
@@ -34,4 +35,5 @@ async def token_endpoint(request: web.Request) -> web.Response:
         raise UnauthorizedClientError(f"client is not registered for {grant_type}")
     body = await grant.handle(form, caller, context)
     context.metrics.token_issued(grant_type, caller.method)
+    note(request, grant_type=grant_type, scope=body.get("scope"))
     return json_response(body)

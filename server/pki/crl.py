@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 
 from certbound.errors import ConfigError
 from certbound.pki.rejection import CertificateRejected
+from certbound.reasons import Reason
 
 __all__ = ["RevocationLists", "load_crls"]
 
@@ -92,7 +93,8 @@ class RevocationLists:
             if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
                 serial = f"{cert.serial_number:#x}"
                 raise CertificateRejected(
-                    f"certificate {serial} of issuer {_describe(cert.issuer)} is revoked"
+                    f"certificate {serial} of issuer {_describe(cert.issuer)} is revoked",
+                    code=Reason.CERT_REVOKED,
                 )
             next_update = crl.next_update_utc
             if next_update is not None and (earliest is None or next_update < earliest):
@@ -112,7 +114,9 @@ class RevocationLists:
         signed = [crl for crl in candidates if _signed_by(crl, issuer)]
         if not signed:
             log.error("the CRL configured for %s is not signed by that CA: refusing", _describe(cert.issuer))
-            raise CertificateRejected(f"no valid CRL for issuer {_describe(cert.issuer)}")
+            raise CertificateRejected(
+                f"no valid CRL for issuer {_describe(cert.issuer)}", code=Reason.CRL_UNUSABLE
+            )
         crl = max(signed, key=lambda candidate: candidate.last_update_utc)
         next_update = crl.next_update_utc
         if next_update is not None and next_update < now:
@@ -121,7 +125,9 @@ class RevocationLists:
                 _describe(cert.issuer),
                 next_update.isoformat(),
             )
-            raise CertificateRejected(f"the CRL of issuer {_describe(cert.issuer)} is out of date")
+            raise CertificateRejected(
+                f"the CRL of issuer {_describe(cert.issuer)} is out of date", code=Reason.CRL_UNUSABLE
+            )
         return crl
 
 

@@ -43,6 +43,7 @@ from cryptography.x509.verification import (
 from certbound.errors import ConfigError
 from certbound.pki.crl import RevocationLists, load_crls
 from certbound.pki.rejection import CertificateRejected
+from certbound.reasons import Reason
 from certbound.tls.peer import PeerCertificates
 
 __all__ = ["MAX_INTERMEDIATES", "ClientTrust", "TrustStore", "VerifiedPath"]
@@ -100,6 +101,15 @@ def _reason(exc: VerificationError) -> str:
     return str(exc).split(" (encountered processing", 1)[0]
 
 
+def _code(peer: PeerCertificates, now: datetime.datetime) -> Reason:
+    """The reason code of a failed validation: an expired (or not yet valid) leaf is told apart,
+    anything else (unknown issuer, bad signature, constraints, usage) is an untrusted chain."""
+    leaf = peer.leaf
+    if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
+        return Reason.CERT_EXPIRED
+    return Reason.CHAIN_UNTRUSTED
+
+
 class TrustStore:
     """One trust configuration: CA anchors, CRLs, and the cache of paths validated against them."""
 
@@ -145,9 +155,11 @@ class TrustStore:
 
     def _validate(self, peer: PeerCertificates, now: datetime.datetime) -> VerifiedPath:
         if self._store is None:
-            raise CertificateRejected("no client CA is configured (--client-ca)")
+            raise CertificateRejected("no client CA is configured (--client-ca)", code=Reason.NO_CLIENT_CA)
         if len(peer.chain) > MAX_INTERMEDIATES:
-            raise CertificateRejected(f"more than {MAX_INTERMEDIATES} intermediate certificates")
+            raise CertificateRejected(
+                f"more than {MAX_INTERMEDIATES} intermediate certificates", code=Reason.TOO_MANY_INTERMEDIATES
+            )
         verifier = (
             PolicyBuilder()
             .store(self._store)
@@ -158,10 +170,10 @@ class TrustStore:
         try:
             verified = verifier.verify(peer.leaf, list(peer.chain))
         except VerificationError as exc:
-            raise CertificateRejected(_reason(exc)) from None
+            raise CertificateRejected(_reason(exc), code=_code(peer, now)) from None
         except (ValueError, x509.UnsupportedGeneralNameType, x509.DuplicateExtension) as exc:
             # Lazily parsed extensions that turn out malformed.
-            raise CertificateRejected(f"malformed certificate: {exc}") from None
+            raise CertificateRejected(f"malformed certificate: {exc}", code=Reason.CERT_MALFORMED) from None
         chain = tuple(verified.chain)
         crl_expiry = self.revocation.check(chain, now)
         valid_until = min(cert.not_valid_after_utc for cert in chain)

@@ -4,9 +4,11 @@ still served."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
+import pytest
 
 from certbound.testing import CertboundTestServer
 from tests.helpers import basic_auth
@@ -18,6 +20,18 @@ async def _chunks(total: int, size: int = 16384) -> AsyncIterator[bytes]:
         chunk = b"a" * min(size, total - sent)
         sent += len(chunk)
         yield chunk
+
+
+async def _raw_status(server: CertboundTestServer, request: bytes) -> bytes:
+    """The status code the server answers to raw request bytes over TLS."""
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", server.running.port, ssl=server.client_ssl_context(), server_hostname="localhost"
+    )
+    writer.write(request)
+    await writer.drain()
+    status_line = await asyncio.wait_for(reader.readline(), timeout=5)
+    writer.close()
+    return status_line.split(b" ")[1]
 
 
 async def _still_serving(server: CertboundTestServer, http: aiohttp.ClientSession) -> None:
@@ -84,12 +98,18 @@ async def test_a_form_body_that_is_not_utf8(server: CertboundTestServer, http: a
 async def test_a_garbage_request_line_is_refused_and_others_are_served(
     server: CertboundTestServer, http: aiohttp.ClientSession
 ) -> None:
-    reader, writer = await asyncio.open_connection(
-        "127.0.0.1", server.running.port, ssl=server.client_ssl_context(), server_hostname="localhost"
-    )
-    writer.write(b"\x00\x01garbage \xff\r\n\r\n")
-    await writer.drain()
-    status_line = await asyncio.wait_for(reader.readline(), timeout=5)
-    assert status_line.split(b" ")[1] == b"400"
-    writer.close()
+    assert await _raw_status(server, b"\x00\x01garbage \xff\r\n\r\n") == b"400"
     await _still_serving(server, http)
+
+
+async def test_a_malformed_header_is_400_and_one_log_line_without_traceback(
+    server: CertboundTestServer, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        request = b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: a\r\nContent-Type: b\r\n\r\n"
+        assert await _raw_status(server, request) == b"400"
+        await _still_serving(server, http)
+    refusals = [record for record in caplog.records if "malformed request" in record.getMessage()]
+    assert len(refusals) == 1
+    assert "Content-Type" in refusals[0].getMessage()
+    assert not any(record.exc_info or record.levelno >= logging.ERROR for record in caplog.records)

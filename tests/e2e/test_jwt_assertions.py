@@ -33,6 +33,7 @@ from tests.assertion_kit import (
     public_jwks,
     sign,
 )
+from tests.helpers import access_log, check_refusal
 
 
 async def _token(
@@ -54,10 +55,11 @@ async def _accepted(
 async def _refused(
     http: aiohttp.ClientSession, server: CertboundTestServer, assertion: str, match: str, **extra: str
 ) -> None:
-    status, body = await _token(http, server, assertion_form(assertion, **extra))
+    with access_log() as lines:
+        status, body = await _token(http, server, assertion_form(assertion, **extra))
     assert status == 401, body
-    assert body["error"] == "invalid_client"
-    assert match in body["error_description"], body
+    (line,) = lines
+    check_refusal(line, body, match)
 
 
 async def _key_client(

@@ -21,7 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from certbound.pki.trust import TrustStore
 from certbound.testing import CertboundTestServer
 from certbound.tokens import reference_token_hash
-from tests.helpers import basic_auth, jwt_parts
+from tests.helpers import access_log, basic_auth, check_refusal, jwt_parts
 from tests.unit.pki.builders import DAY, NOW, Issued, ca_name, from_trustme, issue, make_ca, make_crl, name
 
 FORM = {"grant_type": "client_credentials"}
@@ -42,16 +42,29 @@ async def token_request(
     headers: dict[str, str] | None = None,
     url: str | None = None,
     **form: str,
-) -> tuple[int, dict[str, Any]]:
+) -> Reply:
     data = {**FORM, "client_id": client_id, **form} if client_id else {**FORM, **form}
-    async with http.post((url or server.url) + "/token", data=data, ssl=context, headers=headers) as response:
-        return response.status, await response.json()
+    with access_log() as lines:
+        async with http.post(
+            (url or server.url) + "/token", data=data, ssl=context, headers=headers
+        ) as response:
+            reply = Reply((response.status, await response.json()))
+    (reply.access_line,) = lines
+    return reply
 
 
-def assert_refused(result: tuple[int, dict[str, Any]], text: str = "") -> None:
+class Reply(tuple[int, dict[str, Any]]):
+    """(status, body) of a token request, and the access line the server wrote for it."""
+
+    access_line: dict[str, Any]
+
+
+def assert_refused(result: Reply, text: str = "") -> None:
+    """Refused as invalid_client; `text` is in the logged detail (and in the description only
+    when its reason is disclosed, which no certificate refusal is)."""
     status, body = result
-    assert (status, body["error"]) == (401, "invalid_client"), body
-    assert text in body.get("error_description", "")
+    assert status == 401, body
+    check_refusal(result.access_line, body, text)
 
 
 def intermediate_leaf(server: CertboundTestServer, *identities: str, **kwargs: Any) -> trustme.LeafCert:

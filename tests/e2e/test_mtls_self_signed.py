@@ -17,7 +17,7 @@ from cryptography.x509.oid import NameOID
 from certbound.jose import public_jwk
 from certbound.testing import CertboundTestServer
 from tests.assertion_kit import JwksServer
-from tests.helpers import jwt_parts
+from tests.helpers import access_log, check_refusal, jwt_parts
 from tests.unit.pki.builders import Issued, name, new_key, self_signed
 
 SUBJECT = name((NameOID.COMMON_NAME, "self-signed client"))
@@ -58,9 +58,12 @@ async def test_inline_jwks_each_key_type(
     assert jwt_parts(body["access_token"])[1]["cnf"] == {"x5t#S256": x5t_s256(mine)}
     # Twin: a certificate with the same subject and another key of the same type.
     impostor = self_signed(SUBJECT, new_key(kind))
-    status, body = await token_request(http, server, client.client_id, presenting(server, impostor, tmp_path))
-    assert (status, body["error"]) == (401, "invalid_client"), body
-    assert "not one of the client's registered keys" in body["error_description"]
+    with access_log() as lines:
+        status, body = await token_request(
+            http, server, client.client_id, presenting(server, impostor, tmp_path)
+        )
+    assert status == 401, body
+    assert check_refusal(lines[-1], body, "not one of the client's registered keys") == "key_not_registered"
 
 
 async def test_a_jwk_with_x5c_counts_by_its_certificate(

@@ -4,9 +4,20 @@ import base64
 
 import pytest
 
+from certbound.clientauth.assertion import ASSERTION_TYPE
 from certbound.clientauth.credentials import Mechanism, read_credentials
 from certbound.errors import InvalidClientError, InvalidRequestError
+from certbound.reasons import GENERIC_REFUSAL, Reason
 from tests.helpers import basic_auth
+
+
+def _segment(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+_HEADER = _segment(b'{"alg":"ES256"}')
+_UNSIGNED = _segment(b'{"alg":"none"}')
+_FROM_JWT = _segment(b'{"sub":"from-jwt"}')
 
 
 def test_basic_credentials_are_form_urldecoded() -> None:
@@ -33,13 +44,44 @@ def test_non_basic_authorization_is_not_a_client_credential() -> None:
 
 
 def test_assertion_names_its_client_by_sub() -> None:
-    payload = base64.urlsafe_b64encode(b'{"sub":"from-jwt"}').rstrip(b"=").decode()
-    presented = read_credentials(
-        {"client_assertion": f"e30.{payload}.sig", "client_assertion_type": "t"}, None, None
-    )
+    assertion = f"{_HEADER}.{_FROM_JWT}.sig"
+    form = {"client_assertion": assertion, "client_assertion_type": ASSERTION_TYPE}
+    presented = read_credentials(form, None, None)
     assert (presented.client_id, presented.mechanism) == ("from-jwt", Mechanism.ASSERTION)
-    with pytest.raises(InvalidClientError, match="differs"):
-        read_credentials({"client_assertion": f"e30.{payload}.sig", "client_id": "other"}, None, None)
+    with pytest.raises(InvalidClientError, match="differs") as refused:
+        read_credentials({**form, "client_id": "other"}, None, None)
+    assert refused.value.reason is Reason.CLIENT_ID_MISMATCH
+
+
+@pytest.mark.parametrize(
+    ("form", "reason"),
+    [
+        ({"client_assertion_type": ASSERTION_TYPE, "client_id": "c"}, Reason.MALFORMED_CREDENTIALS),
+        (
+            {"client_assertion": f"{_HEADER}.e30.sig", "client_assertion_type": "t"},
+            Reason.ASSERTION_TYPE_UNSUPPORTED,
+        ),
+        (
+            {"client_assertion": "not-a-jwt", "client_assertion_type": ASSERTION_TYPE},
+            Reason.ASSERTION_MALFORMED,
+        ),
+        (
+            {
+                "client_assertion": f"{_UNSIGNED}.e30.",
+                "client_assertion_type": ASSERTION_TYPE,
+            },
+            Reason.ALG_NONE,
+        ),
+    ],
+)
+def test_assertion_shape_is_refused_before_any_client_is_looked_up(
+    form: dict[str, str], reason: Reason
+) -> None:
+    """These depend on the request alone, so the client may read why (no oracle: certbound.reasons)."""
+    with pytest.raises(InvalidClientError) as refused:
+        read_credentials({"client_id": "c", **form}, None, None)
+    assert refused.value.reason is reason
+    assert refused.value.public_description == refused.value.description != GENERIC_REFUSAL
 
 
 @pytest.mark.parametrize(
@@ -71,10 +113,12 @@ def test_basic_and_different_body_client_id() -> None:
     ],
 )
 def test_malformed_basic(header: str) -> None:
-    with pytest.raises(InvalidClientError, match="malformed"):
+    with pytest.raises(InvalidClientError, match="malformed") as refused:
         read_credentials({}, header, None)
+    assert refused.value.reason is Reason.MALFORMED_CREDENTIALS
 
 
 def test_missing_client_id() -> None:
-    with pytest.raises(InvalidClientError, match="client_id is missing"):
+    with pytest.raises(InvalidClientError, match="client_id is missing") as refused:
         read_credentials({}, None, None)
+    assert refused.value.reason is Reason.NO_CLIENT_ID

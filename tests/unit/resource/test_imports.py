@@ -20,6 +20,7 @@ ALLOWED = {
     "certbound.httpguard",
     "certbound.proxyheaders",
     "certbound.proxytrust",
+    "certbound.reasons",
 }
 ALLOWED_PACKAGES = ("certbound.resource", "certbound.tls")
 #: Never: the authorization server's state and secrets.
