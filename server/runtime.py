@@ -34,6 +34,7 @@ __all__ = [
     "DEV_CERTS_DIR",
     "ListenerContexts",
     "RunningServer",
+    "bind_listener",
     "bind_listeners",
     "print_ready",
     "resolve_tls_files",

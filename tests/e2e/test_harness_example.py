@@ -1,18 +1,32 @@
+"""The README's harness example ("Testing with certbound"), run as written in a project of its own
+under pytest-asyncio's strict and auto modes, with the plugin loaded by its entry point."""
+
+from __future__ import annotations
+
 import pytest
 
-from certbound.errors import InvalidTokenError
-from certbound.resource import TokenVerifier
+from tests.helpers import readme_code_blocks
 
-pytest_plugins = ["certbound.pytest_plugin"]  # or run: pytest -p certbound.pytest_plugin
+pytest_plugins = ["pytester"]
 
 
-async def test_my_api_gets_a_certificate_bound_token(certbound_server, certbound_client_factory):
-    client = await certbound_client_factory("tls_client_auth")  # any of the seven methods
-    token = await client.fetch_token(scope="read")  # over mTLS with a fresh client certificate
+@pytest.mark.parametrize("mode", ["strict", "auto"])
+def test_the_readme_example_passes(pytester: pytest.Pytester, mode: str) -> None:
+    (example,) = readme_code_blocks("## Testing with certbound", "python")
+    pytester.makepyfile(test_readme_example=example)
 
-    ca = certbound_server.server_ca_file
-    async with TokenVerifier(issuer=certbound_server.issuer, ca_file=ca) as verifier:
-        verified = await verifier.verify(token, client.certificate)
-        assert (verified.client_id, verified.scope) == (client.client_id, "read")
-        with pytest.raises(InvalidTokenError):  # bound: worthless without its certificate
-            await verifier.verify(token, None)
+    result = pytester.runpytest_subprocess(f"--asyncio-mode={mode}", "-p", "no:cacheprovider")
+
+    result.assert_outcomes(passed=2)
+
+
+def test_an_example_that_fails_is_reported(pytester: pytest.Pytester) -> None:
+    """The twin: the same run reports a broken example (a wrong scope) as a failure."""
+    (example,) = readme_code_blocks("## Testing with certbound", "python")
+    broken = example.replace('(client.client_id, "read")', '(client.client_id, "write")')
+    assert broken != example
+    pytester.makepyfile(test_readme_example=broken)
+
+    result = pytester.runpytest_subprocess("--asyncio-mode=strict", "-p", "no:cacheprovider")
+
+    result.assert_outcomes(passed=1, failed=1)
