@@ -19,17 +19,29 @@ from urllib.parse import urlsplit
 from certbound.errors import ConfigError
 
 __all__ = [
+    "CACERT_ENV",
+    "CONFIG_ENV",
     "OPTIONS",
     "SIGNING_ALGS",
+    "URL_ENV",
+    "AdminTarget",
     "Option",
     "Settings",
     "build_settings",
+    "load_admin_target",
     "load_settings",
     "parse_options",
 ]
 
 #: Algorithms the server may sign access tokens with (issue: server signing keys).
 SIGNING_ALGS = ("ES256", "RS256", "PS256", "EdDSA")
+
+#: The TOML file `--config` names, from the environment.
+CONFIG_ENV = "CERTBOUND_CONFIG"
+#: A running server's base URL: `certbound clients` (and the TUI) then use its admin API.
+URL_ENV = "CERTBOUND_URL"
+#: The CA (PEM) that signed that server's certificate, when the system CAs do not cover it.
+CACERT_ENV = "CERTBOUND_CACERT"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -307,9 +319,7 @@ def load_settings(
 ) -> Settings:
     """Resolve settings. `flags` holds only options given on the command line (None = not given)."""
     environ = os.environ if environ is None else environ
-    config_file = config_file or (
-        Path(environ["CERTBOUND_CONFIG"]) if environ.get("CERTBOUND_CONFIG") else None
-    )
+    config_file = config_file or (Path(environ[CONFIG_ENV]) if environ.get(CONFIG_ENV) else None)
     from_file = _read_toml(config_file) if config_file else {}
     unknown = sorted(set(from_file) - set(_BY_NAME))
     if unknown:
@@ -354,3 +364,35 @@ def build_settings(values: Mapping[str, Any], config_file: Path | None = None) -
     if (values.get("tls_cert") is None) != (values.get("tls_key") is None):
         raise ConfigError("--tls-cert and --tls-key go together")
     return Settings(config=config_file, **values)
+
+
+@dataclass(frozen=True)
+class AdminTarget:
+    """A running server's admin API, as the management clients (`certbound clients`, the TUI)
+    reach it."""
+
+    url: str
+    token: str
+    cacert: Path | None
+
+
+def load_admin_target(
+    settings: Settings,
+    *,
+    url: str | None = None,
+    cacert: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> AdminTarget | None:
+    """The admin API to manage clients through: `url` (the --url flag) or CERTBOUND_URL; None when
+    neither is set (then the commands work on the database). The token is `settings.admin_token`
+    (--admin-token, CERTBOUND_ADMIN_TOKEN or the file's admin_token); the CA is `cacert` (--cacert)
+    or CERTBOUND_CACERT."""
+    environ = os.environ if environ is None else environ
+    url = url or environ.get(URL_ENV) or None
+    if url is None:
+        return None
+    if not settings.admin_token:
+        raise ConfigError(f"--url ({URL_ENV}) needs --admin-token (or {_BY_NAME['admin_token'].env_var})")
+    if cacert is None and environ.get(CACERT_ENV):
+        cacert = Path(environ[CACERT_ENV])
+    return AdminTarget(url, settings.admin_token, cacert)

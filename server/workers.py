@@ -25,11 +25,12 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from certbound.announce import announce_ready
 from certbound.app import open_vault
 from certbound.config import Settings
 from certbound.errors import ConfigError
 from certbound.keys import KeyRing
-from certbound.runtime import ListenerContexts, bind_listeners, print_ready, resolve_tls_files, run_server
+from certbound.runtime import ListenerContexts, bind_listeners, resolve_tls_files, run_server
 from certbound.store import open_store
 
 __all__ = ["run_event_loop", "serve"]
@@ -101,7 +102,7 @@ class _Supervisor:
         self._await_ready()
         host = self._settings.host
         port = self._sockets[0][0].getsockname()[1]
-        print_ready(f"listening on https://{f'[{host}]' if ':' in host else host}:{port}")
+        announce_ready(f"https://{f'[{host}]' if ':' in host else host}:{port}", self._settings)
         self._supervise()
 
     def _on_signal(self, signum: int, frame: object) -> None:
@@ -174,7 +175,7 @@ class _Supervisor:
 
 
 def _worker_main(settings: Settings, sockets: list[socket.socket], ready_fd: int) -> int:
-    def announce(line: str) -> None:
+    def announce(url: str) -> None:
         with contextlib.suppress(OSError):
             os.write(ready_fd, b"R")
         os.close(ready_fd)

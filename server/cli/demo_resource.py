@@ -24,6 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
+from certbound.cli.common import configure_logging
 from certbound.config import OPTIONS, Settings
 from certbound.endpoints.http import json_response
 from certbound.errors import ConfigError
@@ -146,8 +147,6 @@ def _verifier(args: argparse.Namespace, as_ca: Path | None) -> TokenVerifier:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from certbound.cli import configure_logging
-
     configure_logging("info")
     files = _tls_files(args)
     verifier = _verifier(args, files.as_ca)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from certbound.cli.common import add_setting_flags, settings_from_args
+from certbound.cli.common import add_setting_flags, configure_logging, settings_from_args
 from certbound.workers import serve
 
 __all__ = ["register"]
@@ -18,8 +18,6 @@ def register(commands: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from certbound.cli import configure_logging
-
     settings = settings_from_args(args)
     configure_logging(settings.log_level)
     serve(settings)
