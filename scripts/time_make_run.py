@@ -33,14 +33,15 @@ def _measure(clone: Path, port: int) -> tuple[float | None, list[tuple[float, st
         cwd=clone,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        text=True,
         start_new_session=True,  # its own process group, stopped below by that id
     )
     assert make.stdout is not None
+    fd = make.stdout.fileno()
     lines: list[tuple[float, str]] = []
     ready_at: float | None = None
+    pending = b""
     selector = selectors.DefaultSelector()
-    selector.register(make.stdout, selectors.EVENT_READ)
+    selector.register(fd, selectors.EVENT_READ)
     try:
         while True:
             now = time.monotonic()
@@ -48,12 +49,15 @@ def _measure(clone: Path, port: int) -> tuple[float | None, list[tuple[float, st
                 break
             if not selector.select(timeout=0.1):
                 continue
-            line = make.stdout.readline()
-            if not line:
+            chunk = os.read(fd, 65536)  # raw reads: a buffered readline would hide lines from select
+            if not chunk:
                 break
-            lines.append((time.monotonic() - start, line.rstrip("\n")))
-            if ready_at is None and line.startswith(_READY):
-                ready_at = lines[-1][0]
+            *complete, pending = (pending + chunk).split(b"\n")
+            for raw in complete:
+                line = raw.decode(errors="replace")
+                lines.append((time.monotonic() - start, line))
+                if ready_at is None and line.startswith(_READY):
+                    ready_at = lines[-1][0]
     finally:
         if make.poll() is None:
             os.killpg(make.pid, signal.SIGTERM)
