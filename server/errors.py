@@ -14,7 +14,6 @@ __all__ = [
     "ConfigError",
     "InvalidClientError",
     "InvalidClientMetadataError",
-    "InvalidGrantError",
     "InvalidRedirectUriError",
     "InvalidRequestError",
     "InvalidScopeError",
@@ -24,17 +23,17 @@ __all__ = [
     "NotFoundError",
     "OAuthError",
     "PayloadTooLargeError",
-    "ServerError",
     "StoreError",
     "UnauthorizedClientError",
     "UnsupportedGrantTypeError",
     "UnsupportedMediaTypeError",
-    "UnsupportedTokenTypeError",
 ]
 
 
 class OAuthError(Exception):
-    """An error the client is told about: `{"error": code, "error_description": description}`."""
+    """An error the client is told about: `{"error": code, "error_description": description}`.
+    Raised as is, it is `server_error` (500): what the error middleware answers for anything
+    unexpected, with details only in the log."""
 
     error: ClassVar[str] = "server_error"
     status: ClassVar[int] = 500
@@ -78,11 +77,6 @@ class InvalidClientError(OAuthError):
     basic_challenge: bool = False
 
 
-class InvalidGrantError(OAuthError):
-    error = "invalid_grant"
-    status = 400
-
-
 class UnauthorizedClientError(OAuthError):
     """RFC 6749 §5.2: the client may not use this grant type."""
 
@@ -97,13 +91,6 @@ class UnsupportedGrantTypeError(OAuthError):
 
 class InvalidScopeError(OAuthError):
     error = "invalid_scope"
-    status = 400
-
-
-class UnsupportedTokenTypeError(OAuthError):
-    """RFC 7009 §2.2.1."""
-
-    error = "unsupported_token_type"
     status = 400
 
 
@@ -140,10 +127,6 @@ class AccessDeniedError(OAuthError):
 class NotFoundError(OAuthError):
     error = "not_found"
     status = 404
-
-
-class ServerError(OAuthError):
-    """Anything unexpected; details go to the log only."""
 
 
 class ConfigError(Exception):

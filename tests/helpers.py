@@ -6,10 +6,13 @@ import base64
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus
 
-from certbound.jose import b64url_decode
+from certbound.jose import b64url_decode, json_compact
+
+if TYPE_CHECKING:
+    from certbound.keys import SigningKey
 
 
 def basic_auth(client_id: str, secret: str) -> str:
@@ -36,3 +39,8 @@ def readme_code_blocks(section: str, language: str) -> list[str]:
     following = re.search(rf"\n#{{1,{level}}} ", text[start + 1 :])
     body = text[start : start + 1 + following.start()] if following else text[start:]
     return re.findall(rf"```{language}\n(.*?)```", body, flags=re.DOTALL)
+
+
+def sign_jwt(key: SigningKey, typ: str, claims: dict[str, Any]) -> str:
+    """A compact JWS signed by a server signing key, as the token issuer signs access tokens."""
+    return key.encode_jws(key.header_b64(typ), json_compact(claims))

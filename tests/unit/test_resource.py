@@ -36,6 +36,7 @@ from certbound.resource import (
     install_token_verifier,
 )
 from certbound.tls import PeerCertificates
+from tests.helpers import sign_jwt
 
 
 def new_key() -> SigningKey:
@@ -117,7 +118,7 @@ class ScriptedAS:
 
     def token(self, *, key: SigningKey | None = None, typ: str = "at+jwt", **changes: Any) -> str:
         key = key or self.key
-        return key.encode_jwt(key.header_b64(typ), self.claims(**changes))
+        return sign_jwt(key, typ, self.claims(**changes))
 
 
 @pytest.fixture
@@ -185,7 +186,7 @@ async def test_expiry_and_nbf_within_the_leeway_pass(authorization_server, verif
 
 def forged_with_published_kid(scripted: ScriptedAS) -> str:
     forger = dataclasses.replace(new_key(), kid=scripted.key.kid, jwk=scripted.key.jwk)
-    return forger.encode_jwt(forger.header_b64("at+jwt"), scripted.claims())
+    return sign_jwt(forger, "at+jwt", scripted.claims())
 
 
 @pytest.mark.parametrize(
@@ -275,7 +276,7 @@ async def test_concurrent_unknown_kids_share_one_fetch(authorization_server, ver
 async def test_unreachable_authorization_server(tmp_path) -> None:
     async with TokenVerifier(issuer="https://127.0.0.1:9", timeout=2) as verifier:
         with pytest.raises(AuthorizationServerError):
-            await verifier.verify(new_key().encode_jwt(new_key().header_b64("at+jwt"), {}), None)
+            await verifier.verify(sign_jwt(new_key(), "at+jwt", {}), None)
 
 
 async def test_untrusted_authorization_server_certificate(authorization_server) -> None:
