@@ -238,12 +238,11 @@ class CertboundTestServer:
             elif values.get("mtls_port") is not None:
                 sockets.append(bind_listener(values["host"], values["mtls_port"]))
             values.setdefault("issuer", f"https://localhost:{values['port']}")
-            settings = build_settings(values)
+            self._running = await start_server(build_settings(values), sockets)
         except BaseException:
             for sock in sockets:
                 sock.close()
             raise
-        self._running = await start_server(settings, sockets)
         return self
 
     async def stop(self) -> None:

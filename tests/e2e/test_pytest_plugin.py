@@ -207,3 +207,19 @@ def test_loading_the_plugin_imports_no_server_code(pytester: pytest.Pytester) ->
     )
     result = pytester.runpytest_subprocess("-p", "certbound.pytest_plugin", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+async def test_a_server_that_cannot_start_releases_its_port(tmp_path) -> None:
+    bound: list[socket.socket] = []
+    original = testing.bind_listener
+
+    def recording_bind(host: str, port: int) -> socket.socket:
+        bound.append(original(host, port))
+        return bound[-1]
+
+    missing = tmp_path / "missing-ca.pem"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(testing, "bind_listener", recording_bind)
+        with pytest.raises(ConfigError, match="client CA file not found"):
+            await CertboundTestServer(client_ca=(missing,)).start()
+    assert [sock.fileno() for sock in bound] == [-1]  # closed
