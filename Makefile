@@ -2,31 +2,44 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# `make run` needs only what serving needs; `make test` adds the dev tools (the `dev` extra).
+RUN_STAMP := $(VENV)/.run-stamp
 STAMP := $(VENV)/.installed-stamp
+PORT ?= 8443
 PYTEST_ARGS ?=
 BENCH_ARGS ?= --workers 2
 
 .PHONY: run test lint typecheck unit certs bench dist clean
 
-# The package's source is server/ but it imports as `certbound` (SPEC §2). pip's editable install maps
-# the name with an import hook, which mypy cannot follow; a symlink .venv/src/certbound -> server on a
-# .pth path gives mypy and the interpreter the same files, new modules included.
-$(STAMP): pyproject.toml setup.py
+# certbound installed editable with the extras in $(1), pip showing what it does. The package's
+# source is server/ but it imports as `certbound` (SPEC §2). pip's editable install maps the name
+# with an import hook, which mypy cannot follow; a symlink .venv/src/certbound -> server on a .pth
+# path gives mypy and the interpreter the same files, new modules included.
+define install_certbound
+	@echo '==> $(VENV): certbound$(1), editable (pip)'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --disable-pip-version-check --no-input --progress-bar off -e '.$(1)'
 	mkdir -p $(VENV)/src && ln -sfn ../../server $(VENV)/src/certbound
 	$(BIN)/python -c 'import site, sys; open(site.getsitepackages()[0] + "/certbound-src.pth", "w").write(sys.argv[1] + "\n")' "$(CURDIR)/$(VENV)/src"
-	touch $(STAMP)
+endef
 
-certs/server.pem: | $(STAMP)
+$(RUN_STAMP): pyproject.toml setup.py
+	$(call install_certbound,)
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml setup.py
+	$(call install_certbound,[dev])
+	touch $(RUN_STAMP) $(STAMP)
+
+certs/server.pem: | $(RUN_STAMP)
 	$(BIN)/certbound certs dev --out certs
 
-certs: $(STAMP)
+certs: $(RUN_STAMP)
 	$(BIN)/certbound certs dev --out certs
 
-run: $(STAMP) certs/server.pem
-	$(BIN)/certbound serve --host 127.0.0.1 --port 8443
+# Development only (dev PKI, SQLite in data/): serve prints the issuer and the next commands to try.
+run: $(RUN_STAMP) certs/server.pem
+	$(BIN)/certbound serve --host 127.0.0.1 --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check server tests scripts
@@ -43,9 +56,9 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_anchor.py $(BENCH_ARGS)
 
 # A wheel in dist/ (installs the `certbound` package and console script): pip install dist/certbound-*.whl
-dist: $(STAMP)
+dist: $(RUN_STAMP)
 	rm -rf dist build
-	PYTHONWARNINGS=ignore $(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist .
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist .
 
 clean:
 	rm -rf $(VENV) data dist build .mypy_cache .ruff_cache .pytest_cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -55,8 +56,6 @@ def master_key_path(settings: Settings) -> Path | None:
 def open_vault(settings: Settings) -> Vault:
     path = master_key_path(settings)
     if path is None:
-        import secrets
-
         return Vault(secrets.token_bytes(32))
     return Vault(load_or_create_master_key(path))
 

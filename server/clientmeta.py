@@ -17,9 +17,11 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from certbound.clientauth import AUTH_METHODS
 from certbound.clientkeys import parse_jwks, validate_jwks_uri
 from certbound.config import Settings
 from certbound.errors import InvalidClientMetadataError, InvalidRedirectUriError
+from certbound.grants import GRANTS
 from certbound.jose import JWS_SIGNING_ALGS
 from certbound.models import MTLS_METHODS
 
@@ -130,8 +132,6 @@ def _redirect_uris(metadata: Mapping[str, Any]) -> list[str] | None:
 
 
 def _grant_types(metadata: Mapping[str, Any], method: str) -> list[str]:
-    from certbound.grants import GRANTS  # the grant registry imports client authentication
-
     grant_types = _string_list(metadata, "grant_types")
     if grant_types is None:
         # A public client has no grant it can use here by default (SPEC §6).
@@ -210,8 +210,6 @@ def _signing_alg(metadata: Mapping[str, Any]) -> None:
 def normalize_metadata(metadata: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
     """Validate `metadata` and return it as stored: defaults filled, server-assigned members
     dropped, members whose value is null dropped (RFC 7592 §2.2 treats them as omitted)."""
-    from certbound.clientauth import AUTH_METHODS  # the registry imports this module's users
-
     result = {
         name: value for name, value in metadata.items() if value is not None and name not in SERVER_ASSIGNED
     }

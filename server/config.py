@@ -6,6 +6,7 @@ Precedence is flag > environment > file > default (SPEC §3). Every option is de
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import tomllib
@@ -21,15 +22,29 @@ from certbound.proxyheaders import HEADER_FORMATS
 from certbound.proxytrust import sha256_fingerprint
 
 __all__ = [
+    "CACERT_ENV",
+    "CONFIG_ENV",
     "OPTIONS",
     "SIGNING_ALGS",
+    "URL_ENV",
+    "AdminTarget",
     "Option",
     "Settings",
+    "build_settings",
+    "load_admin_target",
     "load_settings",
+    "parse_options",
 ]
 
 #: Algorithms the server may sign access tokens with (issue: server signing keys).
 SIGNING_ALGS = ("ES256", "RS256", "PS256", "EdDSA")
+
+#: The TOML file `--config` names, from the environment.
+CONFIG_ENV = "CERTBOUND_CONFIG"
+#: A running server's base URL: `certbound clients` (and the TUI) then use its admin API.
+URL_ENV = "CERTBOUND_URL"
+#: The CA (PEM) that signed that server's certificate, when the system CAs do not cover it.
+CACERT_ENV = "CERTBOUND_CACERT"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -67,21 +82,26 @@ def _as_bool(value: object) -> bool:
     raise ValueError("expected 1/0/true/false")
 
 
-def _one_of(*choices: str) -> Callable[[object], str]:
-    def parse(value: object) -> str:
-        text = _as_str(value)
-        if text not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}")
-        return text
+class _OneOf:
+    """A parser for one of a fixed set of words; `--help` shows them (`choices`)."""
 
-    return parse
+    def __init__(self, *choices: str) -> None:
+        self.choices = choices
+
+    def __call__(self, value: object) -> str:
+        text = _as_str(value)
+        if text not in self.choices:
+            raise ValueError(f"must be one of {', '.join(self.choices)}")
+        return text
 
 
 def _as_path(value: object) -> Path:
-    return Path(_as_str(value))
+    return value if isinstance(value, Path) else Path(_as_str(value))
 
 
 def _as_cidr(value: object) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        return value
     try:
         return ipaddress.ip_network(_as_str(value), strict=False)
     except ValueError as exc:
@@ -105,7 +125,11 @@ def _as_db(value: object) -> str:
 
 
 def _as_scopes(value: object) -> tuple[str, ...]:
-    scopes = tuple(_as_str(value).split())
+    """A space-separated string (flag, environment) or a list of scope tokens (TOML, Python)."""
+    if isinstance(value, list | tuple):
+        scopes = tuple(_as_str(item) for item in value)
+    else:
+        scopes = tuple(_as_str(value).split())
     if not scopes:
         raise ValueError("must name at least one scope")
     for scope in scopes:
@@ -135,6 +159,10 @@ class Option:
     def env_var(self) -> str:
         return "CERTBOUND_" + self.name.upper()
 
+    @property
+    def choices(self) -> tuple[str, ...] | None:
+        return self.parse.choices if isinstance(self.parse, _OneOf) else None
+
 
 OPTIONS: tuple[Option, ...] = (
     Option("host", _as_str, "127.0.0.1", "address to listen on"),
@@ -153,7 +181,7 @@ OPTIONS: tuple[Option, ...] = (
         "key file that encrypts client secrets and signing keys at rest (default: beside the SQLite file)",
         metavar="FILE",
     ),
-    Option("registration", _one_of("open", "token", "closed"), "open", "dynamic registration mode"),
+    Option("registration", _OneOf("open", "token", "closed"), "open", "dynamic registration mode"),
     Option("registration_token", _as_str, None, "bearer token for --registration token", metavar="TOKEN"),
     Option("admin_token", _as_str, None, "bearer token for the admin API", metavar="TOKEN"),
     Option("workers", _as_int(1, 64), 1, "worker processes"),
@@ -166,7 +194,7 @@ OPTIONS: tuple[Option, ...] = (
         metavar="PEM",
     ),
     Option("allow_private_fetch", _as_bool, False, "allow jwks_uri on private addresses", is_flag=True),
-    Option("assertion_audience", _one_of("strict", "legacy"), "strict", "accepted client assertion aud"),
+    Option("assertion_audience", _OneOf("strict", "legacy"), "strict", "accepted client assertion aud"),
     Option("assertion_max_lifetime", _as_int(1), 300, "max seconds between now and assertion exp"),
     Option("clock_skew", _as_int(0, 3600), 60, "allowed clock skew in seconds"),
     Option("scopes", _as_scopes, ("read", "write"), "scopes_supported, space separated"),
@@ -189,7 +217,7 @@ OPTIONS: tuple[Option, ...] = (
         repeatable=True,
         metavar="HEX",
     ),
-    Option("client_cert_header", _one_of(*HEADER_FORMATS), "rfc9440", "proxy header format"),
+    Option("client_cert_header", _OneOf(*HEADER_FORMATS), "rfc9440", "proxy header format"),
     Option("client_crl", _as_path, (), "CRL checked for tls_client_auth", repeatable=True, metavar="PEM"),
     Option("token_lifetime", _as_int(1), 600, "access token lifetime in seconds"),
     Option(
@@ -198,9 +226,9 @@ OPTIONS: tuple[Option, ...] = (
         0,
         "seconds a newly issued client secret is valid (0: never expires)",
     ),
-    Option("signing_alg", _one_of(*SIGNING_ALGS), "ES256", "algorithm of new signing keys"),
-    Option("log_level", _one_of("debug", "info", "warning", "error"), "info", "log level"),
-    Option("log_format", _one_of(*LOG_FORMATS), "text", "log line format: text, or one JSON object per line"),
+    Option("signing_alg", _OneOf(*SIGNING_ALGS), "ES256", "algorithm of new signing keys"),
+    Option("log_level", _OneOf("debug", "info", "warning", "error"), "info", "log level"),
+    Option("log_format", _OneOf(*LOG_FORMATS), "text", "log line format: text, or one JSON object per line"),
     Option("handshake_timeout", _as_int(1, 300), 10, "seconds a TLS handshake may take after accept"),
     Option("header_timeout", _as_int(1, 300), 10, "seconds request headers may take after their first byte"),
     Option("keepalive_timeout", _as_int(1, 3600), 60, "seconds an idle keep-alive connection stays open"),
@@ -271,20 +299,21 @@ class Settings:
         return ":memory:" if rest in (":memory:", "/:memory:") else rest[1:] if rest.startswith("/") else rest
 
 
-def _parse(option: Option, raw: object, source: str) -> Any:
+def _parse(option: Option, raw: object, where: str, *, env: bool = False) -> Any:
+    """One option's value through its parser; `where` names the source in the error. From the
+    environment a repeatable option's items are `:`-separated (SPEC §3)."""
     try:
         if option.repeatable:
             items: Sequence[object]
-            if isinstance(raw, str):
-                items = [part for part in raw.split(":") if part] if source == "env" else [raw]
-            elif isinstance(raw, list | tuple):
+            if isinstance(raw, list | tuple):
                 items = raw
+            elif isinstance(raw, str) and env:
+                items = [part for part in raw.split(":") if part]
             else:
-                raise ValueError("expected a list")
+                items = [raw]
             return tuple(option.parse(item) for item in items)
         return option.parse(raw)
     except ValueError as exc:
-        where = {"flag": option.flag, "env": option.env_var, "file": option.name}[source]
         raise ConfigError(f"invalid value for {where}: {exc}") from None
 
 
@@ -305,9 +334,7 @@ def load_settings(
 ) -> Settings:
     """Resolve settings. `flags` holds only options given on the command line (None = not given)."""
     environ = os.environ if environ is None else environ
-    config_file = config_file or (
-        Path(environ["CERTBOUND_CONFIG"]) if environ.get("CERTBOUND_CONFIG") else None
-    )
+    config_file = config_file or (Path(environ[CONFIG_ENV]) if environ.get(CONFIG_ENV) else None)
     from_file = _read_toml(config_file) if config_file else {}
     unknown = sorted(set(from_file) - set(_BY_NAME))
     if unknown:
@@ -317,11 +344,34 @@ def load_settings(
     for option in OPTIONS:
         flag_value = flags.get(option.name)
         if flag_value is not None and flag_value != [] and flag_value is not False:
-            values[option.name] = _parse(option, flag_value, "flag")
+            values[option.name] = _parse(option, flag_value, option.flag)
         elif option.env_var in environ:
-            values[option.name] = _parse(option, environ[option.env_var], "env")
+            values[option.name] = _parse(option, environ[option.env_var], option.env_var, env=True)
         elif option.name in from_file:
-            values[option.name] = _parse(option, from_file[option.name], "file")
+            values[option.name] = _parse(option, from_file[option.name], option.name)
+    return build_settings(values, config_file)
+
+
+def parse_options(raw: Mapping[str, object], *, source: str) -> dict[str, Any]:
+    """Option values given from Python (certbound.testing's overrides), each through its option's
+    parser exactly as `serve` parses the flag; an already parsed value (a Path, a tuple of scopes,
+    an ip_network) is accepted too. An unknown name or a bad value is a ConfigError naming
+    `source[name]`."""
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        option = _BY_NAME.get(name)
+        if option is None:
+            close = difflib.get_close_matches(name, _BY_NAME, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{source}: unknown option {name!r}{hint}")
+        values[name] = None if value is None else _parse(option, value, f"{source}[{name!r}]")
+    return values
+
+
+def build_settings(values: Mapping[str, Any], config_file: Path | None = None) -> Settings:
+    """Settings from parsed option values (missing or None: the default), with the checks that
+    involve several options."""
+    values = {name: value for name, value in values.items() if value is not None}
     if values.get("issuer") is None:
         values["issuer"] = f"https://localhost:{values.get('port', 8443)}"
     if values.get("registration") == "token" and not values.get("registration_token"):
@@ -330,4 +380,36 @@ def load_settings(
         raise ConfigError("--trusted-proxy-cert-sha256 needs --trusted-proxy")
     if (values.get("tls_cert") is None) != (values.get("tls_key") is None):
         raise ConfigError("--tls-cert and --tls-key go together")
-    return Settings(config=config_file, **{k: v for k, v in values.items() if v is not None})
+    return Settings(config=config_file, **values)
+
+
+@dataclass(frozen=True)
+class AdminTarget:
+    """A running server's admin API, as the management clients (`certbound clients`, the TUI)
+    reach it."""
+
+    url: str
+    token: str
+    cacert: Path | None
+
+
+def load_admin_target(
+    settings: Settings,
+    *,
+    url: str | None = None,
+    cacert: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> AdminTarget | None:
+    """The admin API to manage clients through: `url` (the --url flag) or CERTBOUND_URL; None when
+    neither is set (then the commands work on the database). The token is `settings.admin_token`
+    (--admin-token, CERTBOUND_ADMIN_TOKEN or the file's admin_token); the CA is `cacert` (--cacert)
+    or CERTBOUND_CACERT."""
+    environ = os.environ if environ is None else environ
+    url = url or environ.get(URL_ENV) or None
+    if url is None:
+        return None
+    if not settings.admin_token:
+        raise ConfigError(f"--url ({URL_ENV}) needs --admin-token (or {_BY_NAME['admin_token'].env_var})")
+    if cacert is None and environ.get(CACERT_ENV):
+        cacert = Path(environ[CACERT_ENV])
+    return AdminTarget(url, settings.admin_token, cacert)

@@ -5,12 +5,14 @@ server-ca.pem (trust this to reach the server), server.pem/server.key (localhost
 client-ca.pem (pass to --client-ca), client1.pem/.key and client2.pem/.key (issued by the client CA,
 subject exactly `CN=client1,O=certbound dev` with SAN DNS client1.certbound.test, so the README's
 `--subject-dn` example matches), selfsigned.pem/.key (a self-signed client certificate for
-self_signed_tls_client_auth).
+self_signed_tls_client_auth) and selfsigned.jwks.json (its JWK Set, to register as the client's
+`jwks`).
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +23,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["DevPKI", "ensure_dev_pki", "write_dev_pki"]
+from certbound.jose import jwk_set_from_pem
+
+__all__ = ["DEV_CERTS_DIR", "DevPKI", "ensure_dev_pki", "write_dev_pki"]
+
+#: Where `serve` and `demo-resource` look for (and create) the dev PKI when given no TLS flags.
+DEV_CERTS_DIR = Path("certs")
 
 _ORG = "certbound dev"
 _FILES = ("server-ca.pem", "server.pem", "server.key", "client-ca.pem", "selfsigned.pem")
+_SELF_SIGNED_JWKS = "selfsigned.jwks.json"
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,7 @@ class DevPKI:
         return self.path("client-ca.pem")
 
     def written_files(self) -> list[Path]:
-        return sorted(p for p in self.directory.iterdir() if p.suffix in (".pem", ".key"))
+        return sorted(p for p in self.directory.iterdir() if p.suffix in (".pem", ".key", ".json"))
 
 
 def _write(path: Path, data: bytes, *, private: bool = False) -> None:
@@ -123,11 +131,20 @@ def write_dev_pki(out: Path) -> DevPKI:
     cert_pem, key_pem = _client_certificate("selfsigned", None, None)
     _write(out / "selfsigned.pem", cert_pem)
     _write(out / "selfsigned.key", key_pem, private=True)
+    _write_self_signed_jwks(out)
     return DevPKI(out)
 
 
+def _write_self_signed_jwks(out: Path) -> None:
+    jwks = jwk_set_from_pem((out / "selfsigned.pem").read_bytes())
+    _write(out / _SELF_SIGNED_JWKS, json.dumps(jwks, indent=2).encode() + b"\n")
+
+
 def ensure_dev_pki(out: Path) -> DevPKI:
-    """The dev PKI in `out`, created when any of its files is missing."""
-    if all((out / name).exists() for name in _FILES):
-        return DevPKI(out)
-    return write_dev_pki(out)
+    """The dev PKI in `out`, created when any of its files is missing (a JWK Set missing from an
+    older dev PKI is derived from its certificate)."""
+    if not all((out / name).exists() for name in _FILES):
+        return write_dev_pki(out)
+    if not (out / _SELF_SIGNED_JWKS).exists():
+        _write_self_signed_jwks(out)
+    return DevPKI(out)

@@ -16,7 +16,6 @@ __all__ = [
     "ConfigError",
     "InvalidClientError",
     "InvalidClientMetadataError",
-    "InvalidGrantError",
     "InvalidRedirectUriError",
     "InvalidRequestError",
     "InvalidScopeError",
@@ -26,17 +25,17 @@ __all__ = [
     "NotFoundError",
     "OAuthError",
     "PayloadTooLargeError",
-    "ServerError",
     "StoreError",
     "UnauthorizedClientError",
     "UnsupportedGrantTypeError",
     "UnsupportedMediaTypeError",
-    "UnsupportedTokenTypeError",
 ]
 
 
 class OAuthError(Exception):
-    """An error the client is told about: `{"error": code, "error_description": description}`."""
+    """An error the client is told about: `{"error": code, "error_description": description}`.
+    Raised as is, it is `server_error` (500): what the error middleware answers for anything
+    unexpected, with details only in the log."""
 
     error: ClassVar[str] = "server_error"
     status: ClassVar[int] = 500
@@ -101,11 +100,6 @@ class InvalidClientError(OAuthError):
         return self.description if self.reason in DISCLOSED else GENERIC_REFUSAL
 
 
-class InvalidGrantError(OAuthError):
-    error = "invalid_grant"
-    status = 400
-
-
 class UnauthorizedClientError(OAuthError):
     """RFC 6749 §5.2: the client may not use this grant type."""
 
@@ -120,13 +114,6 @@ class UnsupportedGrantTypeError(OAuthError):
 
 class InvalidScopeError(OAuthError):
     error = "invalid_scope"
-    status = 400
-
-
-class UnsupportedTokenTypeError(OAuthError):
-    """RFC 7009 §2.2.1."""
-
-    error = "unsupported_token_type"
     status = 400
 
 
@@ -163,10 +150,6 @@ class AccessDeniedError(OAuthError):
 class NotFoundError(OAuthError):
     error = "not_found"
     status = 404
-
-
-class ServerError(OAuthError):
-    """Anything unexpected; details go to the log only."""
 
 
 class ConfigError(Exception):

@@ -1,4 +1,5 @@
-"""Small JOSE primitives for the hot path: base64url (RFC 7515 §2), JWK thumbprints (RFC 7638).
+"""Small JOSE primitives for the hot path: base64url (RFC 7515 §2), JWK thumbprints (RFC 7638),
+public JWKs of keys and PEM files (RFC 7517).
 
 Access tokens are signed here directly with `cryptography` rather than through a general JOSE
 library: one token costs one signature plus two base64url encodings and one JSON dump.
@@ -9,9 +10,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from typing import Any
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 
 __all__ = [
     "JWS_ASYMMETRIC_ALGS",
@@ -20,6 +24,7 @@ __all__ = [
     "b64url_decode",
     "b64url_encode",
     "json_compact",
+    "jwk_set_from_pem",
     "public_jwk",
     "rfc7638_thumbprint",
 ]
@@ -85,8 +90,6 @@ def public_jwk(key: PublicKey) -> dict[str, str]:
         rsa_numbers = key.public_numbers()
         return {"kty": "RSA", "n": _int_b64(rsa_numbers.n), "e": _int_b64(rsa_numbers.e)}
     if isinstance(key, ed25519.Ed25519PublicKey):
-        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
         raw = key.public_bytes(Encoding.Raw, PublicFormat.Raw)
         return {"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(raw)}
     raise TypeError(f"unsupported key type {type(key).__name__}")
@@ -100,3 +103,44 @@ def rfc7638_thumbprint(jwk: dict[str, str]) -> str:
     members = _THUMBPRINT_MEMBERS[jwk["kty"]]
     canonical = json.dumps({name: jwk[name] for name in members}, separators=(",", ":"), sort_keys=True)
     return b64url_encode(hashlib.sha256(canonical.encode("utf-8")).digest())
+
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.DOTALL)
+
+
+def _supported(key: object, where: str) -> PublicKey:
+    if not isinstance(key, PublicKey):
+        raise ValueError(f"{where} holds a {type(key).__name__}, not an EC, RSA or Ed25519 key")
+    return key
+
+
+def jwk_set_from_pem(pem: bytes) -> dict[str, Any]:
+    """The JWK Set (RFC 7517 §5) of the certificates and public keys in a PEM file, each key with
+    its RFC 7638 thumbprint as `kid`; a certificate's key keeps the certificate as `x5c` (§4.7:
+    standard base64 of the DER). A private key or any other PEM block is a ValueError: a client's
+    jwks holds public keys only."""
+    keys: list[dict[str, Any]] = []
+    for index, block in enumerate(_PEM_BLOCK.finditer(pem)):
+        label, where = block.group(1).decode("ascii"), f"PEM block {index + 1}"
+        extra: dict[str, Any] = {}
+        if label == "CERTIFICATE":
+            try:
+                certificate = x509.load_pem_x509_certificate(block.group(0))
+            except ValueError as exc:
+                raise ValueError(f"{where}: not a certificate ({exc})") from None
+            jwk = public_jwk(_supported(certificate.public_key(), where))
+            extra["x5c"] = [base64.b64encode(certificate.public_bytes(Encoding.DER)).decode("ascii")]
+        elif label in ("PUBLIC KEY", "RSA PUBLIC KEY"):
+            try:
+                public_key = load_pem_public_key(block.group(0))
+            except ValueError as exc:
+                raise ValueError(f"{where}: not a public key ({exc})") from None
+            jwk = public_jwk(_supported(public_key, where))
+        elif "PRIVATE KEY" in label:
+            raise ValueError(f"{where} is a private key: give the certificate or the public key")
+        else:
+            raise ValueError(f"{where} is a {label}, not a certificate or a public key")
+        keys.append({**jwk, "kid": rfc7638_thumbprint(jwk), **extra})
+    if not keys:
+        raise ValueError("no PEM certificate or public key found")
+    return {"keys": keys}

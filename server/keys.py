@@ -86,10 +86,6 @@ class SigningKey:
         jwk = {**jwk, "kid": kid, "alg": alg, "use": "sig"}
         return cls(kid, alg, private_key, jwk, created_at, retired_at, _signer(private_key, alg))
 
-    def encode_jwt(self, header_b64: str, claims: dict[str, object]) -> str:
-        """A compact JWS; `header_b64` is precomputed by the caller (it never changes per key)."""
-        return self.encode_jws(header_b64, json_compact(claims))
-
     def encode_jws(self, header_b64: str, payload: bytes) -> str:
         """A compact JWS (RFC 7515 §7.1) over an already serialized payload."""
         signing_input = header_b64 + "." + b64url_encode(payload)

@@ -8,13 +8,13 @@ once: the store keeps a keyed hash (and, for client_secret_jwt, the AES-GCM encr
 
 from __future__ import annotations
 
-import logging
 import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from certbound.clientadvice import log_client_warnings
 from certbound.clientmeta import merge_metadata, normalize_metadata
 from certbound.clients import ClientCache
 from certbound.config import Settings
@@ -26,11 +26,7 @@ from certbound.vault import Vault
 
 __all__ = ["ClientManager", "CreatedClient", "client_information", "generate_secret"]
 
-log = logging.getLogger("certbound.clients")
-
 _MIN_CHOSEN_SECRET = 8
-#: Below this an administrator's secret is accepted but logged: it has less entropy than ours.
-_WEAK_CHOSEN_SECRET = 32
 _MAX_CLIENT_ID = 255
 _NO_TOKEN_HASH = bytes(32)
 
@@ -129,8 +125,9 @@ class ClientManager:
             client_id = secrets.token_hex(16)
         else:
             _check_client_id(client_id)
-        if secret is not None:
-            self._check_chosen_secret(secret, method, client_id)
+        chosen_secret = secret
+        if chosen_secret is not None:
+            self._check_chosen_secret(chosen_secret, method)
         elif method in SECRET_METHODS:
             secret = generate_secret()
         token = secrets.token_urlsafe(32) if registration_token else None
@@ -146,6 +143,7 @@ class ClientManager:
         except ClientExistsError:
             raise InvalidClientMetadataError(f"client_id {client_id} is taken") from None
         self._invalidate(client_id)
+        log_client_warnings(client_id, normalized, chosen_secret)
         return CreatedClient(client, secret, token)
 
     async def replace(
@@ -169,7 +167,7 @@ class ClientManager:
         new_secret: str | None = None
         fields: dict[str, Any]
         if secret is not None:
-            self._check_chosen_secret(secret, method, client.client_id)
+            self._check_chosen_secret(secret, method)
             new_secret = secret
         elif method in SECRET_METHODS and (rotate_secret or not self._can_keep_secret(client, method)):
             new_secret = generate_secret()
@@ -193,6 +191,7 @@ class ClientManager:
             self._invalidate(client.client_id)
             return None
         self._invalidate(client.client_id)
+        log_client_warnings(client.client_id, normalized, secret)
         return CreatedClient(updated, new_secret, token)
 
     async def update(
@@ -206,7 +205,8 @@ class ClientManager:
         if client.auth_method not in SECRET_METHODS:
             raise InvalidClientMetadataError(f"client uses {client.auth_method}, which has no secret")
         if secret is not None:
-            self._check_chosen_secret(secret, client.auth_method, client.client_id)
+            self._check_chosen_secret(secret, client.auth_method)
+            log_client_warnings(client.client_id, client.metadata, secret)
         secret = secret or generate_secret()
         updated = replace(client, **self._secret_fields(client.client_id, client.auth_method, secret))
         stored = await self._store.update_client(updated)
@@ -257,18 +257,12 @@ class ClientManager:
         return method != "client_secret_jwt" or client.secret_ciphertext is not None
 
     @staticmethod
-    def _check_chosen_secret(secret: str, method: str, client_id: str) -> None:
+    def _check_chosen_secret(secret: str, method: str) -> None:
         if method not in SECRET_METHODS:
             raise InvalidClientMetadataError(f"client_secret is not used by {method}")
         if len(secret) < _MIN_CHOSEN_SECRET:
             raise InvalidClientMetadataError(
                 f"client_secret must have at least {_MIN_CHOSEN_SECRET} characters"
-            )
-        if len(secret) < _WEAK_CHOSEN_SECRET:
-            log.warning(
-                "client %s: the chosen client_secret has fewer than %d characters",
-                client_id,
-                _WEAK_CHOSEN_SECRET,
             )
 
     def _invalidate(self, client_id: str) -> None:

@@ -14,7 +14,6 @@ import gc
 import logging
 import signal
 import socket
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,10 +21,11 @@ from pathlib import Path
 from aiohttp import web
 from OpenSSL import SSL
 
+from certbound.announce import announce_ready
 from certbound.app import build_context, create_app
 from certbound.config import Settings
 from certbound.context import ServerContext
-from certbound.devpki import ensure_dev_pki
+from certbound.devpki import DEV_CERTS_DIR, ensure_dev_pki
 from certbound.errors import ConfigError
 from certbound.httpguard import handler_factory
 from certbound.metrics import Metrics
@@ -35,8 +35,8 @@ __all__ = [
     "DEV_CERTS_DIR",
     "ListenerContexts",
     "RunningServer",
+    "bind_listener",
     "bind_listeners",
-    "print_ready",
     "resolve_tls_files",
     "run_server",
     "start_server",
@@ -44,7 +44,6 @@ __all__ = [
 
 log = logging.getLogger("certbound")
 
-DEV_CERTS_DIR = Path("certs")
 _GC_GEN0_THRESHOLD = 20_000
 
 
@@ -212,7 +211,8 @@ async def run_server(
     announce: Callable[[str], None] | None = None,
     metrics_directory: Path | None = None,
 ) -> None:
-    """Serve until SIGTERM or SIGINT, then drain and return."""
+    """Serve until SIGTERM or SIGINT, then drain and return. Once serving, `announce(url)` is
+    called (by default: print the ready lines, certbound.announce)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -220,7 +220,10 @@ async def run_server(
     server = await start_server(settings, sockets, metrics_directory=metrics_directory)
     loop.add_signal_handler(signal.SIGHUP, server.reload)
     _tune_garbage_collector()
-    (announce or print_ready)(f"listening on {server.url}")
+    if announce is None:
+        announce_ready(server.url, server.settings)
+    else:
+        announce(server.url)
     await stop.wait()
     log.info("shutting down: draining in-flight requests (up to %ss)", settings.drain_timeout)
     await server.stop()
@@ -234,9 +237,3 @@ def _tune_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(_GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
-
-
-def print_ready(line: str) -> None:
-    # The ready line is part of the CLI contract: tests and scripts wait for it.
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()

@@ -1,29 +1,37 @@
-"""Start a real certbound in-process for tests (ours and other projects').
+"""Start a real certbound in-process for tests (ours and other projects'; SPEC §1 "test suites").
 
-    async with CertboundTestServer() as server:
+    async with CertboundTestServer() as server:              # on the running event loop
         client = await server.new_client("tls_client_auth")   # any of the seven methods
         access_token = await client.fetch_token(scope="read")
 
-The server listens on 127.0.0.1 on an ephemeral port, with a trustme CA for its certificate and
-another for client certificates, and an in-memory SQLite database unless `db` is given.
-`new_client` registers a client and hands back a `ReadyClient`: its credentials, the certificate
-and key material its method needs, and an SSL context that trusts the server and presents that
-certificate. `add_client` only registers. The pytest plugin (certbound.pytest_plugin) wraps both.
+    with CertboundServerThread() as server:                  # on its own loop in a thread
+        client = server.new_client("tls_client_auth")         # from synchronous code
+        access_token = server.run(client.fetch_token())
+
+The server listens on 127.0.0.1 on a port the kernel picks (bound once and kept: no race with
+parallel runs), with a trustme CA for its certificate and another for client certificates, and an
+in-memory SQLite database unless `db` is given. Other keyword arguments are `certbound serve`
+options (certbound.config.OPTIONS), checked by the same parsers; `mtls_port=0` adds an --mtls-port
+listener on another kernel-picked port. `new_client` registers a client and hands back a
+`ReadyClient`: its credentials, the certificate and key its method needs (objects and files), and an
+SSL context that trusts the server and presents that certificate. `add_client` only registers. The
+pytest plugin (certbound.pytest_plugin) wraps CertboundServerThread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import secrets
-import socket
 import ssl
 import tempfile
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import trustme
@@ -32,18 +40,22 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey
 
-from certbound.config import Settings
+from certbound.config import Settings, build_settings, parse_options
 from certbound.jose import public_jwk
 from certbound.management import ClientManager, CreatedClient
 from certbound.models import MTLS_METHODS
 from certbound.resource import basic_authorization
-from certbound.runtime import RunningServer, start_server
+from certbound.runtime import RunningServer, bind_listener, start_server
 
-__all__ = ["CertboundTestServer", "ReadyClient", "TestClient", "TokenRequestError"]
+__all__ = ["CertboundServerThread", "CertboundTestServer", "ReadyClient", "TestClient", "TokenRequestError"]
 
 #: RFC 7523 §2.2.
 _JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 _ASSERTION_LIFETIME = 60
+#: How long CertboundServerThread waits for its loop to start, stop or register a client.
+_THREAD_TIMEOUT = 60.0
+
+_T = TypeVar("_T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +96,11 @@ class ReadyClient:
     #: Where requests go: the server's URL (its mTLS listener when it has one and we hold a cert).
     base_url: str
     issuer: str
+    #: PEM of the CA that issued the server's certificate (`verify=` for requests and httpx).
+    ca_file: Path
+    #: PEM files of `certificate` and its private key (`cert=(cert_file, key_file)`), or None.
+    cert_file: Path | None = None
+    key_file: Path | None = None
     #: The private key (a joserfc key) private_key_jwt assertions are signed with.
     signing_key: ECKey | None = None
 
@@ -154,22 +171,20 @@ class ReadyClient:
         return access_token
 
 
-def _free_port() -> int:
-    """A port free on 127.0.0.1 now: the issuer must name the port before the server starts."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class CertboundTestServer:
+    """A certbound serving on the running event loop; `async with` starts and stops it."""
+
     __test__ = False
 
-    def __init__(self, *, db: str = "sqlite://:memory:", **settings: Any) -> None:
+    def __init__(self, *, db: str = "sqlite://:memory:", **options: Any) -> None:
+        ephemeral_mtls = options.get("mtls_port") == 0
+        if ephemeral_mtls:
+            del options["mtls_port"]
+        # ConfigError (naming the option) now, in the test's set-up, not at start.
+        self._options = parse_options({"db": db, **options}, source="certbound test server options")
+        self._ephemeral_mtls = ephemeral_mtls
         self.server_ca = trustme.CA()
         self.client_ca = trustme.CA()
-        self._db = db
-        self._overrides = settings
         self._tmp = tempfile.TemporaryDirectory(prefix="certbound-test-")
         self.directory = Path(self._tmp.name)
         self._running: RunningServer | None = None
@@ -207,15 +222,27 @@ class CertboundTestServer:
         self.server_ca.cert_pem.write_to_path(str(self.server_ca_file))
         values: dict[str, Any] = {
             "host": "127.0.0.1",
-            "port": _free_port(),
+            "port": 0,
             "tls_cert": cert_file,
             "tls_key": key_file,
             "client_ca": (client_ca_file,),
-            "db": self._db,
         }
-        values.update(self._overrides)
-        values.setdefault("issuer", f"https://localhost:{values['port']}")
-        self._running = await start_server(Settings(**values))
+        values.update(self._options)
+        # Bind first and keep the sockets: the issuer must name the port before the server starts.
+        sockets = [bind_listener(values["host"], values["port"])]
+        try:
+            values["port"] = sockets[0].getsockname()[1]
+            if self._ephemeral_mtls:
+                sockets.append(bind_listener(values["host"], 0))
+                values["mtls_port"] = sockets[1].getsockname()[1]
+            elif values.get("mtls_port") is not None:
+                sockets.append(bind_listener(values["host"], values["mtls_port"]))
+            values.setdefault("issuer", f"https://localhost:{values['port']}")
+            self._running = await start_server(build_settings(values), sockets)
+        except BaseException:
+            for sock in sockets:
+                sock.close()
+            raise
         return self
 
     async def stop(self) -> None:
@@ -276,6 +303,8 @@ class CertboundTestServer:
         label = secrets.token_hex(8)
         context = self.client_ssl_context()
         cert_pem: bytes | None = None
+        cert_file: Path | None = None
+        key_file: Path | None = None
         signing_key: ECKey | None = None
         if method == "self_signed_tls_client_auth":
             # A trustme CA certificate is self-signed: exactly what this method presents.
@@ -285,19 +314,20 @@ class CertboundTestServer:
             if not isinstance(public_key, ec.EllipticCurvePublicKey):
                 raise RuntimeError("trustme made a CA key that is not EC")
             metadata = {"jwks": {"keys": [public_jwk(public_key)]}, **metadata}
-            cert_file, key_file = self.directory / f"{label}.pem", self.directory / f"{label}.key"
-            cert_file.write_bytes(cert_pem)
-            key_file.write_bytes(key_pem)
-            context.load_cert_chain(cert_file, key_file)
         else:
             bound = bool(metadata.get("tls_client_certificate_bound_access_tokens", method in MTLS_METHODS))
             if certificate if certificate is not None else bound:
                 name = f"{label}.client.certbound.test"
                 leaf = self.issue_client_cert(name)
-                leaf.configure_cert(context)
-                cert_pem = leaf.cert_chain_pems[0].bytes()
+                cert_pem = b"".join(blob.bytes() for blob in leaf.cert_chain_pems)
+                key_pem = leaf.private_key_pem.bytes()
                 if method == "tls_client_auth":
                     metadata = {"tls_client_auth_san_dns": name, **metadata}
+        if cert_pem is not None:
+            cert_file, key_file = self.directory / f"{label}.pem", self.directory / f"{label}.key"
+            cert_file.write_bytes(cert_pem)
+            key_file.write_bytes(key_pem)
+            context.load_cert_chain(cert_file, key_file)
         if method == "private_key_jwt":
             signing_key = ECKey.generate_key("P-256", auto_kid=True)
             metadata = {"jwks": {"keys": [signing_key.as_dict(private=False)]}, **metadata}
@@ -312,9 +342,110 @@ class CertboundTestServer:
             certificate=x509.load_pem_x509_certificate(cert_pem) if cert_pem is not None else None,
             base_url=self._mtls_url() if mtls else self.url,
             issuer=self.issuer,
+            ca_file=self.server_ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
             signing_key=signing_key,
         )
 
     def _mtls_url(self) -> str:
         """The --mtls-port listener as this process reaches it (the host the server listens on)."""
         return f"https://{self.settings.host}:{self.settings.mtls_port}"
+
+
+class CertboundServerThread:
+    """A CertboundTestServer on its own event loop in a daemon thread (`with` starts and stops it).
+
+    It serves synchronous tests (requests, httpx, urllib) and async tests on any event loop, in
+    any pytest-asyncio mode, since it never touches the caller's loop. Its methods block until
+    the server thread has done the work; `run(coroutine)` runs any coroutine there, e.g.
+    `server.run(client.fetch_token())` from synchronous code.
+    """
+
+    __test__ = False
+
+    def __init__(self, *, db: str = "sqlite://:memory:", **options: Any) -> None:
+        self.server = CertboundTestServer(db=db, **options)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+        """Run `coroutine` on the server's event loop and return its result (or raise its error)."""
+        if self._loop is None:
+            coroutine.close()
+            raise RuntimeError("server thread is not started")
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(_THREAD_TIMEOUT)
+
+    def start(self) -> CertboundServerThread:
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="certbound-test-server", daemon=True)
+        thread.start()
+        self._loop, self._thread = loop, thread
+        try:
+            self.run(self.server.start())
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        try:
+            self.run(self.server.stop())
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(_THREAD_TIMEOUT)
+            loop.close()
+            self._loop = self._thread = None
+
+    def __enter__(self) -> CertboundServerThread:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def issuer(self) -> str:
+        return self.server.issuer
+
+    @property
+    def settings(self) -> Settings:
+        return self.server.settings
+
+    @property
+    def server_ca_file(self) -> Path:
+        """PEM of the CA that issued the server's certificate: what a client must trust."""
+        return self.server.server_ca_file
+
+    def client_ssl_context(self, cert: trustme.LeafCert | None = None) -> ssl.SSLContext:
+        """An SSL context that trusts the server and presents `cert`, if given."""
+        return self.server.client_ssl_context(cert)
+
+    def issue_client_cert(self, *identities: str, **kwargs: Any) -> trustme.LeafCert:
+        """A client certificate from the server's trusted client CA."""
+        return self.server.issue_client_cert(*identities, **kwargs)
+
+    def add_client(
+        self,
+        method: str = "client_secret_basic",
+        *,
+        secret: str | None = None,
+        client_id: str | None = None,
+        **metadata: Any,
+    ) -> TestClient:
+        """CertboundTestServer.add_client, from any thread."""
+        return self.run(self.server.add_client(method, secret=secret, client_id=client_id, **metadata))
+
+    def new_client(
+        self, method: str = "client_secret_basic", *, certificate: bool | None = None, **metadata: Any
+    ) -> ReadyClient:
+        """CertboundTestServer.new_client, from any thread: a registered client ready to use."""
+        return self.run(self.server.new_client(method, certificate=certificate, **metadata))

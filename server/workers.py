@@ -30,13 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from certbound.announce import announce_ready
 from certbound.app import open_vault
 from certbound.config import Settings
 from certbound.errors import ConfigError
 from certbound.keys import KeyRing
 from certbound.metrics import share_across_processes
 from certbound.portcheck import require_sole_listeners
-from certbound.runtime import ListenerContexts, bind_listeners, print_ready, resolve_tls_files, run_server
+from certbound.runtime import ListenerContexts, bind_listeners, resolve_tls_files, run_server
 from certbound.store import open_store
 
 __all__ = ["run_event_loop", "serve"]
@@ -122,7 +123,7 @@ class _Supervisor:
         self._await_ready()
         host = self._settings.host
         port = self._sockets[0][0].getsockname()[1]
-        print_ready(f"listening on https://{f'[{host}]' if ':' in host else host}:{port}")
+        announce_ready(f"https://{f'[{host}]' if ':' in host else host}:{port}", self._settings)
         self._supervise()
 
     def _on_signal(self, signum: int, frame: object) -> None:
@@ -197,7 +198,7 @@ class _Supervisor:
 def _worker_main(
     settings: Settings, sockets: list[socket.socket], ready_fd: int, metrics_directory: Path
 ) -> int:
-    def announce(line: str) -> None:
+    def announce(url: str) -> None:
         with contextlib.suppress(OSError):
             os.write(ready_fd, b"R")
         os.close(ready_fd)

@@ -7,32 +7,24 @@ exit status 2 (1 for "not found" in the management commands); never a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from certbound import __version__
 from certbound.cli import certs, clients, demo_resource, keys, serve
+from certbound.cli.common import Parser, UsageError, usage_without_command
 from certbound.errors import ConfigError, StoreError
 
-__all__ = ["main"]
-
-
-class UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (SPEC §3), not usage text plus a message."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
+__all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="certbound", description="OAuth 2.0 token server with mutual TLS")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = Parser(prog="certbound", description="OAuth 2.0 token server with mutual TLS")
+    parser.add_argument("--version", action="version", version=f"certbound {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
+    parser.set_defaults(run=lambda args: usage_without_command(parser, commands))
     serve.register(commands)
     certs.register(commands)
     clients.register(commands)
@@ -60,9 +52,3 @@ def _fail(message: str) -> NoReturn:
     sys.stderr.write(f"certbound: error: {message}\n")
     sys.stderr.flush()
     raise SystemExit(2)
-
-
-def run_async(coroutine: object) -> int:
-    """Run a command's coroutine; shared by the subcommand modules."""
-    result: int = asyncio.run(coroutine)  # type: ignore[arg-type]
-    return result

@@ -1,4 +1,5 @@
-"""A small client of the admin API (certbound.endpoints.admin) for `certbound clients --url ...`.
+"""A small client of the admin API (certbound.endpoints.admin) for `certbound clients --url ...`
+(and the TUI): `AdminClient.to(certbound.config.load_admin_target(...))`.
 
 It speaks only HTTPS, trusts the system CAs or the `--cacert` file, and turns every error answer
 into AdminAPIError carrying the status and the server's `error_description`.
@@ -17,6 +18,7 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 
 from certbound.clientmeta import SERVER_ASSIGNED, merge_metadata
+from certbound.config import CACERT_ENV, URL_ENV, AdminTarget
 from certbound.errors import ConfigError
 
 __all__ = ["AdminAPIError", "AdminClient"]
@@ -43,14 +45,18 @@ class AdminClient:
     def __init__(self, url: str, token: str, cacert: Path | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme != "https" or not parts.netloc:
-            raise ConfigError(f"--url must be an https URL, not {url!r}")
+            raise ConfigError(f"--url ({URL_ENV}) must be an https URL, not {url!r}")
         self._base = url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         try:
             self._ssl = ssl.create_default_context(cafile=str(cacert) if cacert else None)
         except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"cannot read --cacert {cacert}: {exc}") from None
+            raise ConfigError(f"cannot read --cacert ({CACERT_ENV}) {cacert}: {exc}") from None
         self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def to(cls, target: AdminTarget) -> AdminClient:
+        return cls(target.url, target.token, target.cacert)
 
     async def __aenter__(self) -> AdminClient:
         self._session = aiohttp.ClientSession(timeout=_TIMEOUT, headers=self._headers)

@@ -6,14 +6,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from certbound.cli.common import add_command_group
 from certbound.devpki import write_dev_pki
 
 __all__ = ["register"]
 
 
 def register(commands: Any) -> None:
-    parser: argparse.ArgumentParser = commands.add_parser("certs", help="development certificates")
-    sub = parser.add_subparsers(dest="certs_command", required=True, parser_class=type(parser))
+    sub = add_command_group(commands, "certs", "development certificates")
     dev = sub.add_parser("dev", help="write a trustme dev PKI (CA, server and client certificates)")
     dev.add_argument("--out", type=Path, default=Path("certs"), help="output directory (default certs/)")
     dev.set_defaults(run=_run_dev)

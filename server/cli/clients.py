@@ -1,9 +1,11 @@
 """`certbound clients add|list|show|update|delete|rotate-secret` (SPEC §3).
 
 Works on the database directly (`--db URL | --config FILE`, through the same ClientManager as the
-server) or on a running server's admin API (`--url https://... --admin-token T [--cacert PEM]`).
+server) or on a running server's admin API (`--url https://... --admin-token T [--cacert PEM]`, or
+CERTBOUND_URL, CERTBOUND_ADMIN_TOKEN and CERTBOUND_CACERT; a `--db` flag beats CERTBOUND_URL).
 Human tables by default, `--json` for scripts. Exit codes: 0 ok, 1 not found, 2 bad input with one
-`certbound: error:` line on stderr.
+`certbound: error:` line on stderr; advice on a valid but doubtful registration (certbound.clientadvice)
+is a `certbound: warning:` line.
 """
 
 from __future__ import annotations
@@ -11,16 +13,24 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
 from certbound.app import open_vault
 from certbound.cli.adminclient import AdminAPIError, AdminClient
-from certbound.cli.common import add_setting_flags, settings_from_args
-from certbound.config import Settings
+from certbound.cli.common import (
+    add_command_group,
+    add_setting_flags,
+    configure_warnings,
+    run_async,
+    settings_from_args,
+)
+from certbound.clientadvice import log_client_warnings
+from certbound.config import CACERT_ENV, URL_ENV, Settings, load_admin_target
 from certbound.errors import ConfigError, InvalidClientMetadataError, InvalidRedirectUriError
+from certbound.jose import jwk_set_from_pem
 from certbound.management import ClientManager, client_information
 from certbound.store import open_store
 
@@ -100,10 +110,36 @@ class _LocalBackend:
         return client_information(rotated.client, secret=rotated.secret) if rotated else None
 
 
+class _AdminBackend(AdminClient):
+    """The admin API; the server logs its advice on what it registered, and so do we, here."""
+
+    async def add(
+        self, metadata: Mapping[str, Any], *, client_id: str | None, secret: str | None
+    ) -> dict[str, Any]:
+        view = await super().add(metadata, client_id=client_id, secret=secret)
+        log_client_warnings(view["client_id"], view, secret)
+        return view
+
+    async def update(
+        self, client_id: str, changes: Mapping[str, Any], *, secret: str | None
+    ) -> dict[str, Any] | None:
+        view = await super().update(client_id, changes, secret=secret)
+        if view is not None:
+            log_client_warnings(client_id, view, secret)
+        return view
+
+
 def _add_target_options(command: argparse.ArgumentParser) -> None:
     add_setting_flags(command, _SETTINGS)
-    command.add_argument("--url", help="a running server's base URL: use its admin API")
-    command.add_argument("--cacert", type=Path, metavar="PEM", help="CA that signed the server's certificate")
+    command.add_argument(
+        "--url", help=f"a running server's base URL: use its admin API (env {URL_ENV}; --db beats it)"
+    )
+    command.add_argument(
+        "--cacert",
+        type=Path,
+        metavar="PEM",
+        help=f"CA that signed the server's certificate (env {CACERT_ENV})",
+    )
     command.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -119,7 +155,12 @@ def _add_metadata_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument("--san-uri", help="tls_client_auth_san_uri")
     command.add_argument("--san-ip", help="tls_client_auth_san_ip")
     command.add_argument("--san-email", help="tls_client_auth_san_email")
-    command.add_argument("--jwks-file", type=Path, metavar="FILE", help="JWK Set file: the client's jwks")
+    command.add_argument(
+        "--jwks-file",
+        type=Path,
+        metavar="FILE",
+        help="the client's jwks: a JWK Set (JSON), or PEM certificates or public keys (converted)",
+    )
     command.add_argument("--jwks-uri", help="jwks_uri (https)")
     command.add_argument("--signing-alg", dest="client_signing_alg", help="token_endpoint_auth_signing_alg")
     command.add_argument(
@@ -134,12 +175,13 @@ def _add_metadata_flags(command: argparse.ArgumentParser) -> None:
         default=None,
         help="tls_client_certificate_bound_access_tokens (default: true for the mTLS methods)",
     )
-    command.add_argument("--data", type=Path, metavar="FILE", help="JSON file with RFC 7591 metadata")
+    command.add_argument(
+        "--data", type=Path, metavar="FILE", help="JSON file with RFC 7591 metadata ('-': standard input)"
+    )
 
 
 def register(commands: Any) -> None:
-    parser: argparse.ArgumentParser = commands.add_parser("clients", help="manage clients")
-    sub = parser.add_subparsers(dest="clients_command", required=True, parser_class=type(parser))
+    sub = add_command_group(commands, "clients", "manage clients")
 
     add = sub.add_parser("add", help="register a client; prints its client_id and, once, its secret")
     add.add_argument("--client-id", help="client_id (default: generated)")
@@ -172,8 +214,7 @@ def register(commands: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from certbound.cli import run_async
-
+    configure_warnings()
     return run_async(_execute(args))
 
 
@@ -191,12 +232,11 @@ async def _execute(args: argparse.Namespace) -> int:
 
 @asynccontextmanager
 async def _backend(args: argparse.Namespace, settings: Settings) -> AsyncIterator[_Backend]:
-    if args.url is not None:
-        if args.db is not None:
-            raise ConfigError("use either --url or --db, not both")
-        if not settings.admin_token:
-            raise ConfigError("--url needs --admin-token (or CERTBOUND_ADMIN_TOKEN)")
-        async with AdminClient(args.url, settings.admin_token, args.cacert) as admin:
+    if args.url is not None and args.db is not None:
+        raise ConfigError("use either --url or --db, not both")
+    target = load_admin_target(settings, url=args.url, cacert=args.cacert) if args.db is None else None
+    if target is not None:
+        async with _AdminBackend.to(target) as admin:
             yield admin
         return
     vault = open_vault(settings)
@@ -208,19 +248,40 @@ async def _backend(args: argparse.Namespace, settings: Settings) -> AsyncIterato
 
 
 # metadata from flags
-def _read_json_object(path: Path, what: str) -> dict[str, Any]:
+def _read_bytes(path: Path, what: str) -> bytes:
+    """A file's bytes, or standard input's for `-`."""
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        return sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
+    except OSError as exc:
         raise ConfigError(f"cannot read {what} {path}: {exc}") from None
+
+
+def _json_object(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except ValueError as exc:
+        raise ConfigError(f"cannot read {what}: {exc}") from None
     if not isinstance(value, dict):
-        raise ConfigError(f"{what} {path} must hold a JSON object")
+        raise ConfigError(f"{what} must hold a JSON object")
     return value
+
+
+def _read_jwks(path: Path) -> dict[str, Any]:
+    """A JWK Set file, or PEM certificates and public keys turned into one (`x5c` kept)."""
+    data = _read_bytes(path, "--jwks-file")
+    if b"-----BEGIN " not in data:
+        return _json_object(data, f"--jwks-file {path}")
+    try:
+        return jwk_set_from_pem(data)
+    except ValueError as exc:
+        raise ConfigError(f"--jwks-file {path}: {exc}") from None
 
 
 def _metadata_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """--data first, then the flags on top of it."""
-    metadata = _read_json_object(args.data, "--data file") if args.data else {}
+    metadata: dict[str, Any] = {}
+    if args.data is not None:
+        metadata = _json_object(_read_bytes(args.data, "--data file"), f"--data file {args.data}")
     simple = {
         "token_endpoint_auth_method": args.method,
         "client_name": args.client_name,
@@ -235,7 +296,7 @@ def _metadata_from_args(args: argparse.Namespace) -> dict[str, Any]:
     if args.opaque is not None:
         metadata["access_token_as_jwt"] = not args.opaque
     if args.jwks_file is not None:
-        metadata["jwks"] = _read_json_object(args.jwks_file, "--jwks-file")
+        metadata["jwks"] = _read_jwks(args.jwks_file)
     # jwks xor jwks_uri, and one subject field: a flag replaces its alternatives.
     if args.jwks_file is not None:
         metadata["jwks_uri"] = None

@@ -29,6 +29,7 @@ from aiohttp import web
 from certbound.config import OPTIONS, Option, Settings
 from certbound.endpoints.http import json_response
 from certbound.errors import ConfigError
+from certbound.logformat import configure_logging
 from certbound.resource import (
     TOKEN_KEY,
     TokenVerifier,
@@ -188,8 +189,6 @@ def _verifier(args: argparse.Namespace, as_ca: Path | None) -> TokenVerifier:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from certbound.logformat import configure_logging
-
     configure_logging("info")
     files = _tls_files(args)
     proxies = _trusted_proxies(args)

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from certbound.app import open_vault
-from certbound.cli.common import add_database_options, settings_from_args
+from certbound.cli.common import add_command_group, add_database_options, run_async, settings_from_args
 from certbound.keys import KeyRing
 from certbound.store import open_store
 
@@ -15,8 +15,7 @@ __all__ = ["register"]
 
 
 def register(commands: Any) -> None:
-    parser: argparse.ArgumentParser = commands.add_parser("keys", help="server signing keys")
-    sub = parser.add_subparsers(dest="keys_command", required=True, parser_class=type(parser))
+    sub = add_command_group(commands, "keys", "server signing keys")
     for name, help_text in (("list", "list signing keys"), ("rotate", "add a new active key; print its kid")):
         command = sub.add_parser(name, help=help_text)
         add_database_options(command)
@@ -24,8 +23,6 @@ def register(commands: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from certbound.cli import run_async
-
     return run_async(_keys(args))
 
 

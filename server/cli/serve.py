@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from certbound.cli.common import add_setting_flags, settings_from_args
+from certbound.logformat import configure_logging
 from certbound.proxycert import trusted_proxies
 from certbound.proxytrust import log_wide_networks
 from certbound.workers import serve
@@ -20,8 +21,6 @@ def register(commands: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from certbound.logformat import configure_logging
-
     settings = settings_from_args(args)
     configure_logging(settings.log_level, settings.log_format)
     log_wide_networks(trusted_proxies(settings))

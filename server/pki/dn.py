@@ -26,7 +26,7 @@ from functools import lru_cache
 
 from cryptography import x509
 
-__all__ = ["DNSyntaxError", "DistinguishedName", "name_matches", "parse_dn", "structure_of"]
+__all__ = ["DNSyntaxError", "DistinguishedName", "looks_reversed", "name_matches", "parse_dn", "structure_of"]
 
 #: One RDN: (dotted OID, value) pairs, sorted, so that attribute order does not matter.
 RDN = tuple[tuple[str, str], ...]
@@ -258,6 +258,28 @@ def structure_of(name: x509.Name) -> DistinguishedName | None:
             pairs.append((attribute.oid.dotted_string, _text(attribute.value)))
         rdns.append(tuple(sorted(pairs)))
     return tuple(rdns)
+
+
+_COUNTRY = "2.5.4.6"
+_DOMAIN_COMPONENT = "0.9.2342.19200300.100.1.25"
+_COMMON_NAME = "2.5.4.3"
+
+
+def looks_reversed(text: str) -> bool:
+    """Whether an RFC 4514 string names its RDNs in ASN.1 order, as `openssl x509 -subject` prints
+    them (`C=US, O=Acme, CN=svc`, `DC=com, DC=acme, CN=svc`): its first RDN is a C or DC and its
+    last a CN. Still a valid DN, but the reverse of the RFC 4514 string of a certificate whose
+    subject reads that way, so it will not match it (RFC 4514 §2.1 lists the last RDN first)."""
+    try:
+        dn = parse_dn(text)
+    except DNSyntaxError:
+        return False
+    if len(dn) < 2:
+        return False
+    written_first, written_last = dn[-1], dn[0]  # parse_dn returns ASN.1 order
+    return any(oid in (_COUNTRY, _DOMAIN_COMPONENT) for oid, _ in written_first) and any(
+        oid == _COMMON_NAME for oid, _ in written_last
+    )
 
 
 def name_matches(registered: str, name: x509.Name) -> bool:

@@ -1,9 +1,10 @@
 """TLS termination for certbound: pyOpenSSL contexts, a sans-IO connection and asyncio glue.
 
-Other modules should import from here.  The peer's certificates reach request
-handlers through ``request.transport.get_extra_info("peer_certificates")`` (a
-:class:`PeerCertificates` or ``None``) and ``get_extra_info("tls_info")`` (a
-:class:`TLSInfo`, whose ``cache`` lives as long as the TLS connection).
+Other modules should import from here. The transport offers the peer's certificates as
+``get_extra_info("peer_certificates")`` (a :class:`PeerCertificates` or ``None``) and the
+negotiated session as ``get_extra_info("tls_info")`` (a :class:`TLSInfo`); request handlers never
+read the transport: they call ``certbound.clientcert.get_client_certificate(request)``, the one
+accessor, which a trusted proxy's header can stand in for.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -49,17 +49,10 @@ class PeerCertificates:
 
 @dataclass(frozen=True, slots=True)
 class TLSInfo:
-    """What was negotiated on one TLS connection.
-
-    ``cache`` is scratch space shared by every request on this connection (for
-    example "this certificate was already validated for client X"), so expensive
-    per-certificate work happens once per TLS connection rather than per request.
-    It is excluded from equality and hashing; the object is otherwise immutable.
-    """
+    """What was negotiated on one TLS connection."""
 
     version: str
     cipher: str
     alpn: str | None
     resumed: bool
     peer: PeerCertificates | None
-    cache: dict[str, object] = field(default_factory=dict, compare=False, hash=False)

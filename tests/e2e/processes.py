@@ -27,8 +27,9 @@ def free_port() -> int:
 
 
 def run_cli(
-    *args: str, cwd: Path | None = None, stdin: str | None = None
+    *args: str, cwd: Path | None = None, stdin: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """`certbound ARGS` with no CERTBOUND_* variable but those in `env`."""
     return subprocess.run(
         [*CERTBOUND, *args],
         capture_output=True,
@@ -36,7 +37,7 @@ def run_cli(
         cwd=cwd,
         input=stdin,
         timeout=60,
-        env=server_env(),
+        env={**server_env(), **(env or {})},
     )
 
 
@@ -81,10 +82,21 @@ class ServerProcess:
         _, stderr = self.process.communicate()
         raise RuntimeError(f"server did not start: {stderr}")
 
+    def following_lines(self, count: int) -> list[str]:
+        """The next `count` lines on stdout (those the server prints with its ready line)."""
+        assert self.process.stdout is not None
+        return [self.process.stdout.readline().rstrip("\n") for _ in range(count)]
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> tuple[int, str]:
-        """Signal the server by PID; return (exit status, stderr)."""
+        """Signal the server by PID; return (exit status, stderr). What it printed on stdout and
+        nobody read is left in `unread_stdout`."""
+        assert self.process.stdout is not None
         self.process.send_signal(sig)
-        _, stderr = self.process.communicate(timeout=timeout)
+        # Not communicate(): it reads the pipe underneath the lines readline() already buffered.
+        # The server writes little to stdout, so reading stderr to its end first cannot block it.
+        stderr = self.process.stderr.read() if self.process.stderr is not None else ""
+        self.unread_stdout = self.process.stdout.read()
+        self.process.wait(timeout=timeout)
         return self.process.returncode, stderr
 
     def __enter__(self) -> ServerProcess:

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from certbound.jose import b64url_encode, json_compact
 from certbound.keys import SigningKey
 from certbound.testing import CertboundTestServer, ReadyClient
-from tests.helpers import basic_auth, jwt_parts
+from tests.helpers import basic_auth, jwt_parts, sign_jwt
 
 INACTIVE = {"active": False}
 
@@ -189,7 +189,7 @@ def forge(server: CertboundTestServer, claims: dict[str, object], *, kid: str | 
     key = SigningKey.from_private_key(ec.generate_private_key(ec.SECP256R1()), "ES256", 0)
     if kid is not None:
         key = dataclasses.replace(key, kid=kid, jwk={**key.jwk, "kid": kid})
-    return key.encode_jwt(key.header_b64("at+jwt"), claims)
+    return sign_jwt(key, "at+jwt", claims)
 
 
 async def test_forged_and_malformed_tokens_are_inactive(server, resource_server) -> None:
@@ -202,8 +202,8 @@ async def test_forged_and_malformed_tokens_are_inactive(server, resource_server)
         forge(server, claims, kid=header["kid"]),  # our kid, someone else's key
         f"{head}.{b64url_encode(json_compact({**claims, 'scope': 'admin'}))}.{signature}",
         f"{head}.{payload}.{signature[:-4]}AAAA",  # broken signature
-        ours.encode_jwt(ours.header_b64("at+jwt"), {**claims, "iss": "https://other.example"}),
-        ours.encode_jwt(ours.header_b64("JWT"), claims),  # our signature, but not an access token
+        sign_jwt(ours, "at+jwt", {**claims, "iss": "https://other.example"}),
+        sign_jwt(ours, "JWT", claims),  # our signature, but not an access token
         "not-a-token",
         "a.b.c",
         "....",

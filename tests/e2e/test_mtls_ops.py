@@ -19,7 +19,7 @@ import pytest
 import trustme
 from OpenSSL import SSL
 
-from certbound.testing import CertboundTestServer, _free_port
+from certbound.testing import CertboundTestServer
 from tests.e2e.processes import ServerProcess, free_port, run_cli
 from tests.helpers import access_log, check_refusal
 
@@ -69,8 +69,8 @@ def _handshake_ca_names(port: int, server_ca: Path) -> list[object] | None:
 
 
 async def test_mtls_port_aliases_and_certificate_requests(http: aiohttp.ClientSession) -> None:
-    mtls_port = _free_port()
-    async with CertboundTestServer(mtls_port=mtls_port) as server:
+    async with CertboundTestServer(mtls_port=0) as server:
+        mtls_port = server.settings.mtls_port
         async with http.get(
             server.url + "/.well-known/openid-configuration", ssl=server.client_ssl_context()
         ) as response:

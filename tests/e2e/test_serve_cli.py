@@ -3,6 +3,8 @@ configuration, persistence across restarts, key rotation, the dev PKI."""
 
 from __future__ import annotations
 
+import json
+import shlex
 import signal
 import subprocess
 import time
@@ -172,12 +174,40 @@ def test_serve_without_tls_flags_creates_the_dev_pki(tmp_path: Path) -> None:
         assert code == 0
 
 
+def test_with_the_dev_pki_the_ready_lines_give_the_issuer_and_next_commands_that_work(tmp_path: Path) -> None:
+    port = free_port()
+    with ServerProcess("--port", str(port), cwd=tmp_path) as server:
+        issuer, intro, add_client, curl = server.following_lines(4)
+        assert server.ready_line.strip() == f"listening on https://127.0.0.1:{port}"
+        assert issuer.startswith(f"issuer https://localhost:{port} ")
+        assert intro.endswith("try in another terminal:")
+        added = subprocess.run(
+            shlex.split(add_client), cwd=tmp_path, capture_output=True, text=True, env=server_env()
+        )
+        assert added.returncode == 0, added.stderr
+        answer = subprocess.run(shlex.split(curl), cwd=tmp_path, capture_output=True, text=True, timeout=30)
+        assert json.loads(answer.stdout)["token_type"] == "Bearer", answer
+        assert server.stop()[0] == 0
+
+
+def test_with_its_own_certificate_the_server_names_the_issuer_and_suggests_nothing(
+    pki: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    with ServerProcess(*serve_args(pki, f"sqlite:///{tmp_path}/x.db", port), cwd=tmp_path) as server:
+        assert server.stop()[0] == 0
+        assert server.unread_stdout.splitlines() == [
+            f"issuer https://localhost:{port} (the URL clients use; metadata at "
+            f"https://localhost:{port}/.well-known/openid-configuration)"
+        ]
+
+
 def test_certs_dev_prints_the_files_it_wrote(tmp_path: Path) -> None:
     result = run_cli("certs", "dev", "--out", str(tmp_path / "pki"))
     assert result.returncode == 0, result.stderr
     printed = {Path(line).name for line in result.stdout.split()}
     expected = {"server-ca.pem", "server.pem", "server.key", "client-ca.pem", "client1.pem", "client1.key"}
-    assert expected | {"client2.pem", "selfsigned.pem", "selfsigned.key"} <= printed
+    assert expected | {"client2.pem", "selfsigned.pem", "selfsigned.key", "selfsigned.jwks.json"} <= printed
     for name in printed:
         assert (tmp_path / "pki" / name).stat().st_size > 0
 

@@ -5,7 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from certbound.config import load_settings
+from certbound.config import (
+    OPTIONS,
+    AdminTarget,
+    build_settings,
+    load_admin_target,
+    load_settings,
+    parse_options,
+)
 from certbound.errors import ConfigError
 
 
@@ -115,3 +122,80 @@ def test_proxy_certificate_pins_from_flags_env_and_file(tmp_path: Path) -> None:
 def test_bad_proxy_certificate_pins(flags: dict[str, object], env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(flags, env)
+
+
+def test_option_choices_come_from_the_parser() -> None:
+    by_name = {option.name: option for option in OPTIONS}
+    assert by_name["registration"].choices == ("open", "token", "closed")
+    assert by_name["port"].choices is None
+
+
+def test_parse_options_takes_flag_text_or_parsed_values() -> None:
+    values = parse_options(
+        {
+            "port": "0",
+            "token_lifetime": 30,
+            "scopes": ["read", "admin"],
+            "client_ca": Path("ca.pem"),
+            "trusted_proxy": (ipaddress.ip_network("10.0.0.0/8"), "192.168.0.0/16"),
+            "allow_private_fetch": "true",
+        },
+        source="options",
+    )
+    assert values == {
+        "port": 0,
+        "token_lifetime": 30,
+        "scopes": ("read", "admin"),
+        "client_ca": (Path("ca.pem"),),
+        "trusted_proxy": (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("192.168.0.0/16")),
+        "allow_private_fetch": True,
+    }
+    settings = build_settings(values)
+    assert (settings.port, settings.issuer, settings.scopes) == (0, "https://localhost:0", ("read", "admin"))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"tokn_lifetime": 1},
+            r"^options: unknown option 'tokn_lifetime' \(did you mean 'token_lifetime'\?\)$",
+        ),
+        ({"colour": 1}, r"^options: unknown option 'colour'$"),
+        ({"token_lifetime": True}, r"^invalid value for options\['token_lifetime'\]: expected an integer$"),
+        ({"scopes": ["read write"]}, r"options\['scopes'\]: invalid scope token 'read write'"),
+        ({"issuer": "http://as.example"}, r"options\['issuer'\]: must be an https URL"),
+        ({"client_ca": 3}, r"options\['client_ca'\]: expected a string"),
+    ],
+)
+def test_parse_options_refuses_by_name(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_options(options, source="options")
+
+
+def test_build_settings_checks_options_together() -> None:
+    with pytest.raises(ConfigError, match="--registration-token"):
+        build_settings({"registration": "token"})
+    with pytest.raises(ConfigError, match="go together"):
+        build_settings({"tls_cert": Path("a.pem")})
+
+
+def test_the_admin_api_target_comes_from_flags_or_the_environment() -> None:
+    settings = load_settings({"admin_token": "T"}, {})
+    assert load_admin_target(settings, environ={}) is None
+    from_env = load_admin_target(
+        settings, environ={"CERTBOUND_URL": "https://as.example", "CERTBOUND_CACERT": "ca.pem"}
+    )
+    assert from_env == AdminTarget("https://as.example", "T", Path("ca.pem"))
+    from_flags = load_admin_target(
+        settings,
+        url="https://flag.example",
+        cacert=Path("flag-ca.pem"),
+        environ={"CERTBOUND_URL": "https://as.example", "CERTBOUND_CACERT": "ca.pem"},
+    )
+    assert from_flags == AdminTarget("https://flag.example", "T", Path("flag-ca.pem"))
+
+
+def test_an_admin_api_url_needs_a_token() -> None:
+    with pytest.raises(ConfigError, match=r"needs --admin-token \(or CERTBOUND_ADMIN_TOKEN\)"):
+        load_admin_target(load_settings({}, {}), environ={"CERTBOUND_URL": "https://as.example"})

@@ -10,6 +10,7 @@ from certbound.jose import rfc7638_thumbprint
 from certbound.keys import KeyRing
 from certbound.store.sqlite import SQLiteStore
 from certbound.vault import Vault
+from tests.helpers import sign_jwt
 
 
 @pytest.mark.parametrize("alg", ["ES256", "RS256", "PS256", "EdDSA"])
@@ -17,7 +18,7 @@ async def test_signed_tokens_verify_with_the_published_jwks(store: SQLiteStore, 
     ring = KeyRing(store, Vault(b"m" * 32), alg=alg, publish_after_retirement=60)
     await ring.ensure_active_key()
     key = ring.active
-    token = key.encode_jwt(key.header_b64("at+jwt"), {"sub": "x", "exp": int(time.time()) + 60})
+    token = sign_jwt(key, "at+jwt", {"sub": "x", "exp": int(time.time()) + 60})
     decoded = jwt.decode(token, KeySet.import_key_set(ring.jwks), algorithms=[alg])
     assert decoded.claims["sub"] == "x"
     assert decoded.header == {"alg": alg, "kid": key.kid, "typ": "at+jwt"}

@@ -21,7 +21,7 @@ from certbound.jose import b64url_encode, json_compact
 from certbound.keys import KeyRing, SigningKey
 from certbound.models import Client
 from certbound.tokenstate import find_token, revoke_token
-from tests.helpers import jwt_parts
+from tests.helpers import jwt_parts, sign_jwt
 
 ISSUER = "https://as.certbound.test"
 
@@ -77,7 +77,7 @@ def signing_key() -> SigningKey:
 
 def test_verified_claims_checks_the_signature_and_the_keys_alg() -> None:
     key, other = signing_key(), signing_key()
-    token = key.encode_jwt(key.header_b64("at+jwt"), {"sub": "x"})
+    token = sign_jwt(key, "at+jwt", {"sub": "x"})
     signed = read_access_token_jwt(token)
 
     assert verified_claims(signed, JWKRegistry.import_key({**key.jwk})) == {"sub": "x"}
@@ -150,15 +150,15 @@ async def test_find_token_ignores_what_is_not_ours(context: ServerContext) -> No
     claims = jwt_parts(token)[1]
     foreign, ours = signing_key(), context.keys.active
     # The twin: re-signing the same claims with our key is recognised.
-    assert await find_token(ours.encode_jwt(ours.header_b64("at+jwt"), claims), context) is not None
+    assert await find_token(sign_jwt(ours, "at+jwt", claims), context) is not None
 
     for candidate in (
         "unknown-reference",
-        foreign.encode_jwt(foreign.header_b64("at+jwt"), claims),
-        ours.encode_jwt(ours.header_b64("at+jwt"), {**claims, "iss": "https://other.example"}),
-        ours.encode_jwt(ours.header_b64("at+jwt"), {**claims, "exp": "soon"}),
-        ours.encode_jwt(ours.header_b64("at+jwt"), {**claims, "cnf": {"jkt": "x"}}),
-        ours.encode_jwt(ours.header_b64("JWT"), claims),
+        sign_jwt(foreign, "at+jwt", claims),
+        sign_jwt(ours, "at+jwt", {**claims, "iss": "https://other.example"}),
+        sign_jwt(ours, "at+jwt", {**claims, "exp": "soon"}),
+        sign_jwt(ours, "at+jwt", {**claims, "cnf": {"jkt": "x"}}),
+        sign_jwt(ours, "JWT", claims),
         f"{header}.{payload}.AAAA",
     ):
         assert await find_token(candidate, context) is None, candidate

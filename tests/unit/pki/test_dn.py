@@ -10,7 +10,7 @@ from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certbound.pki.dn import DNSyntaxError, name_matches, parse_dn, structure_of
+from certbound.pki.dn import DNSyntaxError, looks_reversed, name_matches, parse_dn, structure_of
 
 ALICE = x509.Name(
     [
@@ -251,3 +251,37 @@ def test_any_respelling_matches(case: tuple[x509.Name, str]) -> None:
 def test_different_names_never_match(first: tuple[x509.Name, str], second: tuple[x509.Name, str]) -> None:
     if structure_of(first[0]) != structure_of(second[0]):
         assert not name_matches(first[1], second[0])
+
+
+@pytest.mark.parametrize(
+    "pasted",
+    [
+        "C=DE,O=Example\\, Inc.,CN=Alice Smith",  # ALICE in ASN.1 order, as openssl prints it
+        "C = DE, O = Example\\, Inc., CN = Alice Smith",  # openssl's default spacing
+        "DC=com,DC=example,OU=People,CN=alice",
+        "dc=com,dc=example,cn=alice+uid=42",  # a multi-valued last RDN holding a CN
+    ],
+)
+def test_a_dn_in_asn1_order_looks_reversed(pasted: str) -> None:
+    assert looks_reversed(pasted)
+
+
+@pytest.mark.parametrize(
+    "dn",
+    [
+        "CN=Alice Smith,O=Example\\, Inc.,C=DE",  # RFC 4514 order: the twin of the first case above
+        "CN=alice,DC=example,DC=com",
+        "C=DE",  # one RDN has no order
+        "C=DE,O=Example",  # no CN at the end
+        "O=Example,CN=alice",  # no C or DC at the start
+        "C=DE,,CN=broken",  # not a DN at all: nothing to advise, registration refuses it
+    ],
+)
+def test_other_dns_do_not(dn: str) -> None:
+    assert not looks_reversed(dn)
+
+
+def test_a_reversed_dn_does_not_match_the_certificate_it_was_copied_from() -> None:
+    assert looks_reversed("C=DE,O=Example\\, Inc.,CN=Alice Smith")
+    assert not name_matches("C=DE,O=Example\\, Inc.,CN=Alice Smith", ALICE)
+    assert name_matches(ALICE.rfc4514_string(), ALICE)
