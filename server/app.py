@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,11 +19,13 @@ from certbound.endpoints.health import healthz_endpoint, metrics_endpoint
 from certbound.endpoints.introspect import introspection_endpoint
 from certbound.endpoints.jwks import jwks_endpoint
 from certbound.endpoints.metadata import metadata_endpoint
+from certbound.endpoints.readyz import readyz_endpoint
 from certbound.endpoints.register import RegistrationEndpoints
 from certbound.endpoints.revoke import revocation_endpoint
 from certbound.endpoints.token import token_endpoint
 from certbound.errors import ConfigError
-from certbound.keys import REFRESH_SECONDS, KeyRing
+from certbound.keys import KeyRing
+from certbound.maintenance import maintain
 from certbound.metrics import Metrics
 from certbound.middleware import error_middleware
 from certbound.pki.trust import ClientTrust
@@ -33,11 +34,9 @@ from certbound.store import Store, open_store
 from certbound.tokens import AccessTokenIssuer
 from certbound.vault import Vault, load_or_create_master_key
 
-__all__ = ["build_context", "create_app", "master_key_path"]
+__all__ = ["build_context", "create_app", "master_key_path", "open_database", "open_vault"]
 
 log = logging.getLogger("certbound")
-
-_PURGE_SECONDS = 60.0
 
 
 def master_key_path(settings: Settings) -> Path | None:
@@ -61,12 +60,17 @@ def open_vault(settings: Settings) -> Vault:
     return Vault(load_or_create_master_key(path))
 
 
+async def open_database(settings: Settings) -> Store:
+    """The store `--db` names, with the pool size and timeout of the settings."""
+    return await open_store(settings.db, pool_size=settings.db_pool_size, seconds=settings.db_timeout)
+
+
 async def build_context(settings: Settings, store: Store | None = None) -> ServerContext:
     """Open everything a server process needs; the caller closes `context.store`."""
     # Read before anything is opened: an unusable CA or CRL file is a ConfigError.
     trust = ClientTrust(settings.client_ca, settings.client_crl)
     vault = open_vault(settings)
-    store = store if store is not None else await open_store(settings.db)
+    store = store if store is not None else await open_database(settings)
     keys = KeyRing(
         store,
         vault,
@@ -74,6 +78,8 @@ async def build_context(settings: Settings, store: Store | None = None) -> Serve
         publish_after_retirement=settings.token_lifetime + settings.clock_skew,
     )
     await keys.ensure_active_key()
+    clients = ClientCache(store)
+    await clients.sync()  # start with a cache that may answer
     tokens = AccessTokenIssuer(
         issuer=settings.issuer, lifetime=settings.token_lifetime, keys=keys, store=store
     )
@@ -82,7 +88,7 @@ async def build_context(settings: Settings, store: Store | None = None) -> Serve
         store,
         vault,
         keys,
-        ClientCache(store),
+        clients,
         tokens,
         Metrics(),
         client_keys=ClientKeyResolver(settings),
@@ -90,22 +96,8 @@ async def build_context(settings: Settings, store: Store | None = None) -> Serve
     )
 
 
-async def _maintain(context: ServerContext) -> None:
-    """Re-read signing keys (rotation by another node) and purge expired rows."""
-    last_purge = 0.0
-    while True:
-        await asyncio.sleep(REFRESH_SECONDS)
-        try:
-            await context.keys.refresh()
-            if time.monotonic() - last_purge > _PURGE_SECONDS:
-                last_purge = time.monotonic()
-                await context.store.purge_expired(int(time.time()))
-        except Exception:
-            log.exception("background maintenance failed; will retry")
-
-
 async def _background(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(_maintain(app[CONTEXT]))
+    task = asyncio.create_task(maintain(app[CONTEXT]))
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -132,6 +124,7 @@ def create_app(context: ServerContext) -> web.Application:
     router.add_route("*", "/introspect", introspection_endpoint)
     router.add_route("*", "/revoke", revocation_endpoint)
     router.add_get("/healthz", healthz_endpoint)
+    router.add_get("/readyz", readyz_endpoint)
     router.add_get("/metrics", metrics_endpoint)
     app.add_routes(RegistrationEndpoints(context.settings).routes())
     app.add_routes(AdminAPI(context.settings).routes())

@@ -1,7 +1,8 @@
 """Turns errors into responses: the only place that builds OAuth error JSON (RFC 6749 §5.2).
 
 OAuthError subclasses become `{"error", "error_description"}` with their status and the headers
-their RFC asks for; anything unexpected becomes a generic `server_error`, details in the log only.
+their RFC asks for; a database that does not answer becomes 503 `temporarily_unavailable` with
+`Retry-After`; anything unexpected becomes a generic `server_error`, details in the log only.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from certbound.errors import (
     MethodNotAllowedError,
     MissingTokenError,
     OAuthError,
+    StoreUnavailableError,
+    TemporarilyUnavailableError,
 )
 
 __all__ = ["error_middleware", "error_response"]
@@ -42,6 +45,8 @@ def error_response(exc: OAuthError) -> web.Response:
         headers["WWW-Authenticate"] = f'Bearer error="{exc.error}", error_description="{safe}"'
     elif isinstance(exc, MethodNotAllowedError):
         headers["Allow"] = "POST"
+    elif isinstance(exc, TemporarilyUnavailableError):
+        headers["Retry-After"] = str(exc.retry_after)
     return web.Response(
         body=json.dumps(body).encode("utf-8"),
         status=exc.status,
@@ -67,6 +72,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         else:
             log.info("%s %s -> %s: %s", request.method, request.path, exc.error, exc.description)
         return error_response(exc)
+    except StoreUnavailableError as exc:
+        log.info("%s %s: database unavailable: %s", request.method, request.path, exc)
+        request.app[CONTEXT].metrics.error(_route(request), TemporarilyUnavailableError.error)
+        return error_response(TemporarilyUnavailableError("the database is unavailable; retry later"))
     except web.HTTPException:
         raise
     except Exception:

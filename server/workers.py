@@ -25,12 +25,11 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from certbound.app import open_vault
+from certbound.app import open_database, open_vault
 from certbound.config import Settings
 from certbound.errors import ConfigError
 from certbound.keys import KeyRing
 from certbound.runtime import ListenerContexts, bind_listeners, print_ready, resolve_tls_files, run_server
-from certbound.store import open_store
 
 __all__ = ["run_event_loop", "serve"]
 
@@ -66,7 +65,7 @@ def serve(settings: Settings) -> None:
 
 async def _prepare_database(settings: Settings) -> None:
     vault = open_vault(settings)  # creates the master key file before workers race to read it
-    store = await open_store(settings.db)
+    store = await open_database(settings)
     try:
         ring = KeyRing(store, vault, alg=settings.signing_alg, publish_after_retirement=0)
         await ring.ensure_active_key()

@@ -16,13 +16,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from certbound.app import open_vault
+from certbound.app import open_database, open_vault
 from certbound.cli.adminclient import AdminAPIError, AdminClient
 from certbound.cli.common import add_setting_flags, settings_from_args
 from certbound.config import Settings
 from certbound.errors import ConfigError, InvalidClientMetadataError, InvalidRedirectUriError
 from certbound.management import ClientManager, client_information
-from certbound.store import open_store
 
 __all__ = ["register"]
 
@@ -200,7 +199,7 @@ async def _backend(args: argparse.Namespace, settings: Settings) -> AsyncIterato
             yield admin
         return
     vault = open_vault(settings)
-    store = await open_store(settings.db)
+    store = await open_database(settings)
     try:
         yield _LocalBackend(ClientManager(store, vault, settings))
     finally:
