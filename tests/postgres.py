@@ -79,8 +79,6 @@ async def truncate_all(url: str) -> None:
             "WHERE schemaname = 'public' AND tablename <> 'certbound_schema'"
         )
         if tables:
-            await connection.execute(
-                f"TRUNCATE {', '.join(row[0] for row in tables)} RESTART IDENTITY"  # noqa: S608
-            )
+            await connection.execute(f"TRUNCATE {', '.join(row[0] for row in tables)} RESTART IDENTITY")
     finally:
         await connection.close()
