@@ -25,7 +25,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from certbound.app import open_database, open_vault
+from certbound.app import master_key_path, open_database, open_vault
 from certbound.config import Settings
 from certbound.errors import ConfigError
 from certbound.keys import KeyRing
@@ -52,6 +52,7 @@ def run_event_loop(coroutine: Coroutine[Any, Any, None]) -> None:
 
 def serve(settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT; with workers > 1, as a supervisor of worker processes."""
+    master_key_path(settings)  # PostgreSQL without --master-key-file: refused before anything is made
     if settings.workers == 1:
         run_event_loop(run_server(settings))
         return

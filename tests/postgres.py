@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-__all__ = ["ADMIN_URL", "fresh_database", "require_postgres", "run_sync", "truncate_all"]
+__all__ = ["ADMIN_URL", "fresh_database", "require_postgres", "run_sync", "truncate_all", "via_port"]
 
 ADMIN_URL = os.environ.get("CERTBOUND_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -35,6 +35,15 @@ def run_sync(coroutine: Coroutine[Any, Any, _T]) -> _T:
 
 def _database_url(name: str) -> str:
     return urlunsplit(urlsplit(ADMIN_URL)._replace(path=f"/{name}"))
+
+
+def via_port(url: str, port: int) -> str:
+    """`url` with its host and port replaced by 127.0.0.1:`port` (a proxy in front of it)."""
+    parts = urlsplit(url)
+    credentials = parts.netloc.rpartition("@")[0]
+    return urlunsplit(
+        parts._replace(netloc=f"{credentials}@127.0.0.1:{port}" if credentials else f"127.0.0.1:{port}")
+    )
 
 
 async def _admin(statement: str) -> None:

@@ -106,3 +106,26 @@ def https_json(
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
+
+
+def https_request(
+    url: str,
+    ca_file: Path,
+    *,
+    method: str | None = None,
+    data: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    cert: tuple[Path, Path] | None = None,
+) -> tuple[int, dict[str, str], Any]:
+    """One request on a new connection, presenting `cert` (certificate, key) when given:
+    (status, headers, the JSON body or None when there is none)."""
+    context = ssl.create_default_context(cafile=str(ca_file))
+    if cert is not None:
+        context.load_cert_chain(cert[0], cert[1])
+    request = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=30) as response:
+            status, response_headers, body = response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        status, response_headers, body = exc.code, dict(exc.headers), exc.read()
+    return status, response_headers, json.loads(body) if body else None

@@ -8,7 +8,7 @@ import asyncio
 import socket
 import time
 from collections.abc import Iterator
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -16,7 +16,7 @@ import pytest
 from certbound.errors import StoreError, StoreUnavailableError
 from certbound.models import Client
 from certbound.store.postgres import MIGRATIONS, PostgresStore
-from tests.postgres import fresh_database
+from tests.postgres import fresh_database, via_port
 from tests.tcpproxy import TcpProxy
 
 #: Timeout of the stores under test: the outage tests wait about this long.
@@ -34,8 +34,7 @@ def proxied(database: str) -> Iterator[tuple[str, TcpProxy]]:
     """The database's URL through a TCP proxy the test can cut."""
     parts = urlsplit(database)
     with TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
-        netloc = f"{parts.username}@127.0.0.1:{proxy.port}" if parts.username else f"127.0.0.1:{proxy.port}"
-        yield urlunsplit(parts._replace(netloc=netloc)), proxy
+        yield via_port(database, proxy.port), proxy
 
 
 async def test_nodes_starting_together_on_an_empty_database_migrate_once(database: str) -> None:
