@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -61,6 +62,7 @@ class ServerProcess:
             text=True,
             cwd=cwd,
             env=server_env(),
+            start_new_session=True,  # its own process group: __exit__ ends its workers too
         )
         self.ready_line = self._read_ready_line(timeout)
         self.url = self.ready_line.removeprefix("listening on ").strip()
@@ -77,7 +79,7 @@ class ServerProcess:
                     return line
                 if not line and self.process.poll() is not None:
                     break
-        self.process.kill()
+        self._kill_group()
         _, stderr = self.process.communicate()
         raise RuntimeError(f"server did not start: {stderr}")
 
@@ -91,9 +93,14 @@ class ServerProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.communicate()
+        """Kill whatever is left of the server, workers included (a test that failed midway must
+        not leave orphaned workers serving, or holding the output pipes open)."""
+        self._kill_group()
+        self.process.communicate()
+
+    def _kill_group(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
 
 
 def https_json(

@@ -16,9 +16,10 @@ from tests.e2e.processes import ServerProcess, free_port, https_json, https_requ
 from tests.helpers import basic_auth
 
 ADMIN_TOKEN = "admin-token-for-the-worker-tests-0123456789"
-#: Consecutive refusals on new connections that show every worker refuses: with two workers
-#: picked at random by the kernel, all from one worker has probability 2 * 2**-8.
-_EVERY_WORKER = 8
+#: Consecutive refusals on new connections that show every worker refuses: the kernel picks one of
+#: two workers at random per connection, and a request takes a few ms, so shorter runs from one
+#: worker alone happen by chance within a second; 40 in a row from one worker (2**-39) do not.
+_EVERY_WORKER = 40
 
 
 def _children(pid: int) -> list[int]:
