@@ -92,6 +92,8 @@ global
 
 defaults
     mode tcp
+    option redispatch  # a node that refuses the connection: try another
+    retries 2
     timeout connect 2s
     timeout client 65s
     timeout server 65s
