@@ -200,25 +200,15 @@ def deployments(names: Sequence[str], port: int) -> list[Deployment]:
     return chosen
 
 
-# Runs SQL on a PostgreSQL server (asyncpg is certbound's own dependency, so this script needs none).
-_POSTGRES_SQL = """
-import asyncio, sys, asyncpg
-async def main(url, sql):
-    connection = await asyncpg.connect(url, timeout=10)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-asyncio.run(main(sys.argv[1], sys.argv[2]))
-"""
-
-
 def postgres_sql(admin_url: str, sql: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-c", _POSTGRES_SQL, admin_url, sql], capture_output=True, text=True, timeout=60
+        [sys.executable, str(ROOT / "scripts" / "postgres_sql.py"), admin_url, sql],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     if result.returncode != 0:
-        raise BenchError(f"PostgreSQL at {admin_url}: {sql}: {result.stderr.strip().splitlines()[-1:]}")
+        raise BenchError(f"PostgreSQL at {admin_url}: {sql}: {result.stderr.strip()}")
 
 
 def database_url(admin_url: str, name: str) -> str:

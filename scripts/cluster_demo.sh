@@ -26,19 +26,8 @@ done
 
 certbound() { "$PYTHON" -m certbound "$@"; }
 free_port() { "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-# Run SQL on the admin database (asyncpg: no psql needed).
-admin_sql() {
-    "$PYTHON" - "$ADMIN_URL" "$1" <<'EOF'
-import asyncio, sys, asyncpg
-async def main(url: str, sql: str) -> None:
-    connection = await asyncpg.connect(url, timeout=10)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-asyncio.run(main(sys.argv[1], sys.argv[2]))
-EOF
-}
+# Run SQL on the admin database (no psql needed).
+admin_sql() { "$PYTHON" "$ROOT/scripts/postgres_sql.py" "$ADMIN_URL" "$1"; }
 
 WORK="$(mktemp -d)"
 DB_NAME="certbound_demo_$$"

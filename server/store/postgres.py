@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -27,6 +26,14 @@ from certbound.errors import StoreError, StoreUnavailableError
 from certbound.models import Client, ReferenceToken, SigningKeyRecord
 from certbound.store.base import CLIENT_CHANGE_RETENTION, ClientExistsError
 from certbound.store.groupcommit import JtiGroupCommit, JtiRow
+from certbound.store.rows import (
+    CLIENT_COLUMNS,
+    TOKEN_COLUMNS,
+    client_from_row,
+    client_values,
+    reference_token_from_row,
+    reference_token_values,
+)
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
@@ -121,39 +128,12 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 #: What makes opening fail: the above, and the server's refusals (no such database, bad password).
 _OPEN_FAILURES: tuple[type[BaseException], ...] = (asyncpg.PostgresError, *_UNAVAILABLE)
 
-_CLIENT_COLUMNS = (
-    "client_id, metadata, client_id_issued_at, secret_hash, secret_ciphertext, "
-    "secret_expires_at, registration_token_hash"
-)
-_TOKEN_COLUMNS = (
-    "token_hash, jti, client_id, subject, scope, audience, issued_at, expires_at, "
-    "cnf_x5t_s256, revoked, extra"
-)
 
-
-def _client_from_row(row: asyncpg.Record) -> Client:
-    return Client(
-        client_id=row[0],
-        metadata=json.loads(row[1]),
-        client_id_issued_at=row[2],
-        secret_hash=row[3],
-        secret_ciphertext=row[4],
-        secret_expires_at=row[5],
-        registration_token_hash=row[6],
-    )
-
-
-def _client_values(client: Client) -> tuple[Any, ...]:
-    return (
-        client.client_id,
-        json.dumps(dict(client.metadata), separators=(",", ":")),
-        client.client_id_issued_at,
-        client.secret_hash,
-        client.secret_ciphertext,
-        client.secret_expires_at,
-        client.registration_token_hash,
-        client.auth_method,
-    )
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Replaces asyncpg's reset on release (`RESET ALL`, `UNLISTEN *`, ...: one more round trip per
+    operation). Nothing here changes session state: settings are per transaction (SET LOCAL),
+    advisory locks too (pg_advisory_xact_lock), no LISTEN, no cursor outside a transaction; an
+    open transaction is still rolled back by asyncpg itself before this runs."""
 
 
 def _where(dsn: str) -> str:
@@ -187,6 +167,7 @@ class PostgresStore:
                 max_size=self._pool_size,
                 timeout=self._timeout,  # connect
                 command_timeout=self._timeout,
+                reset=_keep_session,
                 server_settings={
                     "application_name": "certbound",
                     "statement_timeout": str(int(self._timeout * 1000)),
@@ -250,14 +231,14 @@ class PostgresStore:
             return None  # PostgreSQL text cannot hold NUL, so no stored client_id has one
         async with self._connection() as connection:
             row = await connection.fetchrow(
-                f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE client_id = $1", client_id
+                f"SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = $1", client_id
             )
-        return _client_from_row(row) if row else None
+        return client_from_row(row) if row else None
 
     async def list_clients(
         self, *, limit: int = 100, after: str | None = None, auth_method: str | None = None
     ) -> list[Client]:
-        sql = f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE client_id > $1"
+        sql = f"SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id > $1"
         params: list[Any] = [after or ""]
         if auth_method is not None:
             sql += " AND auth_method = $2"
@@ -266,22 +247,22 @@ class PostgresStore:
         params.append(limit)
         async with self._connection() as connection:
             rows = await connection.fetch(sql, *params)
-        return [_client_from_row(row) for row in rows]
+        return [client_from_row(row) for row in rows]
 
     async def create_client(self, client: Client) -> None:
         try:
             async with self._transaction(_LOCK_CLIENT_CHANGES) as connection:
                 await connection.execute(
-                    f"INSERT INTO clients ({_CLIENT_COLUMNS}, auth_method) "
+                    f"INSERT INTO clients ({CLIENT_COLUMNS}, auth_method) "
                     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    *_client_values(client),
+                    *client_values(client),
                 )
                 await self._log_change(connection, client.client_id)
         except asyncpg.UniqueViolationError as exc:
             raise ClientExistsError(client.client_id) from exc
 
     async def update_client(self, client: Client) -> bool:
-        values = _client_values(client)
+        values = client_values(client)
         async with self._transaction(_LOCK_CLIENT_CHANGES) as connection:
             status = await connection.execute(
                 "UPDATE clients SET metadata = $2, client_id_issued_at = $3, secret_hash = $4, "
@@ -423,41 +404,17 @@ class PostgresStore:
     async def save_reference_token(self, token: ReferenceToken) -> None:
         async with self._connection() as connection:
             await connection.execute(
-                f"INSERT INTO reference_tokens ({_TOKEN_COLUMNS}) "
+                f"INSERT INTO reference_tokens ({TOKEN_COLUMNS}) "
                 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                token.token_hash,
-                token.jti,
-                token.client_id,
-                token.subject,
-                token.scope,
-                token.audience,
-                token.issued_at,
-                token.expires_at,
-                token.cnf_x5t_s256,
-                token.revoked,
-                json.dumps(dict(token.extra)),
+                *reference_token_values(token),
             )
 
     async def get_reference_token(self, token_hash: bytes) -> ReferenceToken | None:
         async with self._connection() as connection:
             row = await connection.fetchrow(
-                f"SELECT {_TOKEN_COLUMNS} FROM reference_tokens WHERE token_hash = $1", token_hash
+                f"SELECT {TOKEN_COLUMNS} FROM reference_tokens WHERE token_hash = $1", token_hash
             )
-        if row is None:
-            return None
-        return ReferenceToken(
-            token_hash=row[0],
-            jti=row[1],
-            client_id=row[2],
-            subject=row[3],
-            scope=row[4],
-            audience=row[5],
-            issued_at=row[6],
-            expires_at=row[7],
-            cnf_x5t_s256=row[8],
-            revoked=row[9],
-            extra=json.loads(row[10]),
-        )
+        return reference_token_from_row(row) if row is not None else None
 
     async def revoke_reference_token(self, token_hash: bytes) -> bool:
         async with self._connection() as connection:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -35,6 +34,14 @@ from certbound.errors import StoreError, StoreUnavailableError
 from certbound.models import Client, ReferenceToken, SigningKeyRecord
 from certbound.store.base import CLIENT_CHANGE_RETENTION, ClientExistsError
 from certbound.store.groupcommit import JtiGroupCommit, JtiRow
+from certbound.store.rows import (
+    CLIENT_COLUMNS,
+    TOKEN_COLUMNS,
+    client_from_row,
+    client_values,
+    reference_token_from_row,
+    reference_token_values,
+)
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
 
@@ -111,40 +118,6 @@ _WRITE_RETRY_SECONDS = 10.0
 _JTI_BATCH = 500
 
 _T = TypeVar("_T")
-
-_CLIENT_COLUMNS = (
-    "client_id, metadata, client_id_issued_at, secret_hash, secret_ciphertext, "
-    "secret_expires_at, registration_token_hash"
-)
-_TOKEN_COLUMNS = (
-    "token_hash, jti, client_id, subject, scope, audience, issued_at, expires_at, "
-    "cnf_x5t_s256, revoked, extra"
-)
-
-
-def _client_from_row(row: sqlite3.Row | tuple[Any, ...]) -> Client:
-    return Client(
-        client_id=row[0],
-        metadata=json.loads(row[1]),
-        client_id_issued_at=row[2],
-        secret_hash=row[3],
-        secret_ciphertext=row[4],
-        secret_expires_at=row[5],
-        registration_token_hash=row[6],
-    )
-
-
-def _client_values(client: Client) -> tuple[Any, ...]:
-    return (
-        client.client_id,
-        json.dumps(dict(client.metadata), separators=(",", ":")),
-        client.client_id_issued_at,
-        client.secret_hash,
-        client.secret_ciphertext,
-        client.secret_expires_at,
-        client.registration_token_hash,
-        client.auth_method,
-    )
 
 
 class SQLiteStore:
@@ -255,15 +228,13 @@ class SQLiteStore:
 
     # clients
     async def get_client(self, client_id: str) -> Client | None:
-        row = await self._fetch_one(
-            f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE client_id = ?", (client_id,)
-        )
-        return _client_from_row(row) if row else None
+        row = await self._fetch_one(f"SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = ?", (client_id,))
+        return client_from_row(row) if row else None
 
     async def list_clients(
         self, *, limit: int = 100, after: str | None = None, auth_method: str | None = None
     ) -> list[Client]:
-        sql = f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE client_id > ?"
+        sql = f"SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id > ?"
         params: list[Any] = [after or ""]
         if auth_method is not None:
             sql += " AND auth_method = ?"
@@ -271,21 +242,21 @@ class SQLiteStore:
         sql += " ORDER BY client_id LIMIT ?"
         params.append(limit)
         rows = await self._fetch_all(sql, params)
-        return [_client_from_row(row) for row in rows]
+        return [client_from_row(row) for row in rows]
 
     async def create_client(self, client: Client) -> None:
         try:
             async with self._transaction() as db:
                 await db.execute(
-                    f"INSERT INTO clients ({_CLIENT_COLUMNS}, auth_method) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    _client_values(client),
+                    f"INSERT INTO clients ({CLIENT_COLUMNS}, auth_method) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    client_values(client),
                 )
                 await self._log_change(db, client.client_id)
         except sqlite3.IntegrityError as exc:
             raise ClientExistsError(client.client_id) from exc
 
     async def update_client(self, client: Client) -> bool:
-        values = _client_values(client)
+        values = client_values(client)
         async with self._transaction() as db:
             cursor = await db.execute(
                 "UPDATE clients SET metadata = ?, client_id_issued_at = ?, secret_hash = ?, "
@@ -395,41 +366,15 @@ class SQLiteStore:
     # reference tokens and revocation
     async def save_reference_token(self, token: ReferenceToken) -> None:
         await self._write(
-            f"INSERT INTO reference_tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                token.token_hash,
-                token.jti,
-                token.client_id,
-                token.subject,
-                token.scope,
-                token.audience,
-                token.issued_at,
-                token.expires_at,
-                token.cnf_x5t_s256,
-                int(token.revoked),
-                json.dumps(dict(token.extra)),
-            ),
+            f"INSERT INTO reference_tokens ({TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            reference_token_values(token),
         )
 
     async def get_reference_token(self, token_hash: bytes) -> ReferenceToken | None:
         row = await self._fetch_one(
-            f"SELECT {_TOKEN_COLUMNS} FROM reference_tokens WHERE token_hash = ?", (token_hash,)
+            f"SELECT {TOKEN_COLUMNS} FROM reference_tokens WHERE token_hash = ?", (token_hash,)
         )
-        if row is None:
-            return None
-        return ReferenceToken(
-            token_hash=row[0],
-            jti=row[1],
-            client_id=row[2],
-            subject=row[3],
-            scope=row[4],
-            audience=row[5],
-            issued_at=row[6],
-            expires_at=row[7],
-            cnf_x5t_s256=row[8],
-            revoked=bool(row[9]),
-            extra=json.loads(row[10]),
-        )
+        return reference_token_from_row(row) if row is not None else None
 
     async def revoke_reference_token(self, token_hash: bytes) -> bool:
         cursor = await self._write(
