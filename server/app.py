@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -35,8 +34,6 @@ from certbound.tokens import AccessTokenIssuer
 from certbound.vault import Vault, load_or_create_master_key
 
 __all__ = ["build_context", "create_app", "master_key_path", "open_database", "open_vault"]
-
-log = logging.getLogger("certbound")
 
 
 def master_key_path(settings: Settings) -> Path | None:
