@@ -318,7 +318,7 @@ def test_a_node_whose_database_is_cut_answers_503_then_recovers(pki: Path, tmp_p
                 return True
 
             assert elapsed_until(unavailable, db_timeout + 5) is not None
-            assert slowest < db_timeout + 1.5  # bounded by the database timeout, never a hang
+            assert slowest < db_timeout + 2  # bounded by the database timeout, never a hang
             status, _, ready = node.call("GET", "/readyz")
             assert (status, ready["database"]) == (503, False)
             # What needs no database keeps working: discovery and the published keys.
