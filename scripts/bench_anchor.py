@@ -11,6 +11,9 @@ servers back to back, alternating which one goes first.
     scripts/bench_anchor.py                 # 6 scenarios x 2 servers x 3 reps (about 11 min)
     scripts/bench_anchor.py --quick         # 1 rep of 5 s each (about 2.5 min), for development
     scripts/bench_anchor.py --only a-,c- --reps 5
+    scripts/bench_anchor.py --only a-,c-,d- --backends sqlite,postgresql,postgresql-2nodes
+                                            # also certbound on PostgreSQL, and two PostgreSQL nodes
+                                            # behind HAProxy (mode tcp), in the same run
 
 Stdlib only (plus the `certbound` CLI, run as `python -m certbound`, and the anchor's node tools).
 Writes run/bench-<timestamp>.md (tables) and run/bench-<timestamp>.jsonl (one line per rep).
@@ -57,6 +60,7 @@ __all__ = [
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ANCHOR = Path(os.environ.get("CERTBOUND_BENCH_ANCHOR", "/work/shared/bench-anchor"))
 DEFAULT_WORKDIR = ROOT / "run" / "bench-anchor"
+DEFAULT_POSTGRES = os.environ.get("CERTBOUND_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 SCENARIOS = ("a-mtls-ka", "b-mtls-nc", "c-basic-ka", "c2-basic-nc", "d-pkjwt-ka", "e1-selfsigned-ka")
 TARGET_RATIO = 2.0
 _BUSY_OTHER_CPU = 25.0  # % of a core used by other tenants above which a run is flagged as noisy
@@ -162,14 +166,106 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+@dataclass(frozen=True)
+class Deployment:
+    """A certbound set-up measured under the same load (`--backends`): its database, its nodes."""
+
+    name: str
+    side: Side
+    nodes: int = 1
+    postgres: bool = False
+
+    def settings(self, cb_dir: Path, database_url: str | None) -> list[str]:
+        """The settings `serve` and `clients add` must agree on (database, master key, scopes)."""
+        if database_url is None:
+            return ["--db", f"sqlite:///{cb_dir / 'bench.db'}", "--scopes", SCOPES]
+        return ["--db", database_url, "--master-key-file", str(cb_dir / "master.key"), "--scopes", SCOPES]
+
+
+def deployments(names: Sequence[str], port: int) -> list[Deployment]:
+    """certbound on SQLite (the default), on PostgreSQL, and two PostgreSQL nodes behind HAProxy
+    (mode tcp); each on its own port from `port` on (a cluster's nodes take the ports after it)."""
+    known = {
+        "sqlite": ("certbound", 1, False),
+        "postgresql": ("certbound-pg", 1, True),
+        "postgresql-2nodes": ("certbound-pg-x2", 2, True),
+    }
+    chosen: list[Deployment] = []
+    for name in names:
+        if name not in known:
+            raise BenchError(f"unknown backend {name!r}: choose from {', '.join(known)}")
+        label, nodes, postgres = known[name]
+        chosen.append(Deployment(name, Side(label, label, port), nodes, postgres))
+        port += 1 + (nodes if nodes > 1 else 0)
+    return chosen
+
+
+def postgres_sql(admin_url: str, sql: str) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "postgres_sql.py"), admin_url, sql],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if result.returncode != 0:
+        raise BenchError(f"PostgreSQL at {admin_url}: {sql}: {result.stderr.strip()}")
+
+
+def database_url(admin_url: str, name: str) -> str:
+    parts = urllib.parse.urlsplit(admin_url)
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+
+
+# One process whose children are the given commands, so the anchor harness samples the CPU of a
+# whole cluster (its nodes and HAProxy) under one PID; SIGTERM is passed on to every child.
+_PROCESS_GROUP = """
+import json, signal, subprocess, sys
+children = [
+    subprocess.Popen(c["cmd"], stdout=open(c["out"], "wb"), stderr=open(c["err"], "wb"))
+    for c in json.loads(sys.argv[1])
+]
+def stop(signum, frame):
+    for child in children:
+        child.terminate()
+signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGINT, stop)
+for child in children:
+    child.wait()
+"""
+
+
+def _haproxy_config(port: int, node_ports: Sequence[int]) -> str:
+    """TCP passthrough (mTLS ends at certbound), round robin over the nodes' connections."""
+    servers = "\n".join(f"    server n{n} 127.0.0.1:{p}" for n, p in enumerate(node_ports, 1))
+    return (
+        "global\n    maxconn 4096\n"
+        "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 65s\n    timeout server 65s\n"
+        f"frontend certbound\n    bind 127.0.0.1:{port}\n    default_backend nodes\n"
+        f"backend nodes\n    balance roundrobin\n{servers}\n"
+    )
+
+
+@dataclass
+class _Started:
+    """A certbound deployment's root process (under `timeout`) and where its output goes."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+    what: str
+
+
 @dataclass
 class Servers:
-    """The two servers under test; `stop()` ends each by the PID this script recorded, nothing else."""
+    """The servers under test; `stop()` ends each by the PID this script recorded, nothing else."""
 
     work: Path
     op_pid: int | None = None
-    cb_process: subprocess.Popen[bytes] | None = None
-    cb_log: Path | None = None
+    certbound: list[_Started] = field(default_factory=list)
+
+    @property
+    def cb_process(self) -> subprocess.Popen[bytes] | None:
+        """The first certbound started (the one compared with oidc-provider)."""
+        return self.certbound[0].process if self.certbound else None
 
     def start_oidc_provider(self, lifetime: int) -> None:
         env = {**os.environ, "LIFETIME": str(lifetime)}
@@ -188,69 +284,99 @@ class Servers:
             raise BenchError(f"oidc-provider did not start:\n{result.stdout}{result.stderr}")
         print(f"   {result.stdout.strip()}", flush=True)
 
-    def start_certbound(self, cb_dir: Path, pki: Path, port: int, lifetime: int, workers: int = 1) -> None:
-        cmd = [
-            "timeout",
-            str(lifetime),
-            sys.executable,
-            "-m",
-            "server",
-            "serve",
-            *_certbound_settings(cb_dir),
-            "--issuer",
-            f"https://localhost:{port}",
-            "--port",
-            str(port),
-            "--host",
-            "127.0.0.1",
-            "--tls-cert",
-            str(pki / "server.crt"),
-            "--tls-key",
-            str(pki / "server.key"),
-            "--client-ca",
-            str(pki / "client-ca.crt"),
-            "--token-lifetime",
-            str(TOKEN_LIFETIME),
-            "--drain-timeout",
-            "2",
-            *(["--workers", str(workers)] if workers != 1 else []),
-        ]
+    def start_certbound(
+        self,
+        cb_dir: Path,
+        pki: Path,
+        port: int,
+        lifetime: int,
+        workers: int = 1,
+        settings: Sequence[str] | None = None,
+    ) -> None:
+        """One `certbound serve` (SQLite in `cb_dir` unless `settings` names another database)."""
+        cmd = ["timeout", str(lifetime), *_serve_cmd(pki, port, port, workers, settings, cb_dir)]
         print(f"== starting certbound on 127.0.0.1:{port}", flush=True)
-        ready = cb_dir / "stdout.log"
-        self.cb_log = cb_dir / "stderr.log"
-        with ready.open("wb") as out, self.cb_log.open("wb") as err:
-            self.cb_process = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT)
-        (cb_dir / "certbound.pid").write_text(f"{self.cb_process.pid}\n")
+        self._start(cmd, cb_dir, f"certbound on :{port}", [cb_dir / "stdout.log"])
+
+    def start_cluster(
+        self,
+        cb_dir: Path,
+        pki: Path,
+        port: int,
+        lifetime: int,
+        settings: Sequence[str],
+        nodes: int,
+        workers: int = 1,
+    ) -> None:
+        """`nodes` certbound nodes on the ports after `port`, behind HAProxy (mode tcp) on `port`,
+        all children of one process (its pidfile covers the cluster's CPU)."""
+        node_ports = [port + n for n in range(1, nodes + 1)]
+        (cb_dir / "haproxy.cfg").write_text(_haproxy_config(port, node_ports))
+        children = [
+            {
+                "cmd": _serve_cmd(pki, node_port, port, workers, settings, cb_dir),
+                "out": str(cb_dir / f"node{n}.stdout.log"),
+                "err": str(cb_dir / f"node{n}.stderr.log"),
+            }
+            for n, node_port in enumerate(node_ports, 1)
+        ]
+        children.append(
+            {
+                "cmd": ["haproxy", "-db", "-f", str(cb_dir / "haproxy.cfg")],
+                "out": str(cb_dir / "haproxy.log"),
+                "err": str(cb_dir / "haproxy.log"),
+            }
+        )
+        cmd = ["timeout", str(lifetime), sys.executable, "-c", _PROCESS_GROUP, json.dumps(children)]
+        print(f"== starting {nodes} certbound nodes on :{node_ports} behind HAProxy on :{port}", flush=True)
+        ready = [Path(child["out"]) for child in children[:-1]]
+        self._start(cmd, cb_dir, f"certbound x{nodes} behind HAProxy on :{port}", ready)
+        deadline = time.monotonic() + 30
+        while not port_in_use(port):
+            if time.monotonic() > deadline:
+                raise BenchError(f"HAProxy is not listening on :{port}; see {cb_dir / 'haproxy.log'}")
+            time.sleep(0.1)
+
+    def _start(self, cmd: list[str], cb_dir: Path, what: str, ready: list[Path]) -> None:
+        log = cb_dir / "stderr.log"
+        with (cb_dir / "stdout.log").open("wb") as out, log.open("wb") as err:
+            process = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT)
+        started = _Started(process, log, what)
+        self.certbound.append(started)
+        (cb_dir / "certbound.pid").write_text(f"{process.pid}\n")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if "listening on" in ready.read_text(errors="replace"):
-                print(
-                    f"   certbound up on :{port} (pid {self.cb_process.pid}, log {self.cb_log})", flush=True
-                )
+            if all(path.is_file() and "listening on" in path.read_text(errors="replace") for path in ready):
+                print(f"   {what} up (pid {process.pid}, logs in {cb_dir})", flush=True)
                 return
-            if self.cb_process.poll() is not None:
+            if process.poll() is not None:
                 break
             time.sleep(0.1)
-        raise BenchError(f"certbound did not print `listening on`; log:\n{self.cb_log.read_text()[-3000:]}")
+        logs = "".join(path.read_text(errors="replace")[-2000:] for path in cb_dir.glob("*.log"))
+        raise BenchError(f"{what} did not print `listening on`; logs:\n{logs}")
 
     def check_alive(self) -> None:
         if self.op_pid is not None and not _alive(self.op_pid):
             log = (self.work / "run" / "op1.log").read_text(errors="replace")[-2000:]
             raise BenchError(f"oidc-provider (pid {self.op_pid}) died during the run; log:\n{log}")
-        if self.cb_process is not None and self.cb_process.poll() is not None:
-            log = self.cb_log.read_text(errors="replace")[-3000:] if self.cb_log else ""
-            raise BenchError(f"certbound (pid {self.cb_process.pid}) died during the run; log:\n{log}")
+        for started in self.certbound:
+            if started.process.poll() is not None:
+                log = started.log.read_text(errors="replace")[-3000:]
+                raise BenchError(
+                    f"{started.what} (pid {started.process.pid}) died during the run; log:\n{log}"
+                )
 
     def stop(self) -> None:
-        if self.cb_process is not None and self.cb_process.poll() is None:
-            # SIGTERM to the `timeout` wrapper, which forwards it: certbound drains and exits 0.
-            self.cb_process.terminate()
-            try:
-                self.cb_process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.cb_process.kill()
-                self.cb_process.wait(timeout=5)
-            print(f"== stopped certbound (pid {self.cb_process.pid})", flush=True)
+        for started in self.certbound:
+            if started.process.poll() is None:
+                # SIGTERM to the `timeout` wrapper, which forwards it: certbound drains and exits 0.
+                started.process.terminate()
+                try:
+                    started.process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    started.process.kill()
+                    started.process.wait(timeout=5)
+                print(f"== stopped {started.what} (pid {started.process.pid})", flush=True)
         if self.op_pid is not None and _alive(self.op_pid):
             os.kill(self.op_pid, signal.SIGTERM)
             deadline = time.monotonic() + 10
@@ -263,9 +389,38 @@ class Servers:
             (self.work / "run" / "op1.pid").unlink(missing_ok=True)
 
 
+def _serve_cmd(
+    pki: Path, port: int, issuer_port: int, workers: int, settings: Sequence[str] | None, cb_dir: Path
+) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "certbound",
+        "serve",
+        *(settings if settings is not None else _certbound_settings(cb_dir)),
+        "--issuer",
+        f"https://localhost:{issuer_port}",
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+        "--tls-cert",
+        str(pki / "server.crt"),
+        "--tls-key",
+        str(pki / "server.key"),
+        "--client-ca",
+        str(pki / "client-ca.crt"),
+        "--token-lifetime",
+        str(TOKEN_LIFETIME),
+        "--drain-timeout",
+        "2",
+        *(["--workers", str(workers)] if workers != 1 else []),
+    ]
+
+
 def _certbound_settings(cb_dir: Path) -> list[str]:
-    """The settings `serve` and `clients add` must agree on (database, scopes)."""
-    return ["--db", f"sqlite:///{cb_dir / 'bench.db'}", "--scopes", SCOPES]
+    """The settings `serve` and `clients add` must agree on (database, scopes), with SQLite."""
+    return Deployment("sqlite", Side("certbound", "certbound", CB_PORT)).settings(cb_dir, None)
 
 
 # ---------------------------------------------------------------- clients
@@ -335,8 +490,11 @@ def client_specs(pki: Path, scenarios: Sequence[dict[str, Any]]) -> dict[str, Cl
     return specs
 
 
-def register_clients(cb_dir: Path, specs: dict[str, ClientSpec], wanted: set[str]) -> dict[str, str]:
+def register_clients(
+    cb_dir: Path, specs: dict[str, ClientSpec], wanted: set[str], settings: Sequence[str] | None = None
+) -> dict[str, str]:
     """Register each wanted client; returns client_id -> reason for the ones that could not be."""
+    settings = settings if settings is not None else _certbound_settings(cb_dir)
     refused: dict[str, str] = {}
     for client_id in sorted(wanted):
         spec = specs.get(client_id)
@@ -345,7 +503,7 @@ def register_clients(cb_dir: Path, specs: dict[str, ClientSpec], wanted: set[str
             continue
         data = cb_dir / f"{client_id}.json"
         data.write_text(json.dumps(spec.metadata, indent=2))
-        cmd = [sys.executable, "-m", "certbound", "clients", "add", *_certbound_settings(cb_dir)]
+        cmd = [sys.executable, "-m", "certbound", "clients", "add", *settings]
         cmd += ["--client-id", client_id, "--data", str(data)]
         if spec.secret is not None:
             cmd += ["--secret", spec.secret]
@@ -503,16 +661,21 @@ def _child_group(cmd: Sequence[str], cwd: Path) -> Iterator[subprocess.Popen[byt
 def _run_reps(
     work: Path,
     servers: Servers,
-    pairs: list[tuple[dict[str, Any], dict[str, Any]]],
+    groups: list[list[dict[str, Any]]],
     defaults: dict[str, Any],
     pidfiles: dict[str, Path],
     reps: int,
     out: Path,
 ) -> None:
+    """Each group is one scenario on every server (oidc-provider first, then each certbound)."""
     per_run = float(defaults["warmup"]) + float(defaults["duration"]) + 70
     for rep in range(1, reps + 1):
-        # Alternate which server goes first, so neither always follows the other's load.
-        runs = [run for op, cb in pairs for run in ((op, cb) if rep % 2 else (cb, op))]
+        # Rotate which server goes first, so none always follows another's load.
+        runs = [
+            run
+            for group in groups
+            for run in group[(rep - 1) % len(group) :] + group[: (rep - 1) % len(group)]
+        ]
         toml_path = work / "run" / "certbound-vs-op.toml"
         rep_out = work / "run" / f"rep-{rep}.jsonl"
         rep_out.unlink(missing_ok=True)
@@ -609,6 +772,19 @@ class Outcome:
     op: Stats = field(default_factory=Stats)
     cb: Stats = field(default_factory=Stats)
     skipped: str | None = None
+    #: The other certbound deployments of `--backends`, by label.
+    others: dict[str, Stats] = field(default_factory=dict)
+
+    def stats(self, label: str, primary: str) -> Stats:
+        if label == primary:
+            return self.cb
+        if label == OP.label:
+            return self.op
+        return self.others.setdefault(label, Stats())
+
+    @property
+    def cb_errors(self) -> int:
+        return self.cb.errors + sum(stats.errors for stats in self.others.values())
 
     @property
     def ratio(self) -> float | None:
@@ -649,6 +825,39 @@ def _render(outcomes: list[Outcome], cb: Side) -> list[str]:
     return lines
 
 
+def _render_deployments(outcomes: list[Outcome], chosen: list[Deployment]) -> list[str]:
+    """Every certbound deployment per scenario, against the first one and oidc-provider."""
+    first = chosen[0].side.label
+    lines = [
+        f"| scenario | certbound | tokens/s | vs {first} | vs oidc-provider | p50 / p99 ms | "
+        "CPU ms/token | errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for outcome in outcomes:
+        if outcome.skipped:
+            continue
+        base = outcome.cb.median_tokens
+        for deployment in chosen:
+            stats = outcome.stats(deployment.side.label, first)
+            tokens = stats.median_tokens
+            versus = f"{tokens / base:.2f}x" if tokens is not None and base else "-"
+            op = outcome.op.median_tokens
+            versus_op = f"{tokens / op:.2f}x" if tokens is not None and op else "-"
+            errors = f"{stats.errors} / {stats.requests}" if stats.requests else "skipped"
+            lines.append(
+                f"| `{outcome.name}` | {deployment.side.label} ({_describe(deployment)}) | "
+                f"{_fmt(stats.tokens, 0, True)} | {versus} | {versus_op} | "
+                f"{_fmt(stats.p50, 1)} / {_fmt(stats.p99, 1)} | {_fmt(stats.cpu_ms, 3)} | "
+                f"{f'**⚠ {errors}**' if stats.errors else errors} |"
+            )
+    return lines
+
+
+def _describe(deployment: Deployment) -> str:
+    database = "PostgreSQL" if deployment.postgres else "SQLite"
+    return f"{database}, {deployment.nodes} nodes behind HAProxy" if deployment.nodes > 1 else database
+
+
 def _version(cmd: Sequence[str], cwd: Path = ROOT) -> str:
     try:
         result = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=30)
@@ -674,7 +883,7 @@ def _environment(work: Path, defaults: dict[str, Any], reps: int, workers: int) 
         f"- certbound `{commit}` (Python {sys.version.split()[0]}, {_processes(workers)}) vs "
         f"oidc-provider {op_version} on Node {node} (1 process, `op1`); {ab}",
         f"- load: {defaults['conns']} connections closed loop, {defaults['warmup']} s warm-up + "
-        f"{defaults['duration']} s measured, {reps} rep(s), scenarios interleaved, server order alternating "
+        f"{defaults['duration']} s measured, {reps} rep(s), scenarios interleaved, server order rotating "
         "per rep; medians (min-max)",
         f"- machine: {os.cpu_count()} CPUs, load average at start {load}",
         "- tokens/s counts HTTP 200 responses only; CPU ms/token = server process-tree CPU / tokens",
@@ -699,6 +908,20 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=int,
         default=1,
         help="certbound serve --workers N (default 1, like op1's one process)",
+    )
+    parser.add_argument(
+        "--backends",
+        default="sqlite",
+        help="certbound deployments measured in the same run, comma-separated: sqlite (default), "
+        "postgresql, postgresql-2nodes (two nodes behind HAProxy, mode tcp); the first is compared "
+        "with oidc-provider in the main table, all of them in a second one",
+    )
+    parser.add_argument(
+        "--postgres",
+        default=DEFAULT_POSTGRES,
+        metavar="URL",
+        help="PostgreSQL server the postgresql backends create their (fresh, then dropped) databases on "
+        f"(default {DEFAULT_POSTGRES}, or CERTBOUND_BENCH_POSTGRES)",
     )
     parser.add_argument("--anchor", type=Path, default=DEFAULT_ANCHOR, help="the shared anchor (read only)")
     parser.add_argument(
@@ -735,19 +958,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     work: Path = args.workdir.resolve()
-    cb = Side("certbound", "certbound", args.port)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     report_md = ROOT / "run" / f"bench-{stamp}.md"
     raw = ROOT / "run" / f"bench-{stamp}.jsonl"
     try:
+        chosen = deployments(args.backends.split(","), args.port)
+        cb = chosen[0].side
         check_prerequisites(args.anchor, work)
+        if any(deployment.nodes > 1 for deployment in chosen) and shutil.which("haproxy") is None:
+            raise BenchError("haproxy is missing (apt-get install -y haproxy): postgresql-2nodes needs it")
         prepare_workdir(args.anchor, work)
         defaults, bases = _select(work, args.only)
         for key in ("duration", "warmup"):
             if getattr(args, key) is not None:
                 defaults[key] = getattr(args, key)
         defaults["reps"] = 1
-        for port in (OP_PORT, cb.port):
+        ports = [OP_PORT] + [d.side.port + n for d in chosen for n in range(d.nodes + (d.nodes > 1))]
+        for port in ports:
             if port_in_use(port):
                 raise BenchError(
                     f"127.0.0.1:{port} is already in use (a leftover server? `make run`?): free it first"
@@ -757,58 +984,91 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     pki = work / "pki"
-    cb_dir = work / "certbound"
-    shutil.rmtree(cb_dir, ignore_errors=True)  # a fresh database and clients every run
-    cb_dir.mkdir(parents=True)
+    shutil.rmtree(work / "certbound", ignore_errors=True)  # fresh databases and clients every run
     raw.parent.mkdir(parents=True, exist_ok=True)
-    runs = 2 * len(bases) * args.reps
+    sides = 1 + len(chosen)
+    runs = sides * len(bases) * args.reps
     budget = runs * (float(defaults["warmup"]) + float(defaults["duration"]) + 2)
     lifetime = int(2 * budget + 600)  # servers die on their own even if this script is killed
-    print(f"== {len(bases)} scenarios x 2 servers x {args.reps} rep(s), about {budget / 60:.1f} min of load")
+    print(
+        f"== {len(bases)} scenarios x {sides} servers x {args.reps} rep(s), "
+        f"about {budget / 60:.1f} min of load"
+    )
 
     servers = Servers(work)
     outcomes = {base["name"]: Outcome(base["name"]) for base in bases}
+    databases: list[str] = []
     try:
         servers.start_oidc_provider(lifetime)
-        servers.start_certbound(cb_dir, pki, cb.port, lifetime, args.workers)
         wanted = {client_of(base) for base in bases}
-        refused = register_clients(cb_dir, client_specs(pki, bases), wanted)
-        pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        refused_by: dict[str, dict[str, str]] = {}
+        pidfiles = {OP.server: work / "run" / "op1.pid"}
+        for deployment in chosen:
+            cb_dir = work / "certbound" / deployment.name
+            cb_dir.mkdir(parents=True)
+            url = None
+            if deployment.postgres:
+                name = f"certbound_bench_{deployment.name.replace('-', '_')}_{os.getpid()}"
+                postgres_sql(args.postgres, f'CREATE DATABASE "{name}"')
+                databases.append(name)
+                url = database_url(args.postgres, name)
+            settings = deployment.settings(cb_dir, url)
+            port = deployment.side.port
+            if deployment.nodes > 1:
+                servers.start_cluster(cb_dir, pki, port, lifetime, settings, deployment.nodes, args.workers)
+            else:
+                servers.start_certbound(cb_dir, pki, port, lifetime, args.workers, settings)
+            refused_by[deployment.side.label] = register_clients(
+                cb_dir, client_specs(pki, bases), wanted, settings
+            )
+            pidfiles[deployment.side.server] = cb_dir / "certbound.pid"
+        groups: list[list[dict[str, Any]]] = []
         print("== one request per scenario and server", flush=True)
         for base in bases:
             outcome = outcomes[base["name"]]
-            reason = refused.get(client_of(base))
+            reason = refused_by[cb.label].get(client_of(base))
             if reason:
                 outcome.skipped = reason
                 print(f"   {base['name']}: {reason}", flush=True)
                 continue
-            op_run, cb_run = _side_scenario(base, OP), _side_scenario(base, cb)
-            op_probe, cb_probe = _probe(work, op_run), _probe(work, cb_run)
-            print(
-                f"   {base['name']}: oidc-provider {op_probe.detail} | certbound {cb_probe.detail}",
-                flush=True,
-            )
+            op_run = _side_scenario(base, OP)
+            op_probe = _probe(work, op_run)
+            print(f"   {base['name']}: oidc-provider {op_probe.detail}", flush=True)
             if not op_probe.ok:
                 outcome.skipped = f"skipped: oidc-provider answered {op_probe.detail}"
-            elif not cb_probe.ok:
-                outcome.skipped = f"skipped: ⚠ certbound answered {cb_probe.detail}"
-                print(f"   !!! {base['name']}: CERTBOUND DOES NOT ISSUE A VALID TOKEN: {cb_probe.detail}")
-            else:
-                pairs.append((op_run, cb_run))
-        if pairs:
-            pidfiles = {OP.server: work / "run" / "op1.pid", cb.server: cb_dir / "certbound.pid"}
-            _run_reps(work, servers, pairs, defaults, pidfiles, args.reps, raw)
+                continue
+            group = [op_run]
+            for deployment in chosen:
+                run = _side_scenario(base, deployment.side)
+                probe = _probe(work, run)
+                print(f"   {base['name']}: {deployment.side.label} {probe.detail}", flush=True)
+                if probe.ok and client_of(base) not in refused_by[deployment.side.label]:
+                    group.append(run)
+                    continue
+                print(
+                    f"   !!! {base['name']}: {deployment.side.label} DOES NOT ISSUE A VALID TOKEN: "
+                    f"{probe.detail}"
+                )
+                if deployment.side == cb:
+                    outcome.skipped = f"skipped: ⚠ certbound answered {probe.detail}"
+                    break
+            if outcome.skipped is None:
+                groups.append(group)
+        if groups:
+            _run_reps(work, servers, groups, defaults, pidfiles, args.reps, raw)
             for line in raw.read_text().splitlines():
                 record = json.loads(line)
                 base_name, _, label = record["name"].partition("@")
-                stats = outcomes[base_name].cb if label == cb.label else outcomes[base_name].op
-                stats.add(record)
+                outcomes[base_name].stats(label, cb.label).add(record)
             for outcome in outcomes.values():
-                if outcome.cb.errors:
-                    again = _probe(
-                        work, _side_scenario(next(b for b in bases if b["name"] == outcome.name), cb)
-                    )
-                    print(f"   !!! {outcome.name}: certbound errors; a request now gets: {again.detail}")
+                base = next(b for b in bases if b["name"] == outcome.name)
+                for deployment in chosen:
+                    if outcome.stats(deployment.side.label, cb.label).errors:
+                        again = _probe(work, _side_scenario(base, deployment.side))
+                        print(
+                            f"   !!! {outcome.name}: {deployment.side.label} errors; "
+                            f"a request now gets: {again.detail}"
+                        )
     except BenchError as exc:
         print(f"bench_anchor: {exc}", file=sys.stderr)
         return 2
@@ -817,23 +1077,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         servers.stop()
+        for name in databases:
+            with contextlib.suppress(BenchError):
+                postgres_sql(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     lines = [f"# certbound vs oidc-provider, {time.strftime('%Y-%m-%d %H:%M:%S')}", ""]
     lines += _environment(work, defaults, args.reps, args.workers)
     lines += ["", *_render(list(outcomes.values()), cb), ""]
-    other = [value for o in outcomes.values() for value in (*o.op.other_cpu, *o.cb.other_cpu)]
+    if len(chosen) > 1:
+        lines += [
+            "## certbound deployments (`--backends`)",
+            "",
+            *_render_deployments(list(outcomes.values()), chosen),
+            "",
+            "CPU ms/token counts certbound's processes (and HAProxy for a cluster), not the PostgreSQL "
+            "server's: a PostgreSQL row costs more CPU than its column says.",
+            "",
+        ]
+    other = [
+        value
+        for o in outcomes.values()
+        for stats in (o.op, o.cb, *o.others.values())
+        for value in stats.other_cpu
+    ]
     if other and statistics.median(other) > _BUSY_OTHER_CPU:
         lines.append(
             f"⚠ the machine was busy with other work (median {statistics.median(other):.0f} % of a core "
             "outside both servers and the load generator): tokens/s and their ratio are noisy in this "
             "run; the CPU ratio is the steadier comparison."
         )
-    cb_errors = [outcome for outcome in outcomes.values() if outcome.cb.errors]
+    cb_errors = [outcome for outcome in outcomes.values() if outcome.cb_errors]
     for outcome in cb_errors:
-        lines.append(
-            f"**⚠ certbound answered {outcome.cb.errors} errors (non-200 or failed) out of "
-            f"{outcome.cb.requests} requests in `{outcome.name}`: its tokens/s counts only the 200s.**"
-        )
+        for label, stats in ((cb.label, outcome.cb), *outcome.others.items()):
+            if stats.errors:
+                lines.append(
+                    f"**⚠ {label} answered {stats.errors} errors (non-200 or failed) out of "
+                    f"{stats.requests} requests in `{outcome.name}`: its tokens/s counts only the 200s.**"
+                )
     if raw.is_file():
         table = subprocess.run(
             [sys.executable, "scripts/bench.py", "table", str(raw)],

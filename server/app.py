@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import secrets
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,11 +19,13 @@ from certbound.endpoints.health import healthz_endpoint, metrics_endpoint
 from certbound.endpoints.introspect import introspection_endpoint
 from certbound.endpoints.jwks import jwks_endpoint
 from certbound.endpoints.metadata import metadata_endpoint
+from certbound.endpoints.readyz import readyz_endpoint
 from certbound.endpoints.register import RegistrationEndpoints
 from certbound.endpoints.revoke import revocation_endpoint
 from certbound.endpoints.token import token_endpoint
 from certbound.errors import ConfigError
-from certbound.keys import REFRESH_SECONDS, KeyRing
+from certbound.keys import KeyRing
+from certbound.maintenance import maintain
 from certbound.metrics import Metrics
 from certbound.middleware import request_middleware
 from certbound.pki.trust import ClientTrust
@@ -34,11 +34,7 @@ from certbound.store import Store, open_store
 from certbound.tokens import AccessTokenIssuer
 from certbound.vault import Vault, load_or_create_master_key
 
-__all__ = ["build_context", "create_app", "master_key_path"]
-
-log = logging.getLogger("certbound")
-
-_PURGE_SECONDS = 60.0
+__all__ = ["build_context", "create_app", "master_key_path", "open_database", "open_vault"]
 
 
 def master_key_path(settings: Settings) -> Path | None:
@@ -60,6 +56,11 @@ def open_vault(settings: Settings) -> Vault:
     return Vault(load_or_create_master_key(path))
 
 
+async def open_database(settings: Settings) -> Store:
+    """The store `--db` names, with the pool size and timeout of the settings."""
+    return await open_store(settings.db, pool_size=settings.db_pool_size, seconds=settings.db_timeout)
+
+
 async def build_context(
     settings: Settings, store: Store | None = None, *, metrics: Metrics | None = None
 ) -> ServerContext:
@@ -67,7 +68,7 @@ async def build_context(
     # Read before anything is opened: an unusable CA or CRL file is a ConfigError.
     trust = ClientTrust(settings.client_ca, settings.client_crl)
     vault = open_vault(settings)
-    store = store if store is not None else await open_store(settings.db)
+    store = store if store is not None else await open_database(settings)
     keys = KeyRing(
         store,
         vault,
@@ -75,6 +76,8 @@ async def build_context(
         publish_after_retirement=settings.token_lifetime + settings.clock_skew,
     )
     await keys.ensure_active_key()
+    clients = ClientCache(store)
+    await clients.sync()  # start with a cache that may answer
     tokens = AccessTokenIssuer(
         issuer=settings.issuer, lifetime=settings.token_lifetime, keys=keys, store=store
     )
@@ -83,7 +86,7 @@ async def build_context(
         store,
         vault,
         keys,
-        ClientCache(store),
+        clients,
         tokens,
         metrics or Metrics(),
         client_keys=ClientKeyResolver(settings),
@@ -91,22 +94,8 @@ async def build_context(
     )
 
 
-async def _maintain(context: ServerContext) -> None:
-    """Re-read signing keys (rotation by another node) and purge expired rows."""
-    last_purge = 0.0
-    while True:
-        await asyncio.sleep(REFRESH_SECONDS)
-        try:
-            await context.keys.refresh()
-            if time.monotonic() - last_purge > _PURGE_SECONDS:
-                last_purge = time.monotonic()
-                await context.store.purge_expired(int(time.time()))
-        except Exception:
-            log.exception("background maintenance failed; will retry")
-
-
 async def _background(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(_maintain(app[CONTEXT]))
+    task = asyncio.create_task(maintain(app[CONTEXT]))
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -133,6 +122,7 @@ def create_app(context: ServerContext) -> web.Application:
     router.add_route("*", "/introspect", introspection_endpoint)
     router.add_route("*", "/revoke", revocation_endpoint)
     router.add_get("/healthz", healthz_endpoint)
+    router.add_get("/readyz", readyz_endpoint)
     router.add_get("/metrics", metrics_endpoint)
     app.add_routes(RegistrationEndpoints(context.settings).routes())
     app.add_routes(AdminAPI(context.settings).routes())

@@ -174,6 +174,13 @@ OPTIONS: tuple[Option, ...] = (
         "client_ca", _as_path, (), "CA bundle trusted for tls_client_auth", repeatable=True, metavar="PEM"
     ),
     Option("db", _as_db, "sqlite:///data/certbound.db", "database URL", metavar="URL"),
+    Option("db_pool_size", _as_int(1, 1000), 10, "PostgreSQL connections per process at most"),
+    Option(
+        "db_timeout",
+        _as_int(1, 300),
+        5,
+        "seconds a database operation may take (PostgreSQL: connect, statements); then 503",
+    ),
     Option(
         "master_key_file",
         _as_path,
@@ -248,6 +255,8 @@ class Settings:
     tls_key: Path | None = None
     client_ca: tuple[Path, ...] = ()
     db: str = "sqlite:///data/certbound.db"
+    db_pool_size: int = 10
+    db_timeout: int = 5
     master_key_file: Path | None = None
     registration: str = "open"
     registration_token: str | None = None

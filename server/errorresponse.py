@@ -19,6 +19,7 @@ from certbound.errors import (
     MethodNotAllowedError,
     MissingTokenError,
     OAuthError,
+    TemporarilyUnavailableError,
 )
 
 __all__ = ["ErrorAnswer", "error_answer", "error_response"]
@@ -53,6 +54,8 @@ def error_answer(exc: OAuthError) -> ErrorAnswer:
         headers["WWW-Authenticate"] = f'Bearer error="{exc.error}", error_description="{safe}"'
     elif isinstance(exc, MethodNotAllowedError):
         headers["Allow"] = "POST"
+    elif isinstance(exc, TemporarilyUnavailableError):
+        headers["Retry-After"] = str(exc.retry_after)
     return ErrorAnswer(exc.status, headers, json.dumps(body).encode("utf-8"))
 
 

@@ -26,6 +26,8 @@ __all__ = [
     "OAuthError",
     "PayloadTooLargeError",
     "StoreError",
+    "StoreUnavailableError",
+    "TemporarilyUnavailableError",
     "UnauthorizedClientError",
     "UnsupportedGrantTypeError",
     "UnsupportedMediaTypeError",
@@ -152,9 +154,25 @@ class NotFoundError(OAuthError):
     status = 404
 
 
+class TemporarilyUnavailableError(OAuthError):
+    """RFC 6749 §4.1.2.1: "the authorization server is currently unable to handle the request due
+    to a temporary overloading or maintenance" (here: its database does not answer). The response
+    carries `Retry-After` (RFC 9110 §10.2.3)."""
+
+    error = "temporarily_unavailable"
+    status = 503
+    #: Seconds a client should wait before retrying.
+    retry_after: ClassVar[int] = 2
+
+
 class ConfigError(Exception):
     """Bad configuration: the CLI prints `certbound: error: <message>` and exits 2."""
 
 
 class StoreError(Exception):
     """The store failed (connection, constraint other than the ones callers handle)."""
+
+
+class StoreUnavailableError(StoreError):
+    """The database did not answer in time, refused the connection or dropped it: the same request
+    may succeed later. The error middleware answers it with TemporarilyUnavailableError."""

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from certbound.errors import ConfigError
 from certbound.jose import b64url_encode, json_compact, public_jwk, rfc7638_thumbprint
 from certbound.models import SigningKeyRecord
 from certbound.store import Store
@@ -127,6 +128,10 @@ class KeyRing:
         self._jwks: dict[str, list[dict[str, str]]] = {"keys": []}
 
     @property
+    def has_active_key(self) -> bool:
+        return self._active is not None
+
+    @property
     def active(self) -> SigningKey:
         if self._active is None:
             raise RuntimeError("key ring not loaded")
@@ -147,7 +152,13 @@ class KeyRing:
             _, record = generate_signing_key(self._alg, self._vault, int(time.time()))
             if await self._store.add_first_signing_key(record):
                 log.info("generated signing key kid=%s alg=%s", record.kid, record.alg)
-        await self.refresh()
+        try:
+            await self.refresh()
+        except ValueError as exc:
+            raise ConfigError(
+                f"cannot read the signing keys in the database ({exc}): every node and command on "
+                "one database must use the same --master-key-file"
+            ) from None
 
     async def rotate(self) -> SigningKey:
         now = int(time.time())

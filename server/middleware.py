@@ -3,8 +3,9 @@
 
 OAuthError subclasses become `{"error", "error_description"}` with their status and the headers
 their RFC asks for (certbound.errorresponse renders them); a refused client authentication shows its
-description only when its reason is disclosed (certbound.reasons); anything unexpected becomes a
-generic `server_error`, details in the log only.
+description only when its reason is disclosed (certbound.reasons); a database that does not answer
+becomes 503 `temporarily_unavailable` with `Retry-After`; anything unexpected becomes a generic
+`server_error`, details in the log only.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from certbound.accesslog import ACCESS_RECORD, REQUEST_ID_HEADER, AccessRecord, 
 from certbound.clientcert import get_client_certificate
 from certbound.context import CONTEXT
 from certbound.errorresponse import error_response
-from certbound.errors import InvalidClientError, InvalidRequestError, OAuthError
+from certbound.errors import (
+    InvalidClientError,
+    InvalidRequestError,
+    OAuthError,
+    StoreUnavailableError,
+    TemporarilyUnavailableError,
+)
 
 __all__ = ["REFUSED_IF_REPEATED", "request_middleware"]
 
@@ -69,6 +76,11 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         if exc.status >= 500:
             log.error("%s %s: %s", request.method, request.path, exc.description)
         response = _refused(request, record, exc)
+    except StoreUnavailableError as exc:
+        log.info("%s %s: database unavailable: %s", request.method, request.path, exc)
+        response = _refused(
+            request, record, TemporarilyUnavailableError("the database is unavailable; retry later")
+        )
     except web.HTTPException as exc:  # aiohttp's own 404/405 (no route matched)
         failure = response = exc
     except Exception:

@@ -31,14 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from certbound.announce import announce_ready
-from certbound.app import open_vault
+from certbound.app import master_key_path, open_database, open_vault
 from certbound.config import Settings
 from certbound.errors import ConfigError
 from certbound.keys import KeyRing
 from certbound.metrics import share_across_processes
 from certbound.portcheck import require_sole_listeners
 from certbound.runtime import ListenerContexts, bind_listeners, resolve_tls_files, run_server
-from certbound.store import open_store
 
 __all__ = ["run_event_loop", "serve"]
 
@@ -61,6 +60,7 @@ def run_event_loop(coroutine: Coroutine[Any, Any, None]) -> None:
 
 def serve(settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT; with workers > 1, as a supervisor of worker processes."""
+    master_key_path(settings)  # PostgreSQL without --master-key-file: refused before anything is made
     if settings.workers == 1:
         run_event_loop(run_server(settings))
         return
@@ -80,7 +80,7 @@ def serve(settings: Settings) -> None:
 
 async def _prepare_database(settings: Settings) -> None:
     vault = open_vault(settings)  # creates the master key file before workers race to read it
-    store = await open_store(settings.db)
+    store = await open_database(settings)
     try:
         ring = KeyRing(store, vault, alg=settings.signing_alg, publish_after_retirement=0)
         await ring.ensure_active_key()

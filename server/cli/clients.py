@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from certbound.app import open_vault
+from certbound.app import open_database, open_vault
 from certbound.cli.adminclient import AdminAPIError, AdminClient
 from certbound.cli.common import (
     add_command_group,
@@ -32,7 +32,6 @@ from certbound.config import CACERT_ENV, URL_ENV, Settings, load_admin_target
 from certbound.errors import ConfigError, InvalidClientMetadataError, InvalidRedirectUriError
 from certbound.jose import jwk_set_from_pem
 from certbound.management import ClientManager, client_information
-from certbound.store import open_store
 
 __all__ = ["register"]
 
@@ -240,7 +239,7 @@ async def _backend(args: argparse.Namespace, settings: Settings) -> AsyncIterato
             yield admin
         return
     vault = open_vault(settings)
-    store = await open_store(settings.db)
+    store = await open_database(settings)
     try:
         yield _LocalBackend(ClientManager(store, vault, settings))
     finally:

@@ -6,10 +6,9 @@ import argparse
 import time
 from typing import Any
 
-from certbound.app import open_vault
+from certbound.app import open_database, open_vault
 from certbound.cli.common import add_command_group, add_database_options, run_async, settings_from_args
 from certbound.keys import KeyRing
-from certbound.store import open_store
 
 __all__ = ["register"]
 
@@ -29,7 +28,7 @@ def _run(args: argparse.Namespace) -> int:
 async def _keys(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     vault = open_vault(settings)
-    store = await open_store(settings.db)
+    store = await open_database(settings)
     try:
         ring = KeyRing(
             store,

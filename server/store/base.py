@@ -1,7 +1,14 @@
-"""The storage contract: one Protocol, implemented by SQLite now and PostgreSQL later.
+"""The storage contract: one Protocol, implemented by SQLite (store/sqlite.py) and PostgreSQL
+(store/postgres.py).
 
 Domain objects in, domain objects out; each implementation owns its SQL. Methods that must be
-atomic across nodes say so (assertion replay, the first signing key).
+atomic across processes and nodes say so (assertion replay, the first signing key, leases).
+Every implementation raises StoreUnavailableError when the database does not answer in time, so
+callers (and the error middleware) can tell "try again" from a bug.
+
+Adding a method: declare it here with its contract in the docstring, append a migration to both
+`MIGRATIONS` tuples when it needs a table (never edit a released entry), implement it in both
+stores, and add its tests to tests/unit/store/test_contract.py, which runs every test against both.
 """
 
 from __future__ import annotations
@@ -10,7 +17,12 @@ from typing import Protocol
 
 from certbound.models import Client, ReferenceToken, SigningKeyRecord
 
-__all__ = ["ClientExistsError", "Store"]
+__all__ = ["CLIENT_CHANGE_RETENTION", "ClientExistsError", "Store"]
+
+#: Seconds a row of the client change log is kept. A process reads the log every fraction of a
+#: second and starts over from the newest entry when it fell behind (certbound.clients), so this
+#: only has to outlast a slow poll.
+CLIENT_CHANGE_RETENTION = 600
 
 
 class ClientExistsError(Exception):
@@ -23,13 +35,13 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    # clients
+    # clients; every write also appends the client_id to the change log, in the same transaction
     async def get_client(self, client_id: str) -> Client | None: ...
 
     async def list_clients(
         self, *, limit: int = 100, after: str | None = None, auth_method: str | None = None
     ) -> list[Client]:
-        """Clients ordered by client_id, starting after `after` (keyset pagination)."""
+        """Clients ordered by client_id (byte order), starting after `after` (keyset pagination)."""
 
     async def create_client(self, client: Client) -> None:
         """Insert; raises ClientExistsError when the client_id is taken."""
@@ -39,6 +51,14 @@ class Store(Protocol):
 
     async def delete_client(self, client_id: str) -> bool:
         """Delete the client and its reference tokens; False when it did not exist."""
+
+    # the client change log (SPEC §3: client changes reach every worker and node within 1 s)
+    async def latest_client_change(self) -> int:
+        """The sequence number of the newest change (0 when there is none)."""
+
+    async def client_changes_since(self, after: int, *, limit: int) -> list[tuple[int, str]]:
+        """(sequence, client_id) of the changes after `after`, oldest first, at most `limit`.
+        Sequence numbers grow in commit order: a reader that saw n never later finds a new m < n."""
 
     # server signing keys
     async def list_signing_keys(self) -> list[SigningKeyRecord]:
@@ -57,7 +77,13 @@ class Store(Protocol):
         """Insert if absent; True when the jti was new. Two concurrent callers: exactly one wins."""
 
     async def purge_expired(self, now: int) -> int:
-        """Drop expired jti rows, expired reference tokens and expired revocations."""
+        """Drop expired jti rows, expired reference tokens, expired revocations and client change
+        log rows older than CLIENT_CHANGE_RETENTION."""
+
+    # housekeeping
+    async def acquire_lease(self, name: str, holder: str, *, now: int, seconds: int) -> bool:
+        """Take or renew the lease `name` for `seconds` when it is free, expired or already
+        `holder`'s; False when another holder has it. Atomic: one holder at a time."""
 
     # reference tokens and revocation
     async def save_reference_token(self, token: ReferenceToken) -> None: ...

@@ -4,6 +4,9 @@ WAL mode so readers never wait for the writer; `busy_timeout` so several process
 file; the schema is versioned with `PRAGMA user_version` and migrated forward on open. Writes that
 must be atomic across processes use `BEGIN IMMEDIATE` or a single conditional statement.
 
+Every write to `clients` appends to `client_changes` in the same transaction; SQLite has one
+writer at a time, so sequence numbers grow in commit order (the Store contract).
+
 Two rules keep writes safe when several workers share the file:
 - Every write holds `_write_lock`: the connection is shared by all of this process's coroutines,
   and a statement run while another coroutine's transaction is open would join (and could be
@@ -18,18 +21,27 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
-from certbound.errors import StoreError
+from certbound.errors import StoreError, StoreUnavailableError
 from certbound.models import Client, ReferenceToken, SigningKeyRecord
-from certbound.store.base import ClientExistsError
+from certbound.store.base import CLIENT_CHANGE_RETENTION, ClientExistsError
+from certbound.store.groupcommit import JtiGroupCommit, JtiRow
+from certbound.store.rows import (
+    CLIENT_COLUMNS,
+    TOKEN_COLUMNS,
+    client_from_row,
+    client_values,
+    reference_token_from_row,
+    reference_token_values,
+)
 
 __all__ = ["MIGRATIONS", "SQLiteStore"]
 
@@ -83,6 +95,21 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX revoked_jwts_expiry ON revoked_jwts (expires_at);
     """,
+    # v2: the client change log (AUTOINCREMENT: a purged sequence number is never reused) and
+    # housekeeping leases.
+    """
+    CREATE TABLE client_changes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        client_id TEXT NOT NULL,
+        changed_at INTEGER NOT NULL
+    );
+    CREATE INDEX client_changes_time ON client_changes (changed_at);
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    """,
 )
 
 #: How long a single-statement write keeps retrying SQLite's immediate "busy" answers.
@@ -92,40 +119,6 @@ _JTI_BATCH = 500
 
 _T = TypeVar("_T")
 
-_CLIENT_COLUMNS = (
-    "client_id, metadata, client_id_issued_at, secret_hash, secret_ciphertext, "
-    "secret_expires_at, registration_token_hash"
-)
-_TOKEN_COLUMNS = (
-    "token_hash, jti, client_id, subject, scope, audience, issued_at, expires_at, "
-    "cnf_x5t_s256, revoked, extra"
-)
-
-
-def _client_from_row(row: sqlite3.Row | tuple[Any, ...]) -> Client:
-    return Client(
-        client_id=row[0],
-        metadata=json.loads(row[1]),
-        client_id_issued_at=row[2],
-        secret_hash=row[3],
-        secret_ciphertext=row[4],
-        secret_expires_at=row[5],
-        registration_token_hash=row[6],
-    )
-
-
-def _client_values(client: Client) -> tuple[Any, ...]:
-    return (
-        client.client_id,
-        json.dumps(dict(client.metadata), separators=(",", ":")),
-        client.client_id_issued_at,
-        client.secret_hash,
-        client.secret_ciphertext,
-        client.secret_expires_at,
-        client.registration_token_hash,
-        client.auth_method,
-    )
-
 
 class SQLiteStore:
     """The Store protocol over one aiosqlite connection (its own thread)."""
@@ -134,8 +127,7 @@ class SQLiteStore:
         self._path = path
         self._db: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
-        self._pending_jtis: list[tuple[str, str, int, asyncio.Future[bool]]] = []
-        self._jti_writers: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak refs
+        self._jtis = JtiGroupCommit(self._insert_jtis, lock=self._write_lock, max_batch=_JTI_BATCH)
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -167,6 +159,11 @@ class SQLiteStore:
         async with self._write_lock:
             return await self._retrying(self.db.execute, sql, tuple(params))
 
+    async def _write_fetch(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        """One autocommit write statement with RETURNING: its rows."""
+        async with self._write_lock:
+            return list(await self._retrying(self.db.execute_fetchall, sql, tuple(params)))
+
     async def _retrying(
         self, call: Callable[[str, tuple[Any, ...]], Awaitable[_T]], sql: str, params: tuple[Any, ...]
     ) -> _T:
@@ -176,8 +173,10 @@ class SQLiteStore:
             try:
                 return await call(sql, params)
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or asyncio.get_running_loop().time() > deadline:
+                if "locked" not in str(exc):
                     raise
+                if asyncio.get_running_loop().time() > deadline:
+                    raise StoreUnavailableError(f"database {self._path} stayed locked") from exc
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
 
@@ -185,7 +184,12 @@ class SQLiteStore:
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """`BEGIN IMMEDIATE` ... `COMMIT` (or `ROLLBACK` on any exception), alone on the connection."""
         async with self._write_lock:
-            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                await self.db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc):  # the busy handler waited busy_timeout in vain
+                    raise StoreUnavailableError(f"database {self._path} stayed locked") from exc
+                raise
             try:
                 yield self.db
             except BaseException:
@@ -224,15 +228,13 @@ class SQLiteStore:
 
     # clients
     async def get_client(self, client_id: str) -> Client | None:
-        row = await self._fetch_one(
-            f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE client_id = ?", (client_id,)
-        )
-        return _client_from_row(row) if row else None
+        row = await self._fetch_one(f"SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = ?", (client_id,))
+        return client_from_row(row) if row else None
 
     async def list_clients(
         self, *, limit: int = 100, after: str | None = None, auth_method: str | None = None
     ) -> list[Client]:
-        sql = f"SELECT {_CLIENT_COLUMNS} FROM clients WHERE client_id > ?"
+        sql = f"SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id > ?"
         params: list[Any] = [after or ""]
         if auth_method is not None:
             sql += " AND auth_method = ?"
@@ -240,32 +242,54 @@ class SQLiteStore:
         sql += " ORDER BY client_id LIMIT ?"
         params.append(limit)
         rows = await self._fetch_all(sql, params)
-        return [_client_from_row(row) for row in rows]
+        return [client_from_row(row) for row in rows]
 
     async def create_client(self, client: Client) -> None:
         try:
-            await self._write(
-                f"INSERT INTO clients ({_CLIENT_COLUMNS}, auth_method) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                _client_values(client),
-            )
+            async with self._transaction() as db:
+                await db.execute(
+                    f"INSERT INTO clients ({CLIENT_COLUMNS}, auth_method) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    client_values(client),
+                )
+                await self._log_change(db, client.client_id)
         except sqlite3.IntegrityError as exc:
             raise ClientExistsError(client.client_id) from exc
 
     async def update_client(self, client: Client) -> bool:
-        values = _client_values(client)
-        cursor = await self._write(
-            "UPDATE clients SET metadata = ?, client_id_issued_at = ?, secret_hash = ?, "
-            "secret_ciphertext = ?, secret_expires_at = ?, registration_token_hash = ?, "
-            "auth_method = ? WHERE client_id = ?",
-            (*values[1:], values[0]),
-        )
+        values = client_values(client)
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE clients SET metadata = ?, client_id_issued_at = ?, secret_hash = ?, "
+                "secret_ciphertext = ?, secret_expires_at = ?, registration_token_hash = ?, "
+                "auth_method = ? WHERE client_id = ?",
+                (*values[1:], values[0]),
+            )
+            await self._log_change(db, client.client_id)
         return cursor.rowcount > 0
 
     async def delete_client(self, client_id: str) -> bool:
         async with self._transaction() as db:
             await db.execute("DELETE FROM reference_tokens WHERE client_id = ?", (client_id,))
             cursor = await db.execute("DELETE FROM clients WHERE client_id = ?", (client_id,))
+            await self._log_change(db, client_id)
         return cursor.rowcount > 0
+
+    @staticmethod
+    async def _log_change(db: aiosqlite.Connection, client_id: str) -> None:
+        await db.execute(
+            "INSERT INTO client_changes (client_id, changed_at) VALUES (?, ?)", (client_id, int(time.time()))
+        )
+
+    # client change log
+    async def latest_client_change(self) -> int:
+        row = await self._fetch_one("SELECT max(seq) FROM client_changes")
+        return int(row[0]) if row is not None and row[0] is not None else 0
+
+    async def client_changes_since(self, after: int, *, limit: int) -> list[tuple[int, str]]:
+        rows = await self._fetch_all(
+            "SELECT seq, client_id FROM client_changes WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+        )
+        return [(row[0], row[1]) for row in rows]
 
     # signing keys
     async def list_signing_keys(self) -> list[SigningKeyRecord]:
@@ -306,95 +330,51 @@ class SQLiteStore:
 
     # assertion replay
     async def record_assertion_jti(self, client_id: str, jti: str, expires_at: int) -> bool:
-        """Group commit: requests that arrive while a write is in progress are inserted together in
-        one statement, so a burst of assertions costs one commit, not one each."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending_jtis.append((client_id, jti, expires_at, future))
-        if len(self._pending_jtis) == 1:
-            self._start_jti_writer()
-        return await future
+        return await self._jtis.record(client_id, jti, expires_at)
 
-    def _start_jti_writer(self) -> None:
-        task = asyncio.get_running_loop().create_task(self._insert_pending_jtis())
-        self._jti_writers.add(task)
-        task.add_done_callback(self._jti_writers.discard)
-
-    async def _insert_pending_jtis(self) -> None:
-        async with self._write_lock:
-            batch, self._pending_jtis = self._pending_jtis[:_JTI_BATCH], self._pending_jtis[_JTI_BATCH:]
-            if self._pending_jtis:
-                self._start_jti_writer()
-            rows = [(client_id, jti, expires_at) for client_id, jti, expires_at, _ in batch]
-            sql = (
-                "INSERT OR IGNORE INTO assertion_jtis (client_id, jti, expires_at) VALUES "
-                + ", ".join(["(?, ?, ?)"] * len(rows))
-                + " RETURNING client_id, jti"
-            )
-            try:
-                # RETURNING lists exactly the rows this statement inserted (SQLite >= 3.35).
-                inserted = {
-                    (row[0], row[1])
-                    for row in await self._retrying(
-                        self.db.execute_fetchall, sql, tuple(itertools.chain(*rows))
-                    )
-                }
-            except Exception as exc:
-                for *_, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                return
-        for client_id, jti, _, future in batch:
-            fresh = (client_id, jti) in inserted
-            # The same jti twice in one batch: the first one won, every other copy is a replay.
-            inserted.discard((client_id, jti))
-            if not future.done():
-                future.set_result(fresh)
+    async def _insert_jtis(self, rows: Sequence[JtiRow]) -> set[tuple[str, str]]:
+        """One statement for a batch; called with `_write_lock` held (JtiGroupCommit)."""
+        sql = (
+            "INSERT OR IGNORE INTO assertion_jtis (client_id, jti, expires_at) VALUES "
+            + ", ".join(["(?, ?, ?)"] * len(rows))
+            + " RETURNING client_id, jti"
+        )
+        # RETURNING lists exactly the rows this statement inserted (SQLite >= 3.35).
+        returned = await self._retrying(self.db.execute_fetchall, sql, tuple(itertools.chain(*rows)))
+        return {(row[0], row[1]) for row in returned}
 
     async def purge_expired(self, now: int) -> int:
         removed = 0
         for table in ("assertion_jtis", "reference_tokens", "revoked_jwts"):
             cursor = await self._write(f"DELETE FROM {table} WHERE expires_at < ?", (now,))
             removed += cursor.rowcount
-        return removed
+        cursor = await self._write(
+            "DELETE FROM client_changes WHERE changed_at < ?", (now - CLIENT_CHANGE_RETENTION,)
+        )
+        return removed + cursor.rowcount
+
+    # housekeeping
+    async def acquire_lease(self, name: str, holder: str, *, now: int, seconds: int) -> bool:
+        rows = await self._write_fetch(
+            "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at "
+            "WHERE leases.expires_at <= ? OR leases.holder = excluded.holder RETURNING 1",
+            (name, holder, now + seconds, now),
+        )
+        return bool(rows)
 
     # reference tokens and revocation
     async def save_reference_token(self, token: ReferenceToken) -> None:
         await self._write(
-            f"INSERT INTO reference_tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                token.token_hash,
-                token.jti,
-                token.client_id,
-                token.subject,
-                token.scope,
-                token.audience,
-                token.issued_at,
-                token.expires_at,
-                token.cnf_x5t_s256,
-                int(token.revoked),
-                json.dumps(dict(token.extra)),
-            ),
+            f"INSERT INTO reference_tokens ({TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            reference_token_values(token),
         )
 
     async def get_reference_token(self, token_hash: bytes) -> ReferenceToken | None:
         row = await self._fetch_one(
-            f"SELECT {_TOKEN_COLUMNS} FROM reference_tokens WHERE token_hash = ?", (token_hash,)
+            f"SELECT {TOKEN_COLUMNS} FROM reference_tokens WHERE token_hash = ?", (token_hash,)
         )
-        if row is None:
-            return None
-        return ReferenceToken(
-            token_hash=row[0],
-            jti=row[1],
-            client_id=row[2],
-            subject=row[3],
-            scope=row[4],
-            audience=row[5],
-            issued_at=row[6],
-            expires_at=row[7],
-            cnf_x5t_s256=row[8],
-            revoked=bool(row[9]),
-            extra=json.loads(row[10]),
-        )
+        return reference_token_from_row(row) if row is not None else None
 
     async def revoke_reference_token(self, token_hash: bytes) -> bool:
         cursor = await self._write(

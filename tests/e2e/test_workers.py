@@ -6,13 +6,20 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from certbound.devpki import write_dev_pki
-from tests.e2e.processes import ServerProcess, free_port, https_json, run_cli
+from tests.e2e.processes import ServerProcess, free_port, https_json, https_request, run_cli
 from tests.helpers import basic_auth
+
+ADMIN_TOKEN = "admin-token-for-the-worker-tests-0123456789"
+#: Consecutive refusals on new connections that show every worker refuses: the kernel picks one of
+#: two workers at random per connection, and a request takes a few ms, so shorter runs from one
+#: worker alone happen by chance within a second; 40 in a row from one worker (2**-39) do not.
+_EVERY_WORKER = 40
 
 
 def _children(pid: int) -> list[int]:
@@ -79,3 +86,77 @@ def test_workers_need_a_shared_database(tmp_path: Path) -> None:
     assert result.stderr.startswith("certbound: error: ")
     assert "--workers" in result.stderr
     assert len(result.stderr.splitlines()) == 1
+
+
+def _refused_by_every_worker_after(
+    changed_at: float, request: Callable[[], int], *, refused: int = 401
+) -> float:
+    """Seconds from `changed_at` to the start of the first run of _EVERY_WORKER consecutive
+    refusals (requests on new connections, back to back); fails after 10 s."""
+    run_started: float | None = None
+    run = 0
+    while time.monotonic() - changed_at < 10:
+        sent = time.monotonic()
+        if request() == refused:
+            run_started = sent if run == 0 else run_started
+            run += 1
+            if run == _EVERY_WORKER and run_started is not None:
+                return run_started - changed_at
+        else:
+            run = 0
+    raise AssertionError("some worker still accepted the client 10 s after the change")
+
+
+def test_a_client_changed_on_one_worker_is_refused_by_every_worker_within_1s(
+    pki: Path, tmp_path: Path
+) -> None:
+    """SPEC §3: a deleted client or a rotated secret stops working on every worker within 1 s,
+    though the change reached only the worker that answered the admin request."""
+    port = free_port()
+    args = ["--workers", "2", "--port", str(port), "--db", f"sqlite:///{tmp_path}/db.sqlite"]
+    args += ["--tls-cert", str(pki / "server.pem"), "--tls-key", str(pki / "server.key")]
+    args += ["--admin-token", ADMIN_TOKEN]
+    ca = pki / "server-ca.pem"
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"}
+    with ServerProcess(*args) as server:
+
+        def add_client() -> tuple[str, str]:
+            status, _, created = https_request(
+                server.url + "/admin/clients", ca, data=b'{"client_name": "w"}', headers=admin
+            )
+            assert status == 201, created
+            return created["client_id"], created["client_secret"]
+
+        def token(client_id: str, secret: str) -> int:
+            status, _, _ = https_request(
+                server.url + "/token",
+                ca,
+                data=b"grant_type=client_credentials",
+                headers={
+                    "Authorization": basic_auth(client_id, secret),
+                    "Content-Type": "application/x-www-form-urlencoded",
+                },
+            )
+            return status
+
+        deleted = add_client()
+        assert all(token(*deleted) == 200 for _ in range(_EVERY_WORKER))  # cached by both workers
+        changed_at = time.monotonic()
+        status, _, _ = https_request(
+            f"{server.url}/admin/clients/{deleted[0]}", ca, method="DELETE", headers=admin
+        )
+        assert status == 204
+        assert _refused_by_every_worker_after(changed_at, lambda: token(*deleted)) <= 1.0
+
+        client_id, old_secret = add_client()
+        assert all(token(client_id, old_secret) == 200 for _ in range(_EVERY_WORKER))
+        changed_at = time.monotonic()
+        status, _, rotated = https_request(
+            f"{server.url}/admin/clients/{client_id}/rotate-secret", ca, method="POST", headers=admin
+        )
+        assert status == 200, rotated
+        assert _refused_by_every_worker_after(changed_at, lambda: token(client_id, old_secret)) <= 1.0
+        assert all(token(client_id, rotated["client_secret"]) == 200 for _ in range(_EVERY_WORKER))
+
+        code, stderr = server.stop(signal.SIGTERM)
+        assert code == 0, stderr

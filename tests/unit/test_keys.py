@@ -6,6 +6,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from certbound.errors import ConfigError
 from certbound.jose import rfc7638_thumbprint
 from certbound.keys import KeyRing
 from certbound.store.sqlite import SQLiteStore
@@ -23,6 +24,13 @@ async def test_signed_tokens_verify_with_the_published_jwks(store: SQLiteStore, 
     assert decoded.claims["sub"] == "x"
     assert decoded.header == {"alg": alg, "kid": key.kid, "typ": "at+jwt"}
     assert key.kid == rfc7638_thumbprint(key.jwk)
+
+
+async def test_a_node_with_another_master_key_refuses_to_start_saying_why(store: SQLiteStore) -> None:
+    await KeyRing(store, Vault(b"m" * 32), alg="ES256", publish_after_retirement=60).ensure_active_key()
+    stranger = KeyRing(store, Vault(b"x" * 32), alg="ES256", publish_after_retirement=60)
+    with pytest.raises(ConfigError, match="same --master-key-file"):
+        await stranger.ensure_active_key()
 
 
 async def test_two_nodes_on_one_database_share_one_key(store: SQLiteStore) -> None:

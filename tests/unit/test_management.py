@@ -192,7 +192,8 @@ async def test_rotate_secret(manager: ClientManager) -> None:
 
 
 async def test_changes_invalidate_the_cache(store: SQLiteStore, vault: Vault) -> None:
-    cache = ClientCache(store, ttl=3600)
+    cache = ClientCache(store, clock=lambda: 0.0)  # the clock stands still: the cache stays current
+    await cache.sync()
     manager = ClientManager(store, vault, SETTINGS, cache)
     created = await manager.create({})
     client_id = created.client.client_id
