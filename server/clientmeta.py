@@ -13,7 +13,8 @@ is its `validate_metadata` hook in certbound.clientauth, called last.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +28,7 @@ __all__ = [
     "CLIENT_SIGNING_ALGS",
     "KNOWN_AUTH_METHODS",
     "SERVER_ASSIGNED",
+    "ScopeLimit",
     "merge_metadata",
     "normalize_metadata",
 ]
@@ -161,16 +163,45 @@ def _response_types(metadata: Mapping[str, Any], grant_types: list[str]) -> list
     return response_types
 
 
-def _scope(metadata: Mapping[str, Any], settings: Settings) -> str:
+@dataclass(frozen=True, slots=True)
+class ScopeLimit:
+    """The scopes a client may be given by one front door, and what it gets when it names none.
+
+    An administrator (admin API, CLI) may give any of --scopes, all by default (SPEC §6). Dynamic
+    registration is bounded by --registration-scopes (SPEC §3): the registration scopes by default,
+    and an RFC 7592 update adds nothing beyond them to what the client already holds (an
+    administrator may have widened it; the client keeps that but cannot widen itself).
+    """
+
+    allowed: frozenset[str]
+    default: tuple[str, ...]
+    #: Who is bounded, for the error description.
+    holder: str
+
+    @classmethod
+    def administrator(cls, settings: Settings) -> ScopeLimit:
+        return cls(frozenset(settings.scopes), settings.scopes, "a client")
+
+    @classmethod
+    def dynamic(cls, settings: Settings, *, holding: Iterable[str] = ()) -> ScopeLimit:
+        scopes = settings.dynamic_client_scopes
+        return cls(frozenset((*scopes, *holding)), scopes, "a dynamically registered client")
+
+
+def _scope(metadata: Mapping[str, Any], settings: Settings, limit: ScopeLimit) -> str:
     scope = metadata.get("scope")
     if scope is None:
-        return " ".join(settings.scopes)
+        return " ".join(limit.default)
     if not isinstance(scope, str):
         raise InvalidClientMetadataError("scope must be a space-separated string")
     unknown = [item for item in scope.split() if item not in settings.scopes]
     if unknown:
         outside = " ".join(unknown)
         raise InvalidClientMetadataError(f"scope includes values this server does not offer: {outside}")
+    beyond = [item for item in scope.split() if item not in limit.allowed]
+    if beyond:
+        outside = " ".join(beyond)
+        raise InvalidClientMetadataError(f"scope includes values {limit.holder} may not hold: {outside}")
     return " ".join(dict.fromkeys(scope.split()))
 
 
@@ -207,9 +238,12 @@ def _signing_alg(metadata: Mapping[str, Any]) -> None:
         )
 
 
-def normalize_metadata(metadata: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
+def normalize_metadata(
+    metadata: Mapping[str, Any], settings: Settings, scopes: ScopeLimit | None = None
+) -> dict[str, Any]:
     """Validate `metadata` and return it as stored: defaults filled, server-assigned members
-    dropped, members whose value is null dropped (RFC 7592 §2.2 treats them as omitted)."""
+    dropped, members whose value is null dropped (RFC 7592 §2.2 treats them as omitted). `scopes`
+    bounds the scope (default: what an administrator may give)."""
     from certbound.clientauth import AUTH_METHODS  # the registry imports this module's users
 
     result = {
@@ -234,7 +268,7 @@ def normalize_metadata(metadata: Mapping[str, Any], settings: Settings) -> dict[
     response_types = _response_types(result, result["grant_types"])
     if response_types is not None:
         result["response_types"] = response_types
-    result["scope"] = _scope(result, settings)
+    result["scope"] = _scope(result, settings, scopes or ScopeLimit.administrator(settings))
     _check_human_readable(result)
     _check_keys(result, settings)
     _signing_alg(result)

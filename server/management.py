@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from certbound.clientmeta import merge_metadata, normalize_metadata
+from certbound.clientmeta import ScopeLimit, merge_metadata, normalize_metadata
 from certbound.clients import ClientCache
 from certbound.config import Settings
 from certbound.context import ServerContext
@@ -118,11 +118,13 @@ class ClientManager:
         *,
         client_id: str | None = None,
         secret: str | None = None,
-        registration_token: bool = False,
+        dynamic: bool = False,
     ) -> CreatedClient:
         """Register a client. `client_id` and `secret` are an administrator's choice (checked);
-        otherwise both are generated. `registration_token` issues an RFC 7592 access token."""
-        normalized = normalize_metadata(metadata, self._settings)
+        otherwise both are generated. `dynamic`: the client registers itself (RFC 7591): its scope
+        is bounded by --registration-scopes and it gets an RFC 7592 registration access token."""
+        scopes = ScopeLimit.dynamic(self._settings) if dynamic else None
+        normalized = normalize_metadata(metadata, self._settings, scopes)
         method = normalized["token_endpoint_auth_method"]
         if client_id is None:
             # Hex, not base64url: an identifier starting with "-" reads as a flag on command lines.
@@ -133,7 +135,7 @@ class ClientManager:
             self._check_chosen_secret(secret, method, client_id)
         elif method in SECRET_METHODS:
             secret = generate_secret()
-        token = secrets.token_urlsafe(32) if registration_token else None
+        token = secrets.token_urlsafe(32) if dynamic else None
         client = Client(
             client_id=client_id,
             metadata=normalized,
@@ -155,16 +157,19 @@ class ClientManager:
         *,
         secret: str | None = None,
         rotate_secret: bool = False,
-        rotate_registration_token: bool = False,
+        dynamic: bool = False,
     ) -> CreatedClient | None:
         """Full replacement of the metadata (RFC 7592 §2.2), validated as at registration.
 
         The secret is kept while the method still uses one (and the stored form suits it: a
         client_secret_jwt secret must be recoverable), unless `rotate_secret` or an administrator's
         `secret` replaces it; moving to a secret method issues one, leaving them drops it.
+        `dynamic`: the client updates itself (RFC 7592): it cannot widen its scope beyond
+        --registration-scopes, and gets a new registration access token.
         None when the client was deleted meanwhile.
         """
-        normalized = normalize_metadata(metadata, self._settings)
+        scopes = ScopeLimit.dynamic(self._settings, holding=client.scopes) if dynamic else None
+        normalized = normalize_metadata(metadata, self._settings, scopes)
         method = normalized["token_endpoint_auth_method"]
         new_secret: str | None = None
         fields: dict[str, Any]
@@ -184,7 +189,7 @@ class ClientManager:
         else:
             fields = self._secret_fields(client.client_id, method, None)
         token: str | None = None
-        if rotate_registration_token:
+        if dynamic:
             # RFC 7592 §2.2: the server MAY issue a new registration access token on update.
             token = secrets.token_urlsafe(32)
             fields["registration_token_hash"] = self._vault.hash_secret(token)

@@ -5,7 +5,9 @@
         access_token = await client.fetch_token(scope="read")
 
 The server listens on 127.0.0.1 on an ephemeral port, with a trustme CA for its certificate and
-another for client certificates, and an in-memory SQLite database unless `db` is given.
+another for client certificates, and an in-memory SQLite database unless `db` is given. Unlike
+`certbound serve` (closed by default, SPEC §3), dynamic registration is open unless `registration`
+says otherwise: the server is a throwaway on loopback, and suites testing RFC 7591 clients need it.
 `new_client` registers a client and hands back a `ReadyClient`: its credentials, the certificate
 and key material its method needs, and an SSL context that trusts the server and presents that
 certificate. `add_client` only registers. The pytest plugin (certbound.pytest_plugin) wraps both.
@@ -212,6 +214,7 @@ class CertboundTestServer:
             "tls_key": key_file,
             "client_ca": (client_ca_file,),
             "db": self._db,
+            "registration": "open",
         }
         values.update(self._overrides)
         values.setdefault("issuer", f"https://localhost:{values['port']}")

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from certbound.errors import ConfigError
+from certbound.privatefiles import ensure_private_directory, warn_if_exposed
 
 __all__ = ["Vault", "load_or_create_master_key"]
 
@@ -40,9 +41,9 @@ def load_or_create_master_key(path: Path) -> bytes:
         return _read_key(path)
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     try:
+        ensure_private_directory(path.parent)
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_bytes(_KEY_BYTES).hex() + "\n")
@@ -59,6 +60,7 @@ def load_or_create_master_key(path: Path) -> bytes:
 
 
 def _read_key(path: Path) -> bytes:
+    warn_if_exposed(path, "master key file")
     try:
         text = path.read_text().strip()
     except FileNotFoundError:

@@ -31,6 +31,7 @@ from certbound.errors import ConfigError
 from certbound.keys import KeyRing
 from certbound.runtime import ListenerContexts, bind_listeners, print_ready, resolve_tls_files, run_server
 from certbound.store import open_store
+from certbound.weaksettings import warn_about_weak_settings
 
 __all__ = ["run_event_loop", "serve"]
 
@@ -53,6 +54,7 @@ def run_event_loop(coroutine: Coroutine[Any, Any, None]) -> None:
 
 def serve(settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT; with workers > 1, as a supervisor of worker processes."""
+    warn_about_weak_settings(settings)
     if settings.workers == 1:
         run_event_loop(run_server(settings))
         return

@@ -233,6 +233,45 @@ async def test_closed_mode_is_403_access_denied(http) -> None:
         assert await closed.running.context.store.list_clients() == []
 
 
+# SPEC §3: --registration-scopes bounds what a client can give itself
+async def test_registration_scopes_bound_registration_update_and_tokens(http) -> None:
+    bounded = CertboundTestServer(scopes=("read", "write", "admin"), registration_scopes=("read",))
+    async with bounded as server:
+        defaulted = await register(http, server)
+        assert defaulted.status == 201, defaulted.body
+        assert defaulted.body["scope"] == "read"  # not everything the server offers
+        refused = await register(http, server, scope="read admin")
+        assert refused.status == 400
+        assert refused.body["error"] == "invalid_client_metadata"
+        assert "may not hold: admin" in refused.body["error_description"]
+
+        client_id = defaulted.body["client_id"]
+        token = await token_request(http, server, defaulted.body)
+        assert (token.status, token.body["scope"]) == (200, "read")
+        async with http.post(
+            server.url + "/token",
+            data={"grant_type": "client_credentials", "scope": "admin"},
+            headers={"Authorization": basic_auth(client_id, defaulted.body["client_secret"])},
+            ssl=server.client_ssl_context(),
+        ) as response:
+            assert (response.status, (await response.json())["error"]) == (400, "invalid_scope")
+
+        widen = update_body(defaulted.body, scope="read admin")
+        reply = await call(
+            http,
+            server,
+            "PUT",
+            defaulted.body["registration_client_uri"],
+            json_body=widen,
+            token=defaulted.body["registration_access_token"],
+        )
+        assert reply.status == 400
+        assert reply.body["error"] == "invalid_client_metadata"
+        stored = await server.manager().get(defaulted.body["client_id"])
+        assert stored is not None
+        assert stored.scopes == ("read",)
+
+
 # registered clients at the token endpoint
 @pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
 async def test_registered_secret_client_gets_a_token(server, http, method: str) -> None:

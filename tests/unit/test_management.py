@@ -52,7 +52,7 @@ async def test_secretless_method_gets_no_secret(manager: ClientManager) -> None:
 
 
 async def test_registration_token_issued_once_and_verified(manager: ClientManager) -> None:
-    created = await manager.create({}, registration_token=True)
+    created = await manager.create({}, dynamic=True)
     token = created.registration_token
     assert token is not None
     assert len(token) == 43
@@ -149,9 +149,9 @@ async def test_replace_validates_like_registration(manager: ClientManager) -> No
 
 
 async def test_replace_rotates_registration_token(manager: ClientManager) -> None:
-    created = await manager.create({}, registration_token=True)
+    created = await manager.create({}, dynamic=True)
     assert created.registration_token is not None
-    updated = await manager.replace(created.client, {}, rotate_registration_token=True)
+    updated = await manager.replace(created.client, {}, dynamic=True)
     assert updated is not None
     assert updated.registration_token is not None
     assert manager.verify_registration_token(updated.client, updated.registration_token)
@@ -222,3 +222,52 @@ async def test_client_information_shape(manager: ClientManager) -> None:
     assert "client_secret" not in client_information(created.client)
     public = await manager.create({"token_endpoint_auth_method": "none"})
     assert "client_secret_expires_at" not in client_information(public.client)
+
+
+# SPEC §3: dynamic registration is bounded by --registration-scopes; only an administrator goes beyond.
+BOUNDED = Settings(scopes=("read", "write", "admin"), registration_scopes=("read",))
+
+
+async def test_a_dynamic_client_without_scope_gets_the_registration_scopes(
+    store: SQLiteStore, vault: Vault
+) -> None:
+    manager = ClientManager(store, vault, BOUNDED)
+    dynamic = await manager.create({}, dynamic=True)
+    assert dynamic.client.scopes == ("read",)
+    administered = await manager.create({})
+    assert administered.client.scopes == ("read", "write", "admin")
+
+
+async def test_registration_scopes_default_to_every_scope(manager: ClientManager) -> None:
+    dynamic = await manager.create({}, dynamic=True)
+    assert dynamic.client.scopes == ("read", "write")
+
+
+async def test_a_dynamic_client_cannot_register_beyond_the_registration_scopes(
+    store: SQLiteStore, vault: Vault
+) -> None:
+    manager = ClientManager(store, vault, BOUNDED)
+    with pytest.raises(InvalidClientMetadataError, match="dynamically registered client may not hold: admin"):
+        await manager.create({"scope": "read admin"}, dynamic=True)
+    administered = await manager.create({"scope": "read admin"})
+    assert administered.client.scopes == ("read", "admin")
+
+
+async def test_a_dynamic_update_cannot_widen_but_keeps_what_an_administrator_gave(
+    store: SQLiteStore, vault: Vault
+) -> None:
+    manager = ClientManager(store, vault, BOUNDED)
+    created = await manager.create({"scope": "read"}, dynamic=True)
+    with pytest.raises(InvalidClientMetadataError, match="may not hold: write"):
+        await manager.replace(created.client, {"scope": "read write"}, dynamic=True)
+    # Omitted scope in a full replacement: the registration scopes again, not everything.
+    omitted = await manager.replace(created.client, {}, dynamic=True)
+    assert omitted is not None
+    assert omitted.client.scopes == ("read",)
+    widened = await manager.replace(omitted.client, {"scope": "read write"})  # the administrator
+    assert widened is not None
+    kept = await manager.replace(widened.client, {"scope": "write read"}, dynamic=True)
+    assert kept is not None
+    assert kept.client.scopes == ("write", "read")
+    with pytest.raises(InvalidClientMetadataError, match="may not hold: admin"):
+        await manager.replace(kept.client, {"scope": "read write admin"}, dynamic=True)
