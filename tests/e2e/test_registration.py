@@ -195,6 +195,37 @@ async def test_body_that_is_not_a_json_object_is_invalid_client_metadata(server,
     assert reply.body["error"] == "invalid_client_metadata"
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"x":' * 40_000 + b"1" + b"}" * 40_000,
+        b"[" * 250_000,
+        b'{"jwks": {"keys": ' + b"[" * 20 + b"]" * 20 + b"}}",
+        b'{"a": NaN}',
+        b'{"a": 1e999}',
+    ],
+    ids=["nested-objects", "unclosed-arrays", "21-levels", "nan", "infinity"],
+)
+async def test_nested_or_non_json_numbers_are_invalid_client_metadata(server, http, raw: bytes) -> None:
+    # Issue 9 finding 9: deep nesting was a RecursionError and a 500.
+    reply = await call(http, server, "POST", "/register", data=raw)
+    assert reply.status == 400
+    assert reply.body["error"] == "invalid_client_metadata"
+    created = (await register(http, server)).body
+    update = await call(
+        http,
+        server,
+        "PUT",
+        created["registration_client_uri"],
+        data=raw,
+        token=created["registration_access_token"],
+    )
+    assert update.status == 400
+    assert update.body["error"] == "invalid_client_metadata"
+    still = await register(http, server, x_nested={"a": [{"b": [{"c": 1.5}]}]})
+    assert still.status == 201, still.body
+
+
 async def test_body_over_256_kib_is_413(server, http) -> None:
     padding = "x" * (256 * 1024)
     reply = await register(http, server, client_name=padding)
