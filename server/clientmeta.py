@@ -13,6 +13,7 @@ is its `validate_metadata` hook in certbound.clientauth, called last.
 from __future__ import annotations
 
 import ipaddress
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -71,11 +72,30 @@ _URL_MEMBERS = ("client_uri", "logo_uri", "tos_uri", "policy_uri")
 _TEXT_MEMBERS = ("client_name", "software_id", "software_version")
 _LOOPBACK_NAMES = ("localhost",)
 
+#: Characters no displayed member may hold (issue 9 finding 10): control characters (ESC starts
+#: terminal escape sequences, C1 CSI too), lone surrogates, line and paragraph separators, and the
+#: bidirectional embedding, override and isolate controls, which reorder how the text around them
+#: displays ("Trojan Source", CVE-2021-42574). Other format characters stay: ZWJ/ZWNJ in emoji,
+#: Indic and Persian names, LRM/RLM in mixed-direction ones. Every output escapes what it must
+#: anyway (certbound.cli.terminal): metadata stored before this rule, or in unknown members.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
 
 def _string(value: object, name: str) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidClientMetadataError(f"{name} must be a non-empty string")
     return value
+
+
+def _check_displayable(text: str, name: str) -> None:
+    if text.isprintable():  # the common case, and none of the refused characters is printable
+        return
+    for char in text:
+        if char in _BIDI_CONTROLS or unicodedata.category(char) in _REFUSED_CATEGORIES:
+            raise InvalidClientMetadataError(
+                f"{name} must not contain control or bidirectional formatting characters (U+{ord(char):04X})"
+            )
 
 
 def _string_list(metadata: Mapping[str, Any], name: str) -> list[str] | None:
@@ -122,7 +142,8 @@ def _redirect_uris(metadata: Mapping[str, Any]) -> list[str] | None:
     for uri in value:
         parts = urlsplit(uri)
         scheme_ok = parts.scheme[:1].isalpha() and parts.scheme.isascii()
-        if not scheme_ok or "#" in uri or any(ch.isspace() for ch in uri):
+        # No spaces, controls or invisible characters: not in a URI (RFC 3986 §2), and shown to users.
+        if not scheme_ok or "#" in uri or " " in uri or not uri.isprintable():
             raise InvalidRedirectUriError(f"redirect_uris: {uri!r} is not an absolute URI without a fragment")
         if parts.scheme in ("http", "https") and not parts.hostname:
             raise InvalidRedirectUriError(f"redirect_uris: {uri!r} has no host")
@@ -222,11 +243,12 @@ def _check_human_readable(metadata: Mapping[str, Any]) -> None:
     for name, value in metadata.items():
         base = name.partition("#")[0]
         if base in _URL_MEMBERS:
-            _web_url(value, name)
+            _check_displayable(_web_url(value, name), name)
         elif base in _TEXT_MEMBERS:
-            _string(value, name)
+            _check_displayable(_string(value, name), name)
     # Only the shape: RFC 7591 §2 does not define the syntax of a contact.
-    _string_list(metadata, "contacts")
+    for contact in _string_list(metadata, "contacts") or ():
+        _check_displayable(contact, "contacts")
 
 
 def _signing_alg(metadata: Mapping[str, Any]) -> None:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from certbound.app import open_vault
 from certbound.cli.adminclient import AdminAPIError, AdminClient
 from certbound.cli.common import add_setting_flags, settings_from_args
+from certbound.cli.terminal import json_for_terminal, safe_for_terminal
 from certbound.config import Settings
 from certbound.errors import ConfigError, InvalidClientMetadataError, InvalidRedirectUriError
 from certbound.management import ClientManager, client_information
@@ -247,17 +248,17 @@ def _metadata_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return metadata
 
 
-# output
+# output: every value may come from a registering client (certbound.cli.terminal)
 def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False))
+    print(json_for_terminal(value))
 
 
 def _text(value: Any) -> str:
     if isinstance(value, str):
-        return value
+        return safe_for_terminal(value)
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return " ".join(value)
-    return json.dumps(value, ensure_ascii=False)
+        return " ".join(safe_for_terminal(item) for item in value)
+    return safe_for_terminal(json.dumps(value, ensure_ascii=False))
 
 
 def _print_table(rows: Sequence[Sequence[str]]) -> None:
@@ -270,7 +271,7 @@ def _print_client(view: dict[str, Any], as_json: bool) -> None:
     if as_json:
         _print_json(view)
     else:
-        _print_table([(name, _text(value)) for name, value in view.items()])
+        _print_table([(_text(name), _text(value)) for name, value in view.items()])
 
 
 def _print_credentials(view: dict[str, Any], as_json: bool) -> None:
@@ -278,13 +279,13 @@ def _print_credentials(view: dict[str, Any], as_json: bool) -> None:
     if as_json:
         _print_json(view)
         return
-    print(f"client_id: {view['client_id']}")
+    print(f"client_id: {_text(view['client_id'])}")
     if "client_secret" in view:
-        print(f"client_secret: {view['client_secret']}")
+        print(f"client_secret: {_text(view['client_secret'])}")
 
 
 def _not_found(client_id: str) -> int:
-    sys.stderr.write(f"certbound: error: no client {client_id}\n")
+    sys.stderr.write(f"certbound: error: no client {safe_for_terminal(client_id)}\n")
     return 1
 
 
@@ -305,11 +306,11 @@ async def _list(args: argparse.Namespace, backend: _Backend) -> int:
     rows = [("CLIENT_ID", "METHOD", "GRANT_TYPES", "SCOPE", "NAME")]
     rows += [
         (
-            view["client_id"],
-            view["token_endpoint_auth_method"],
+            _text(view["client_id"]),
+            _text(view["token_endpoint_auth_method"]),
             _text(view.get("grant_types", [])) or "-",
-            view.get("scope", "") or "-",
-            view.get("client_name", "-"),
+            _text(view.get("scope", "")) or "-",
+            _text(view.get("client_name", "-")),
         )
         for view in views
     ]
@@ -342,7 +343,7 @@ async def _delete(args: argparse.Namespace, backend: _Backend) -> int:
     if args.json:
         _print_json({"deleted": args.client_id})
     else:
-        print(f"deleted {args.client_id}")
+        print(f"deleted {safe_for_terminal(args.client_id)}")
     return 0
 
 

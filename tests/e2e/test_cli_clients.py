@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import unicodedata
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from certbound.jose import public_jwk
+from certbound.models import Client
+from certbound.store import Store, open_store
 from certbound.testing import CertboundTestServer
 from tests.e2e.processes import run_cli
 from tests.helpers import basic_auth
@@ -278,3 +281,50 @@ async def test_url_mode_refusals(admin_server: tuple[CertboundTestServer, Path])
     )
     assert plain.returncode == 2
     assert "https" in plain.stderr
+
+
+# Issue 9 finding 10: stored metadata never acts on the operator's terminal
+HOSTILE = {
+    "token_endpoint_auth_method": "client_secret_basic",
+    "client_name": "evil\x1b]0;owned\x07\x1b[2J\x9b31m\u202eevil",  # stored before registration refused it
+    "x_note": "\x1b[8mhidden\u2028\ud800",  # unknown members are kept as sent (RFC 7591 §2)
+    "scope": "read",
+}
+
+
+def assert_terminal_safe(output: str) -> None:
+    unsafe = [char for char in output if unicodedata.category(char) in {"Cc", "Cf", "Cs", "Zl", "Zp"}]
+    assert set(unsafe) <= {"\n"}, unsafe
+
+
+async def store_hostile_client(store: Store) -> None:
+    await store.create_client(Client("hostile", HOSTILE, 1, secret_hash=b"h" * 32))
+
+
+async def test_stored_escapes_never_reach_the_terminal(db: str) -> None:
+    store = await open_store(db)
+    try:
+        await store_hostile_client(store)
+    finally:
+        await store.close()
+    for args in (("list",), ("show", "hostile")):
+        table = ok(*args, "--db", db)
+        assert_terminal_safe(table)
+        assert "\\x1b]0;owned\\x07" in table
+        as_json = ok(*args, "--db", db, "--json")
+        assert_terminal_safe(as_json)
+        shown = json.loads(as_json)
+        shown = shown[0] if isinstance(shown, list) else shown
+        assert (shown["client_name"], shown["x_note"]) == (HOSTILE["client_name"], HOSTILE["x_note"])
+
+
+async def test_escapes_from_a_server_never_reach_the_terminal(
+    admin_server: tuple[CertboundTestServer, Path],
+) -> None:
+    server, cacert = admin_server
+    await store_hostile_client(server.running.context.store)
+    for args in (("list",), ("show", "hostile"), ("list", "--json"), ("show", "hostile", "--json")):
+        assert_terminal_safe(stdout_of(await remote(server, cacert, *args)))
+    missing = await remote(server, cacert, "show", "no\x1b[2Jsuch")
+    assert missing.returncode == 1
+    assert missing.stderr == "certbound: error: no client no\\x1b[2Jsuch\n"
