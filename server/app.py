@@ -29,6 +29,7 @@ from certbound.metrics import Metrics
 from certbound.middleware import error_middleware
 from certbound.pki.trust import ClientTrust
 from certbound.proxycert import proxy_certificate_middleware
+from certbound.secretcheck import SecretChecker
 from certbound.store import Store, open_store
 from certbound.tokens import AccessTokenIssuer
 from certbound.vault import Vault, load_or_create_master_key
@@ -87,6 +88,7 @@ async def build_context(settings: Settings, store: Store | None = None) -> Serve
         Metrics(),
         client_keys=ClientKeyResolver(settings),
         trust=trust,
+        secret_checker=SecretChecker(vault),
     )
 
 

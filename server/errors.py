@@ -26,6 +26,7 @@ __all__ = [
     "PayloadTooLargeError",
     "ServerError",
     "StoreError",
+    "TemporarilyUnavailableError",
     "UnauthorizedClientError",
     "UnsupportedGrantTypeError",
     "UnsupportedMediaTypeError",
@@ -140,6 +141,13 @@ class AccessDeniedError(OAuthError):
 class NotFoundError(OAuthError):
     error = "not_found"
     status = 404
+
+
+class TemporarilyUnavailableError(OAuthError):
+    """RFC 6749 §4.1.2.1's `temporarily_unavailable`: overloaded for now, retry later (503)."""
+
+    error = "temporarily_unavailable"
+    status = 503
 
 
 class ServerError(OAuthError):

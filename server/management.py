@@ -3,7 +3,8 @@ admin API, the CLI): create, replace, update, delete, rotate secrets and registr
 keeping the client cache coherent.
 
 Secrets and registration access tokens carry 256 bits of entropy (RFC 6749 §10.10) and are shown
-once: the store keeps a keyed hash (and, for client_secret_jwt, the AES-GCM encrypted secret).
+once: the store keeps a keyed hash (and, for client_secret_jwt, the AES-GCM encrypted secret). An
+administrator's chosen secret may be short, so its hash is the slow one (certbound.vault).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from certbound.config import Settings
 from certbound.context import ServerContext
 from certbound.errors import InvalidClientMetadataError
 from certbound.models import SECRET_METHODS, Client
+from certbound.secretcheck import SecretChecker
 from certbound.store import ClientExistsError, Store
 from certbound.vault import Vault
 
@@ -75,6 +77,14 @@ def client_information(
     return view
 
 
+def _is_unicode_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_client_id(client_id: str) -> None:
     """An administrator's client_id: printable text. RFC 6749 Appendix A.1 says VSCHAR, but
     HTTP Basic form-urlencodes it (§2.3.1), so any Unicode text travels; control characters would
@@ -92,16 +102,18 @@ class ClientManager:
         vault: Vault,
         settings: Settings,
         cache: ClientCache | None = None,
+        checker: SecretChecker | None = None,
     ) -> None:
         self._store = store
         self._vault = vault
         self._settings = settings
         self._cache = cache
+        self._checker = checker or SecretChecker(vault)
 
     @classmethod
     def for_context(cls, context: ServerContext) -> ClientManager:
         """The manager a running server's handlers use: its changes invalidate the client cache."""
-        return cls(context.store, context.vault, context.settings, context.clients)
+        return cls(context.store, context.vault, context.settings, context.clients, context.secret_checker)
 
     async def get(self, client_id: str) -> Client | None:
         """The stored client, read through to the store (management must see the latest write)."""
@@ -131,6 +143,7 @@ class ClientManager:
             client_id = secrets.token_hex(16)
         else:
             _check_client_id(client_id)
+        chosen = secret is not None
         if secret is not None:
             self._check_chosen_secret(secret, method, client_id)
         elif method in SECRET_METHODS:
@@ -141,7 +154,7 @@ class ClientManager:
             metadata=normalized,
             client_id_issued_at=int(time.time()),
             registration_token_hash=self._vault.hash_secret(token) if token is not None else None,
-            **self._secret_fields(client_id, method, secret),
+            **await self._secret_fields(client_id, method, secret, chosen=chosen),
         )
         try:
             await self._store.create_client(client)
@@ -179,7 +192,9 @@ class ClientManager:
         elif method in SECRET_METHODS and (rotate_secret or not self._can_keep_secret(client, method)):
             new_secret = generate_secret()
         if new_secret is not None:
-            fields = self._secret_fields(client.client_id, method, new_secret)
+            fields = await self._secret_fields(
+                client.client_id, method, new_secret, chosen=secret is not None
+            )
         elif method in SECRET_METHODS:
             fields = {
                 "secret_hash": client.secret_hash,
@@ -187,7 +202,7 @@ class ClientManager:
                 "secret_expires_at": client.secret_expires_at,
             }
         else:
-            fields = self._secret_fields(client.client_id, method, None)
+            fields = await self._secret_fields(client.client_id, method, None, chosen=False)
         token: str | None = None
         if dynamic:
             # RFC 7592 §2.2: the server MAY issue a new registration access token on update.
@@ -210,10 +225,12 @@ class ClientManager:
         """A new secret (generated, or an administrator's); the old one stops working at once."""
         if client.auth_method not in SECRET_METHODS:
             raise InvalidClientMetadataError(f"client uses {client.auth_method}, which has no secret")
+        chosen = secret is not None
         if secret is not None:
             self._check_chosen_secret(secret, client.auth_method, client.client_id)
         secret = secret or generate_secret()
-        updated = replace(client, **self._secret_fields(client.client_id, client.auth_method, secret))
+        fields = await self._secret_fields(client.client_id, client.auth_method, secret, chosen=chosen)
+        updated = replace(client, **fields)
         stored = await self._store.update_client(updated)
         self._invalidate(client.client_id)
         return CreatedClient(updated, secret) if stored else None
@@ -232,19 +249,24 @@ class ClientManager:
         matches = self._vault.verify_secret(token, expected or _NO_TOKEN_HASH)
         return matches and expected is not None
 
-    def verify_client_secret(self, client: Client, secret: str) -> bool:
+    async def verify_client_secret(self, client: Client, secret: str) -> bool:
         """Whether `secret` is the client's current secret (constant-time comparison)."""
         if client.secret_hash is None:
             return False
-        return self._vault.verify_secret(secret, client.secret_hash)
+        return await self._checker.verify(secret, client.secret_hash)
 
     # helpers
-    def _secret_fields(self, client_id: str, method: str, secret: str | None) -> dict[str, Any]:
+    async def _secret_fields(
+        self, client_id: str, method: str, secret: str | None, *, chosen: bool
+    ) -> dict[str, Any]:
+        """The stored form of `secret`: a generated one's fast HMAC, a `chosen` one's slow hash."""
         if secret is None or method not in SECRET_METHODS:
             return {"secret_hash": None, "secret_ciphertext": None, "secret_expires_at": 0}
         lifetime = self._settings.client_secret_lifetime
         fields: dict[str, Any] = {
-            "secret_hash": self._vault.hash_secret(secret),
+            "secret_hash": await self._checker.hash_chosen(secret)
+            if chosen
+            else self._vault.hash_secret(secret),
             "secret_ciphertext": None,
             "secret_expires_at": int(time.time()) + lifetime if lifetime else 0,
         }
@@ -265,6 +287,8 @@ class ClientManager:
     def _check_chosen_secret(secret: str, method: str, client_id: str) -> None:
         if method not in SECRET_METHODS:
             raise InvalidClientMetadataError(f"client_secret is not used by {method}")
+        if not _is_unicode_text(secret):
+            raise InvalidClientMetadataError("client_secret must be Unicode text (it holds a lone surrogate)")
         if len(secret) < _MIN_CHOSEN_SECRET:
             raise InvalidClientMetadataError(
                 f"client_secret must have at least {_MIN_CHOSEN_SECRET} characters"

@@ -236,8 +236,7 @@ class CertboundTestServer:
         await self.stop()
 
     def manager(self) -> ClientManager:
-        context = self.running.context
-        return ClientManager(context.store, context.vault, context.settings, context.clients)
+        return ClientManager.for_context(self.running.context)
 
     async def add_client(
         self,

@@ -1,6 +1,6 @@
 """client_secret_basic and client_secret_post (RFC 6749 §2.3.1, OIDC Core §9).
 
-Secrets are stored as a keyed hash and compared in constant time; an expired secret
+Secrets are stored hashed and compared in constant time (certbound.secretcheck); an expired secret
 (`client_secret_expires_at`, RFC 7591 §3.2.1) no longer authenticates.
 """
 
@@ -18,10 +18,10 @@ from certbound.models import Client
 __all__ = ["ClientSecretBasic", "ClientSecretPost", "require_valid_secret"]
 
 
-def require_valid_secret(presented: str | None, client: Client, context: ServerContext) -> None:
+async def require_valid_secret(presented: str | None, client: Client, context: ServerContext) -> None:
     if client.secret_hash is None:
         raise InvalidClientError("client has no secret")
-    if presented is None or not context.vault.verify_secret(presented, client.secret_hash):
+    if presented is None or not await context.secret_checker.verify(presented, client.secret_hash):
         raise InvalidClientError("client authentication failed")
     if client.secret_expires_at and client.secret_expires_at < time.time():
         raise InvalidClientError("client secret has expired")
@@ -32,7 +32,7 @@ class ClientSecretBasic:
     mechanism: ClassVar[Mechanism] = Mechanism.BASIC
 
     async def verify(self, presented: PresentedCredentials, client: Client, context: ServerContext) -> None:
-        require_valid_secret(presented.secret, client, context)
+        await require_valid_secret(presented.secret, client, context)
 
     def validate_metadata(self, metadata: dict[str, Any], settings: Settings) -> None:
         return None
@@ -43,7 +43,7 @@ class ClientSecretPost:
     mechanism: ClassVar[Mechanism] = Mechanism.POST
 
     async def verify(self, presented: PresentedCredentials, client: Client, context: ServerContext) -> None:
-        require_valid_secret(presented.secret, client, context)
+        await require_valid_secret(presented.secret, client, context)
 
     def validate_metadata(self, metadata: dict[str, Any], settings: Settings) -> None:
         return None

@@ -115,7 +115,7 @@ class RegistrationEndpoints:
         secret (the server MAY, §2.2). A new registration access token is issued every time."""
         manager, client, _ = await self._authorized_client(request)
         body = await read_json_object(request, error=InvalidClientMetadataError)
-        self._check_update_request(manager, client, body)
+        await self._check_update_request(manager, client, body)
         rotate = request.query.get("rotate_secret", "false").lower() in ("true", "1")
         updated = await manager.replace(client, body, rotate_secret=rotate, dynamic=True)
         if updated is None:
@@ -132,7 +132,7 @@ class RegistrationEndpoints:
         return web.Response(status=204, headers=NO_STORE)
 
     @staticmethod
-    def _check_update_request(manager: ClientManager, client: Client, body: dict[str, Any]) -> None:
+    async def _check_update_request(manager: ClientManager, client: Client, body: dict[str, Any]) -> None:
         present = [name for name in _NOT_IN_UPDATE if name in body]
         if present:
             raise InvalidRequestError(f"an update request must not include {', '.join(present)}")
@@ -140,7 +140,7 @@ class RegistrationEndpoints:
             raise InvalidRequestError("client_id in the body must be the client's current client_id")
         secret = body.get("client_secret")
         if "client_secret" in body and not (
-            isinstance(secret, str) and manager.verify_client_secret(client, secret)
+            isinstance(secret, str) and await manager.verify_client_secret(client, secret)
         ):
             # RFC 7592 §2.2: a client MUST NOT choose its own secret; it may only repeat it.
             raise InvalidRequestError("client_secret does not match the current client secret")
