@@ -4,11 +4,16 @@ Works on the database directly (`--db URL | --config FILE`, through the same Cli
 server) or on a running server's admin API (`--url https://... --admin-token T [--cacert PEM]`).
 Human tables by default, `--json` for scripts. Exit codes: 0 ok, 1 not found, 2 bad input with one
 `certbound: error:` line on stderr.
+
+A chosen secret can stay off the command line (where every local user reads it in /proc):
+`--secret -` reads it from stdin (without echo on a terminal), `--secret-file FILE` from a file;
+the admin token for --url comes from CERTBOUND_ADMIN_TOKEN or --admin-token-file.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -20,7 +25,7 @@ from certbound.app import open_vault
 from certbound.cli.adminclient import AdminAPIError, AdminClient
 from certbound.cli.common import add_setting_flags, settings_from_args
 from certbound.cli.terminal import json_for_terminal, safe_for_terminal
-from certbound.config import Settings
+from certbound.config import Settings, read_secret_file
 from certbound.errors import ConfigError, InvalidClientMetadataError, InvalidRedirectUriError
 from certbound.management import ClientManager, client_information
 from certbound.store import open_store
@@ -29,7 +34,7 @@ __all__ = ["register"]
 
 #: Settings these commands read: the database, the scopes metadata is checked against, the secret
 #: lifetime, and the admin token for --url.
-_SETTINGS = {"db", "master_key_file", "scopes", "client_secret_lifetime", "admin_token"}
+_SETTINGS = {"db", "master_key_file", "scopes", "client_secret_lifetime", "admin_token", "admin_token_file"}
 
 #: RFC 8705 §2.1.2: a tls_client_auth client registers exactly one of these; setting one with a
 #: flag drops the others.
@@ -110,7 +115,10 @@ def _add_target_options(command: argparse.ArgumentParser) -> None:
 
 def _add_metadata_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument("--method", help="token_endpoint_auth_method (add: default client_secret_basic)")
-    command.add_argument("--secret", help="client secret, 8+ characters (default: generated, 256 bits)")
+    command.add_argument(
+        "--secret", help="client secret, 8+ characters, or - to read it from stdin (default: generated)"
+    )
+    command.add_argument("--secret-file", type=Path, metavar="FILE", help="read the client secret from FILE")
     command.add_argument("--name", dest="client_name", help="client_name")
     command.add_argument("--scope", dest="client_scope", help="space-separated scopes (default: all)")
     command.add_argument("--grant-type", action="append", dest="grant_types", help="grant type (repeatable)")
@@ -196,7 +204,7 @@ async def _backend(args: argparse.Namespace, settings: Settings) -> AsyncIterato
         if args.db is not None:
             raise ConfigError("use either --url or --db, not both")
         if not settings.admin_token:
-            raise ConfigError("--url needs --admin-token (or CERTBOUND_ADMIN_TOKEN)")
+            raise ConfigError("--url needs --admin-token, --admin-token-file or CERTBOUND_ADMIN_TOKEN")
         async with AdminClient(args.url, settings.admin_token, args.cacert) as admin:
             yield admin
         return
@@ -217,6 +225,22 @@ def _read_json_object(path: Path, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"{what} {path} must hold a JSON object")
     return value
+
+
+def _chosen_secret(args: argparse.Namespace) -> str | None:
+    """--secret VALUE, --secret - (stdin) or --secret-file FILE; None: let the server generate one."""
+    if args.secret is not None and args.secret_file is not None:
+        raise ConfigError("give --secret or --secret-file, not both")
+    if args.secret_file is not None:
+        return read_secret_file(args.secret_file, "--secret")
+    given: str | None = args.secret
+    if given != "-":  # a secret of 8+ characters is never "-"
+        return given
+    interactive = sys.stdin.isatty()
+    secret = getpass.getpass("client secret: ") if interactive else sys.stdin.readline().rstrip("\r\n")
+    if not secret:
+        raise ConfigError("--secret -: no secret on stdin")
+    return secret
 
 
 def _metadata_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -284,6 +308,11 @@ def _print_credentials(view: dict[str, Any], as_json: bool) -> None:
         print(f"client_secret: {_text(view['client_secret'])}")
 
 
+def _without_given_secret(view: dict[str, Any], secret: str | None) -> dict[str, Any]:
+    """The operator knows a secret they gave: it is not printed back into scrollback and logs."""
+    return {name: value for name, value in view.items() if secret is None or name != "client_secret"}
+
+
 def _not_found(client_id: str) -> int:
     sys.stderr.write(f"certbound: error: no client {safe_for_terminal(client_id)}\n")
     return 1
@@ -293,8 +322,9 @@ def _not_found(client_id: str) -> int:
 async def _add(args: argparse.Namespace, backend: _Backend) -> int:
     metadata = _metadata_from_args(args)
     metadata = {name: value for name, value in metadata.items() if value is not None}
-    view = await backend.add(metadata, client_id=args.client_id, secret=args.secret)
-    _print_credentials(view, args.json)
+    secret = _chosen_secret(args)
+    view = await backend.add(metadata, client_id=args.client_id, secret=secret)
+    _print_credentials(_without_given_secret(view, secret), args.json)
     return 0
 
 
@@ -328,12 +358,13 @@ async def _show(args: argparse.Namespace, backend: _Backend) -> int:
 
 async def _update(args: argparse.Namespace, backend: _Backend) -> int:
     changes = _metadata_from_args(args)
-    if not changes and args.secret is None:
+    secret = _chosen_secret(args)
+    if not changes and secret is None:
         raise ConfigError("nothing to update: give metadata flags, --secret or --data")
-    view = await backend.update(args.client_id, changes, secret=args.secret)
+    view = await backend.update(args.client_id, changes, secret=secret)
     if view is None:
         return _not_found(args.client_id)
-    _print_client(view, args.json)
+    _print_client(_without_given_secret(view, secret), args.json)
     return 0
 
 

@@ -328,3 +328,65 @@ async def test_escapes_from_a_server_never_reach_the_terminal(
     missing = await remote(server, cacert, "show", "no\x1b[2Jsuch")
     assert missing.returncode == 1
     assert missing.stderr == "certbound: error: no client no\\x1b[2Jsuch\n"
+
+
+# Issue 9 finding 15: secrets and tokens off the command line (where /proc shows them to everyone)
+async def test_a_chosen_secret_from_stdin_or_a_file(db: str, tmp_path: Path) -> None:
+    from_stdin = await asyncio.to_thread(
+        run_cli,
+        "clients",
+        "add",
+        "--db",
+        db,
+        "--client-id",
+        "piped",
+        "--secret",
+        "-",
+        stdin="piped-secret-1\n",
+    )
+    assert from_stdin.returncode == 0, from_stdin.stderr
+    assert credentials(from_stdin.stdout) == {"client_id": "piped"}  # not echoed back
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("secret-from-a-file\n")
+    ok("add", "--db", db, "--client-id", "filed", "--secret-file", str(secret_file))
+    updated = run_cli(
+        "clients", "update", "filed", "--db", db, "--secret", "-", stdin="updated-from-stdin\r\n"
+    )
+    assert updated.returncode == 0, updated.stderr
+    async with CertboundTestServer(db=db) as server:
+        assert await token_status(server, "piped", "piped-secret-1") == 200
+        assert await token_status(server, "filed", "updated-from-stdin") == 200
+        assert await token_status(server, "filed", "secret-from-a-file") == 401
+
+
+def test_secret_input_refusals(db: str, tmp_path: Path) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("secret-from-a-file\n")
+    both = ("add", "--db", db, "--secret", "x" * 10, "--secret-file", str(secret_file))
+    assert "give --secret or --secret-file, not both" in fails(2, *both)
+    empty = run_cli("clients", "add", "--db", db, "--secret", "-", stdin="")
+    assert empty.returncode == 2
+    assert empty.stderr == "certbound: error: --secret -: no secret on stdin\n"
+    missing = fails(2, "add", "--db", db, "--secret-file", str(tmp_path / "nope"))
+    assert "cannot read --secret file" in missing
+
+
+async def test_url_mode_reads_the_admin_token_from_a_file(
+    admin_server: tuple[CertboundTestServer, Path], tmp_path: Path
+) -> None:
+    server, cacert = admin_server
+    token_file = tmp_path / "admin-token"
+    token_file.write_text(ADMIN_TOKEN + "\n")
+    args = (
+        "list",
+        "--json",
+        "--url",
+        server.url,
+        "--admin-token-file",
+        str(token_file),
+        "--cacert",
+        str(cacert),
+    )
+    listed = await asyncio.to_thread(run_cli, "clients", *args)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == []
