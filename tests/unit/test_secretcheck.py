@@ -92,3 +92,17 @@ async def test_slow_checks_run_off_the_loop_capped_and_excess_is_refused_at_once
     assert await asyncio.gather(*admitted) == [False, False, False]
     assert vault.slow_checks == 3
     assert await checker.verify("chosen secret", stored)  # room again once they finished
+
+
+async def test_a_burst_presenting_the_same_secret_shares_one_check(vault: CountingVault) -> None:
+    checker = SecretChecker(vault, slow_at_once=1, slow_waiting=1)
+    stored = vault.hash_chosen_secret("chosen secret", CHEAP)
+    vault.gate = threading.Event()
+    burst = [asyncio.create_task(checker.verify("chosen secret", stored)) for _ in range(20)]
+    await asyncio.to_thread(vault.started.acquire)
+    burst[0].cancel()  # one requester going away does not cancel the check the others wait for
+    vault.gate.set()
+    results = await asyncio.gather(*burst, return_exceptions=True)
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert results[1:] == [True] * 19  # no 503 although only one check may wait
+    assert vault.slow_checks == 1
