@@ -67,6 +67,26 @@ async def register(http: aiohttp.ClientSession, server: CertboundTestServer, **m
     return await call(http, server, "POST", "/register", json_body=metadata)
 
 
+async def put_registration(
+    http: aiohttp.ClientSession,
+    server: CertboundTestServer,
+    registered: dict[str, Any],
+    *,
+    json_body: Any = None,
+    data: bytes | None = None,
+) -> Reply:
+    """RFC 7592 §2.2: PUT to the client's configuration endpoint with its registration token."""
+    return await call(
+        http,
+        server,
+        "PUT",
+        registered["registration_client_uri"],
+        json_body=json_body,
+        data=data,
+        token=registered["registration_access_token"],
+    )
+
+
 async def token_request(
     http: aiohttp.ClientSession, server: CertboundTestServer, client: dict[str, Any]
 ) -> Reply:
@@ -212,14 +232,7 @@ async def test_nested_or_non_json_numbers_are_invalid_client_metadata(server, ht
     assert reply.status == 400
     assert reply.body["error"] == "invalid_client_metadata"
     created = (await register(http, server)).body
-    update = await call(
-        http,
-        server,
-        "PUT",
-        created["registration_client_uri"],
-        data=raw,
-        token=created["registration_access_token"],
-    )
+    update = await put_registration(http, server, created, data=raw)
     assert update.status == 400
     assert update.body["error"] == "invalid_client_metadata"
     still = await register(http, server, x_nested={"a": [{"b": [{"c": 1.5}]}]})
@@ -288,14 +301,7 @@ async def test_registration_scopes_bound_registration_update_and_tokens(http) ->
             assert (response.status, (await response.json())["error"]) == (400, "invalid_scope")
 
         widen = update_body(defaulted.body, scope="read admin")
-        reply = await call(
-            http,
-            server,
-            "PUT",
-            defaulted.body["registration_client_uri"],
-            json_body=widen,
-            token=defaulted.body["registration_access_token"],
-        )
+        reply = await put_registration(http, server, defaulted.body, json_body=widen)
         assert reply.status == 400
         assert reply.body["error"] == "invalid_client_metadata"
         stored = await server.manager().get(defaulted.body["client_id"])
@@ -438,14 +444,7 @@ async def test_update_request_rules(server, http, change: dict[str, Any], field:
     body.update(change)
     if body.get("client_id") is None:
         body.pop("client_id")
-    reply = await call(
-        http,
-        server,
-        "PUT",
-        created["registration_client_uri"],
-        json_body=body,
-        token=created["registration_access_token"],
-    )
+    reply = await put_registration(http, server, created, json_body=body)
     assert reply.status == 400
     assert reply.body["error"] == "invalid_request"
     assert field in reply.body["error_description"]
@@ -453,13 +452,8 @@ async def test_update_request_rules(server, http, change: dict[str, Any], field:
 
 async def test_update_is_validated_like_registration(server, http) -> None:
     created = (await register(http, server)).body
-    reply = await call(
-        http,
-        server,
-        "PUT",
-        created["registration_client_uri"],
-        json_body=update_body(created, redirect_uris=["https://x.example/#f"]),
-        token=created["registration_access_token"],
+    reply = await put_registration(
+        http, server, created, json_body=update_body(created, redirect_uris=["https://x.example/#f"])
     )
     assert reply.status == 400
     assert reply.body["error"] == "invalid_redirect_uri"
