@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from certbound.config import OPTIONS, Settings
+from certbound.config import OPTIONS, Settings, read_secret_file
 from certbound.endpoints.http import json_response
 from certbound.errors import ConfigError
 from certbound.resource import (
@@ -70,6 +70,12 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--introspection-client-id", metavar="ID", help="introspect tokens as this client")
     parser.add_argument("--introspection-client-secret", metavar="S", help="that client's secret")
+    parser.add_argument(
+        "--introspection-client-secret-file",
+        type=Path,
+        metavar="FILE",
+        help="read that client's secret from FILE (keeps it off the command line)",
+    )
     parser.set_defaults(run=_run)
 
 
@@ -129,8 +135,18 @@ def _tls_files(args: argparse.Namespace) -> _TLSFiles:
     return _TLSFiles(resolved.tls_cert, resolved.tls_key, resolved.client_ca, as_ca)
 
 
+def _introspection_secret(args: argparse.Namespace) -> str | None:
+    given: str | None = args.introspection_client_secret
+    if args.introspection_client_secret_file is None:
+        return given
+    if given is not None:
+        raise ConfigError("give --introspection-client-secret or its -file, not both")
+    return read_secret_file(args.introspection_client_secret_file, "--introspection-client-secret")
+
+
 def _verifier(args: argparse.Namespace, as_ca: Path | None) -> TokenVerifier:
-    if (args.introspection_client_id is None) != (args.introspection_client_secret is None):
+    secret = _introspection_secret(args)
+    if (args.introspection_client_id is None) != (secret is None):
         raise ConfigError("--introspection-client-id and --introspection-client-secret go together")
     try:
         return TokenVerifier(
@@ -139,7 +155,7 @@ def _verifier(args: argparse.Namespace, as_ca: Path | None) -> TokenVerifier:
             ca_file=as_ca,
             clock_skew=args.clock_skew,
             introspection_client_id=args.introspection_client_id,
-            introspection_client_secret=args.introspection_client_secret,
+            introspection_client_secret=secret,
         )
     except (ssl.SSLError, OSError) as exc:
         raise ConfigError(f"cannot load --as-ca {as_ca}: {exc}") from None

@@ -4,6 +4,7 @@ configuration, persistence across restarts, key rotation, the dev PKI."""
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from certbound.devpki import write_dev_pki
+from certbound.vault import Vault, load_or_create_master_key
 from tests.e2e.processes import CERTBOUND, ServerProcess, free_port, https_json, run_cli, server_env
 from tests.helpers import basic_auth
 
@@ -206,6 +208,46 @@ def test_start_up_warns_about_open_registration_and_short_tokens(pki: Path, tmp_
     assert "--admin-token has fewer than 32 characters" in stderr
     assert f"--admin-token-file {token_file} is accessible by other users (mode 644)" in stderr
     assert "short-admin-token" not in stderr
+
+
+def test_debug_logging_shows_no_secret_hash_or_sql_parameter(pki: Path, tmp_path: Path) -> None:
+    # Issue 9 finding 15: aiosqlite logged every statement with its parameters at DEBUG.
+    admin_token = "debug-admin-token-0123456789abcdef"
+    headers = {"Authorization": f"Bearer {admin_token}", "Content-Type": "application/json"}
+    args = serve_args(pki, f"sqlite:///{tmp_path}/certbound.db", free_port())
+    with ServerProcess(*args, "--log-level", "debug", "--admin-token", admin_token) as server:
+        chosen = b'{"client_id": "chosen", "client_secret": "debug-chosen-secret"}'
+        status, _ = https_json(
+            server.url + "/admin/clients", pki / "server-ca.pem", data=chosen, headers=headers
+        )
+        assert status == 201
+        status, generated = https_json(
+            server.url + "/admin/clients", pki / "server-ca.pem", data=b"{}", headers=headers
+        )
+        assert status == 201
+        assert get_token(server.url, pki, "chosen", "debug-chosen-secret")[0] == 200
+        assert get_token(server.url, pki, generated["client_id"], generated["client_secret"])[0] == 200
+        with socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1]))) as garbage:
+            garbage.sendall(b"not TLS\r\n\r\n")  # a handshake failure: logged at DEBUG
+            garbage.recv(1024)
+        code, stderr = server.stop()
+    assert code == 0, stderr
+    assert " DEBUG certbound.tls" in stderr  # debug logging was on
+    stored_hmac = Vault(load_or_create_master_key(tmp_path / "certbound.db.key")).hash_secret(
+        generated["client_secret"]
+    )
+    for needle in (
+        generated["client_secret"],
+        "debug-chosen-secret",
+        admin_token,
+        repr(stored_hmac)[2:-1],
+        stored_hmac.hex(),
+        "$scrypt$",
+        "INSERT INTO",
+        "UPDATE clients",
+        "private_key_ciphertext",
+    ):
+        assert needle not in stderr
 
 
 def test_certs_dev_prints_the_files_it_wrote(tmp_path: Path) -> None:
