@@ -30,6 +30,7 @@ from certbound.metrics import Metrics
 from certbound.middleware import request_middleware
 from certbound.pki.trust import ClientTrust
 from certbound.proxycert import proxy_certificate_middleware
+from certbound.secretcheck import SecretChecker
 from certbound.store import Store, open_store
 from certbound.tokens import AccessTokenIssuer
 from certbound.vault import Vault, load_or_create_master_key
@@ -91,6 +92,7 @@ async def build_context(
         metrics or Metrics(),
         client_keys=ClientKeyResolver(settings),
         trust=trust,
+        secret_checker=SecretChecker(vault),
     )
 
 

@@ -13,7 +13,9 @@ is its `validate_metadata` hook in certbound.clientauth, called last.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,6 +31,7 @@ __all__ = [
     "CLIENT_SIGNING_ALGS",
     "KNOWN_AUTH_METHODS",
     "SERVER_ASSIGNED",
+    "ScopeLimit",
     "merge_metadata",
     "normalize_metadata",
 ]
@@ -71,11 +74,30 @@ _URL_MEMBERS = ("client_uri", "logo_uri", "tos_uri", "policy_uri")
 _TEXT_MEMBERS = ("client_name", "software_id", "software_version")
 _LOOPBACK_NAMES = ("localhost",)
 
+#: Characters no displayed member may hold (issue 9 finding 10): control characters (ESC starts
+#: terminal escape sequences, C1 CSI too), lone surrogates, line and paragraph separators, and the
+#: bidirectional embedding, override and isolate controls, which reorder how the text around them
+#: displays ("Trojan Source", CVE-2021-42574). Other format characters stay: ZWJ/ZWNJ in emoji,
+#: Indic and Persian names, LRM/RLM in mixed-direction ones. Every output escapes what it must
+#: anyway (certbound.cli.terminal): metadata stored before this rule, or in unknown members.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
 
 def _string(value: object, name: str) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidClientMetadataError(f"{name} must be a non-empty string")
     return value
+
+
+def _check_displayable(text: str, name: str) -> None:
+    if text.isprintable():  # the common case, and none of the refused characters is printable
+        return
+    for char in text:
+        if char in _BIDI_CONTROLS or unicodedata.category(char) in _REFUSED_CATEGORIES:
+            raise InvalidClientMetadataError(
+                f"{name} must not contain control or bidirectional formatting characters (U+{ord(char):04X})"
+            )
 
 
 def _string_list(metadata: Mapping[str, Any], name: str) -> list[str] | None:
@@ -122,7 +144,8 @@ def _redirect_uris(metadata: Mapping[str, Any]) -> list[str] | None:
     for uri in value:
         parts = urlsplit(uri)
         scheme_ok = parts.scheme[:1].isalpha() and parts.scheme.isascii()
-        if not scheme_ok or "#" in uri or any(ch.isspace() for ch in uri):
+        # No spaces, controls or invisible characters: not in a URI (RFC 3986 §2), and shown to users.
+        if not scheme_ok or "#" in uri or " " in uri or not uri.isprintable():
             raise InvalidRedirectUriError(f"redirect_uris: {uri!r} is not an absolute URI without a fragment")
         if parts.scheme in ("http", "https") and not parts.hostname:
             raise InvalidRedirectUriError(f"redirect_uris: {uri!r} has no host")
@@ -161,16 +184,45 @@ def _response_types(metadata: Mapping[str, Any], grant_types: list[str]) -> list
     return response_types
 
 
-def _scope(metadata: Mapping[str, Any], settings: Settings) -> str:
+@dataclass(frozen=True, slots=True)
+class ScopeLimit:
+    """The scopes a client may be given by one front door, and what it gets when it names none.
+
+    An administrator (admin API, CLI) may give any of --scopes, all by default (SPEC §6). Dynamic
+    registration is bounded by --registration-scopes (SPEC §3): the registration scopes by default,
+    and an RFC 7592 update adds nothing beyond them to what the client already holds (an
+    administrator may have widened it; the client keeps that but cannot widen itself).
+    """
+
+    allowed: frozenset[str]
+    default: tuple[str, ...]
+    #: Who is bounded, for the error description.
+    holder: str
+
+    @classmethod
+    def administrator(cls, settings: Settings) -> ScopeLimit:
+        return cls(frozenset(settings.scopes), settings.scopes, "a client")
+
+    @classmethod
+    def dynamic(cls, settings: Settings, *, holding: Iterable[str] = ()) -> ScopeLimit:
+        scopes = settings.dynamic_client_scopes
+        return cls(frozenset((*scopes, *holding)), scopes, "a dynamically registered client")
+
+
+def _scope(metadata: Mapping[str, Any], settings: Settings, limit: ScopeLimit) -> str:
     scope = metadata.get("scope")
     if scope is None:
-        return " ".join(settings.scopes)
+        return " ".join(limit.default)
     if not isinstance(scope, str):
         raise InvalidClientMetadataError("scope must be a space-separated string")
     unknown = [item for item in scope.split() if item not in settings.scopes]
     if unknown:
         outside = " ".join(unknown)
         raise InvalidClientMetadataError(f"scope includes values this server does not offer: {outside}")
+    beyond = [item for item in scope.split() if item not in limit.allowed]
+    if beyond:
+        outside = " ".join(beyond)
+        raise InvalidClientMetadataError(f"scope includes values {limit.holder} may not hold: {outside}")
     return " ".join(dict.fromkeys(scope.split()))
 
 
@@ -191,11 +243,12 @@ def _check_human_readable(metadata: Mapping[str, Any]) -> None:
     for name, value in metadata.items():
         base = name.partition("#")[0]
         if base in _URL_MEMBERS:
-            _web_url(value, name)
+            _check_displayable(_web_url(value, name), name)
         elif base in _TEXT_MEMBERS:
-            _string(value, name)
+            _check_displayable(_string(value, name), name)
     # Only the shape: RFC 7591 §2 does not define the syntax of a contact.
-    _string_list(metadata, "contacts")
+    for contact in _string_list(metadata, "contacts") or ():
+        _check_displayable(contact, "contacts")
 
 
 def _signing_alg(metadata: Mapping[str, Any]) -> None:
@@ -207,9 +260,12 @@ def _signing_alg(metadata: Mapping[str, Any]) -> None:
         )
 
 
-def normalize_metadata(metadata: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
+def normalize_metadata(
+    metadata: Mapping[str, Any], settings: Settings, scopes: ScopeLimit | None = None
+) -> dict[str, Any]:
     """Validate `metadata` and return it as stored: defaults filled, server-assigned members
-    dropped, members whose value is null dropped (RFC 7592 §2.2 treats them as omitted)."""
+    dropped, members whose value is null dropped (RFC 7592 §2.2 treats them as omitted). `scopes`
+    bounds the scope (default: what an administrator may give)."""
     result = {
         name: value for name, value in metadata.items() if value is not None and name not in SERVER_ASSIGNED
     }
@@ -232,7 +288,7 @@ def normalize_metadata(metadata: Mapping[str, Any], settings: Settings) -> dict[
     response_types = _response_types(result, result["grant_types"])
     if response_types is not None:
         result["response_types"] = response_types
-    result["scope"] = _scope(result, settings)
+    result["scope"] = _scope(result, settings, scopes or ScopeLimit.administrator(settings))
     _check_human_readable(result)
     _check_keys(result, settings)
     _signing_alg(result)

@@ -34,6 +34,7 @@ __all__ = [
     "load_admin_target",
     "load_settings",
     "parse_options",
+    "read_secret_file",
 ]
 
 #: Algorithms the server may sign access tokens with (issue: server signing keys).
@@ -188,9 +189,30 @@ OPTIONS: tuple[Option, ...] = (
         "key file that encrypts client secrets and signing keys at rest (default: beside the SQLite file)",
         metavar="FILE",
     ),
-    Option("registration", _OneOf("open", "token", "closed"), "open", "dynamic registration mode"),
+    Option("registration", _OneOf("open", "token", "closed"), "closed", "dynamic registration mode"),
+    Option(
+        "registration_scopes",
+        _as_scopes,
+        None,
+        "scopes a dynamically registered client may hold (default: all of --scopes)",
+        metavar='"SCOPE ..."',
+    ),
     Option("registration_token", _as_str, None, "bearer token for --registration token", metavar="TOKEN"),
+    Option(
+        "registration_token_file",
+        _as_path,
+        None,
+        "file holding the --registration-token (keeps it off the command line)",
+        metavar="FILE",
+    ),
     Option("admin_token", _as_str, None, "bearer token for the admin API", metavar="TOKEN"),
+    Option(
+        "admin_token_file",
+        _as_path,
+        None,
+        "file holding the --admin-token (keeps it off the command line)",
+        metavar="FILE",
+    ),
     Option("workers", _as_int(1, 64), 1, "worker processes"),
     Option(
         "outbound_ca",
@@ -258,9 +280,12 @@ class Settings:
     db_pool_size: int = 10
     db_timeout: int = 5
     master_key_file: Path | None = None
-    registration: str = "open"
+    registration: str = "closed"
+    registration_scopes: tuple[str, ...] | None = None
     registration_token: str | None = None
+    registration_token_file: Path | None = None
     admin_token: str | None = None
+    admin_token_file: Path | None = None
     workers: int = 1
     outbound_ca: tuple[Path, ...] = ()
     allow_private_fetch: bool = False
@@ -287,6 +312,12 @@ class Settings:
     @property
     def token_endpoint(self) -> str:
         return self.issuer + "/token"
+
+    @property
+    def dynamic_client_scopes(self) -> tuple[str, ...]:
+        """SPEC §3: the scopes a dynamically registered client may hold, and gets when it asks for
+        none (--registration-scopes, default all of --scopes)."""
+        return self.registration_scopes if self.registration_scopes is not None else self.scopes
 
     @property
     def mtls_base_url(self) -> str | None:
@@ -336,6 +367,34 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
 
 
+#: Secrets that may come from a file (`--NAME-file`) instead of the command line, where every local
+#: user can read them (/proc/PID/cmdline).
+_TOKEN_OPTIONS = ("admin_token", "registration_token")
+_DEFAULT_SCOPES = _BY_NAME["scopes"].default
+
+
+def read_secret_file(path: Path, what: str) -> str:
+    """The secret held in a file: its text without the line ending an editor or `echo` adds."""
+    try:
+        text = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"cannot read {what} file {path}: {reason}") from None
+    if not text:
+        raise ConfigError(f"{what} file {path} is empty")
+    return text
+
+
+def _read_token_file(values: dict[str, Any], name: str) -> None:
+    path = values.get(name + "_file")
+    if path is None:
+        return
+    flag = _BY_NAME[name].flag
+    if values.get(name) is not None:
+        raise ConfigError(f"give {flag} or {flag}-file, not both")
+    values[name] = read_secret_file(path, flag)
+
+
 def load_settings(
     flags: Mapping[str, object],
     environ: Mapping[str, str] | None = None,
@@ -381,12 +440,17 @@ def build_settings(values: Mapping[str, Any], config_file: Path | None = None) -
     """Settings from parsed option values (missing or None: the default), with the checks that
     involve several options."""
     values = {name: value for name, value in values.items() if value is not None}
+    for name in _TOKEN_OPTIONS:
+        _read_token_file(values, name)
     if values.get("issuer") is None:
         values["issuer"] = f"https://localhost:{values.get('port', 8443)}"
     if values.get("registration") == "token" and not values.get("registration_token"):
         raise ConfigError("--registration token needs --registration-token")
     if values.get("trusted_proxy_cert_sha256") and not values.get("trusted_proxy"):
         raise ConfigError("--trusted-proxy-cert-sha256 needs --trusted-proxy")
+    outside = set(values.get("registration_scopes") or ()) - set(values.get("scopes", _DEFAULT_SCOPES))
+    if outside:
+        raise ConfigError(f"--registration-scopes names scopes not in --scopes: {' '.join(sorted(outside))}")
     if (values.get("tls_cert") is None) != (values.get("tls_key") is None):
         raise ConfigError("--tls-cert and --tls-key go together")
     return Settings(config=config_file, **values)

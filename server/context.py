@@ -12,6 +12,7 @@ from certbound.config import Settings
 from certbound.keys import KeyRing
 from certbound.metrics import Metrics
 from certbound.pki.trust import ClientTrust
+from certbound.secretcheck import SecretChecker
 from certbound.store import Store
 from certbound.tokens import AccessTokenIssuer
 from certbound.vault import Vault
@@ -31,6 +32,8 @@ class ServerContext:
     client_keys: ClientKeyResolver
     #: The client CA trust store for tls_client_auth (RFC 8705 §2.1), reloaded on SIGHUP.
     trust: ClientTrust
+    #: Verifies presented client secrets; holds the slow-hash concurrency cap and what verified.
+    secret_checker: SecretChecker
 
 
 CONTEXT = web.AppKey("certbound.context", ServerContext)

@@ -3,7 +3,8 @@ admin API, the CLI): create, replace, update, delete, rotate secrets and registr
 keeping the client cache coherent.
 
 Secrets and registration access tokens carry 256 bits of entropy (RFC 6749 §10.10) and are shown
-once: the store keeps a keyed hash (and, for client_secret_jwt, the AES-GCM encrypted secret).
+once: the store keeps a keyed hash (and, for client_secret_jwt, the AES-GCM encrypted secret). An
+administrator's chosen secret may be short, so its hash is the slow one (certbound.vault).
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from certbound.clientadvice import log_client_warnings
-from certbound.clientmeta import merge_metadata, normalize_metadata
+from certbound.clientmeta import ScopeLimit, merge_metadata, normalize_metadata
 from certbound.clients import ClientCache
 from certbound.config import Settings
 from certbound.context import ServerContext
 from certbound.errors import InvalidClientMetadataError
 from certbound.models import SECRET_METHODS, Client
+from certbound.secretcheck import SecretChecker
 from certbound.store import ClientExistsError, Store
 from certbound.vault import Vault
 
@@ -71,6 +73,14 @@ def client_information(
     return view
 
 
+def _is_unicode_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_client_id(client_id: str) -> None:
     """An administrator's client_id: printable text. RFC 6749 Appendix A.1 says VSCHAR, but
     HTTP Basic form-urlencodes it (§2.3.1), so any Unicode text travels; control characters would
@@ -88,16 +98,18 @@ class ClientManager:
         vault: Vault,
         settings: Settings,
         cache: ClientCache | None = None,
+        checker: SecretChecker | None = None,
     ) -> None:
         self._store = store
         self._vault = vault
         self._settings = settings
         self._cache = cache
+        self._checker = checker or SecretChecker(vault)
 
     @classmethod
     def for_context(cls, context: ServerContext) -> ClientManager:
         """The manager a running server's handlers use: its changes invalidate the client cache."""
-        return cls(context.store, context.vault, context.settings, context.clients)
+        return cls(context.store, context.vault, context.settings, context.clients, context.secret_checker)
 
     async def get(self, client_id: str) -> Client | None:
         """The stored client, read through to the store (management must see the latest write)."""
@@ -114,11 +126,13 @@ class ClientManager:
         *,
         client_id: str | None = None,
         secret: str | None = None,
-        registration_token: bool = False,
+        dynamic: bool = False,
     ) -> CreatedClient:
         """Register a client. `client_id` and `secret` are an administrator's choice (checked);
-        otherwise both are generated. `registration_token` issues an RFC 7592 access token."""
-        normalized = normalize_metadata(metadata, self._settings)
+        otherwise both are generated. `dynamic`: the client registers itself (RFC 7591): its scope
+        is bounded by --registration-scopes and it gets an RFC 7592 registration access token."""
+        scopes = ScopeLimit.dynamic(self._settings) if dynamic else None
+        normalized = normalize_metadata(metadata, self._settings, scopes)
         method = normalized["token_endpoint_auth_method"]
         if client_id is None:
             # Hex, not base64url: an identifier starting with "-" reads as a flag on command lines.
@@ -126,17 +140,18 @@ class ClientManager:
         else:
             _check_client_id(client_id)
         chosen_secret = secret
-        if chosen_secret is not None:
-            self._check_chosen_secret(chosen_secret, method)
+        chosen = secret is not None
+        if secret is not None:
+            self._check_chosen_secret(secret, method)
         elif method in SECRET_METHODS:
             secret = generate_secret()
-        token = secrets.token_urlsafe(32) if registration_token else None
+        token = secrets.token_urlsafe(32) if dynamic else None
         client = Client(
             client_id=client_id,
             metadata=normalized,
             client_id_issued_at=int(time.time()),
             registration_token_hash=self._vault.hash_secret(token) if token is not None else None,
-            **self._secret_fields(client_id, method, secret),
+            **await self._secret_fields(client_id, method, secret, chosen=chosen),
         )
         try:
             await self._store.create_client(client)
@@ -153,16 +168,19 @@ class ClientManager:
         *,
         secret: str | None = None,
         rotate_secret: bool = False,
-        rotate_registration_token: bool = False,
+        dynamic: bool = False,
     ) -> CreatedClient | None:
         """Full replacement of the metadata (RFC 7592 §2.2), validated as at registration.
 
         The secret is kept while the method still uses one (and the stored form suits it: a
         client_secret_jwt secret must be recoverable), unless `rotate_secret` or an administrator's
         `secret` replaces it; moving to a secret method issues one, leaving them drops it.
+        `dynamic`: the client updates itself (RFC 7592): it cannot widen its scope beyond
+        --registration-scopes, and gets a new registration access token.
         None when the client was deleted meanwhile.
         """
-        normalized = normalize_metadata(metadata, self._settings)
+        scopes = ScopeLimit.dynamic(self._settings, holding=client.scopes) if dynamic else None
+        normalized = normalize_metadata(metadata, self._settings, scopes)
         method = normalized["token_endpoint_auth_method"]
         new_secret: str | None = None
         fields: dict[str, Any]
@@ -172,7 +190,9 @@ class ClientManager:
         elif method in SECRET_METHODS and (rotate_secret or not self._can_keep_secret(client, method)):
             new_secret = generate_secret()
         if new_secret is not None:
-            fields = self._secret_fields(client.client_id, method, new_secret)
+            fields = await self._secret_fields(
+                client.client_id, method, new_secret, chosen=secret is not None
+            )
         elif method in SECRET_METHODS:
             fields = {
                 "secret_hash": client.secret_hash,
@@ -180,9 +200,9 @@ class ClientManager:
                 "secret_expires_at": client.secret_expires_at,
             }
         else:
-            fields = self._secret_fields(client.client_id, method, None)
+            fields = await self._secret_fields(client.client_id, method, None, chosen=False)
         token: str | None = None
-        if rotate_registration_token:
+        if dynamic:
             # RFC 7592 §2.2: the server MAY issue a new registration access token on update.
             token = secrets.token_urlsafe(32)
             fields["registration_token_hash"] = self._vault.hash_secret(token)
@@ -204,11 +224,13 @@ class ClientManager:
         """A new secret (generated, or an administrator's); the old one stops working at once."""
         if client.auth_method not in SECRET_METHODS:
             raise InvalidClientMetadataError(f"client uses {client.auth_method}, which has no secret")
+        chosen = secret is not None
         if secret is not None:
             self._check_chosen_secret(secret, client.auth_method)
             log_client_warnings(client.client_id, client.metadata, secret)
         secret = secret or generate_secret()
-        updated = replace(client, **self._secret_fields(client.client_id, client.auth_method, secret))
+        fields = await self._secret_fields(client.client_id, client.auth_method, secret, chosen=chosen)
+        updated = replace(client, **fields)
         stored = await self._store.update_client(updated)
         self._invalidate(client.client_id)
         return CreatedClient(updated, secret) if stored else None
@@ -227,19 +249,24 @@ class ClientManager:
         matches = self._vault.verify_secret(token, expected or _NO_TOKEN_HASH)
         return matches and expected is not None
 
-    def verify_client_secret(self, client: Client, secret: str) -> bool:
+    async def verify_client_secret(self, client: Client, secret: str) -> bool:
         """Whether `secret` is the client's current secret (constant-time comparison)."""
         if client.secret_hash is None:
             return False
-        return self._vault.verify_secret(secret, client.secret_hash)
+        return await self._checker.verify(secret, client.secret_hash)
 
     # helpers
-    def _secret_fields(self, client_id: str, method: str, secret: str | None) -> dict[str, Any]:
+    async def _secret_fields(
+        self, client_id: str, method: str, secret: str | None, *, chosen: bool
+    ) -> dict[str, Any]:
+        """The stored form of `secret`: a generated one's fast HMAC, a `chosen` one's slow hash."""
         if secret is None or method not in SECRET_METHODS:
             return {"secret_hash": None, "secret_ciphertext": None, "secret_expires_at": 0}
         lifetime = self._settings.client_secret_lifetime
         fields: dict[str, Any] = {
-            "secret_hash": self._vault.hash_secret(secret),
+            "secret_hash": await self._checker.hash_chosen(secret)
+            if chosen
+            else self._vault.hash_secret(secret),
             "secret_ciphertext": None,
             "secret_expires_at": int(time.time()) + lifetime if lifetime else 0,
         }
@@ -260,6 +287,8 @@ class ClientManager:
     def _check_chosen_secret(secret: str, method: str) -> None:
         if method not in SECRET_METHODS:
             raise InvalidClientMetadataError(f"client_secret is not used by {method}")
+        if not _is_unicode_text(secret):
+            raise InvalidClientMetadataError("client_secret must be Unicode text (it holds a lone surrogate)")
         if len(secret) < _MIN_CHOSEN_SECRET:
             raise InvalidClientMetadataError(
                 f"client_secret must have at least {_MIN_CHOSEN_SECRET} characters"

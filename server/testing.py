@@ -10,7 +10,9 @@
 
 The server listens on 127.0.0.1 on a port the kernel picks (bound once and kept: no race with
 parallel runs), with a trustme CA for its certificate and another for client certificates, and an
-in-memory SQLite database unless `db` is given. Other keyword arguments are `certbound serve`
+in-memory SQLite database unless `db` is given. Unlike `certbound serve` (closed by default, SPEC §3),
+dynamic registration is open unless `registration` says otherwise: the server is a throwaway on
+loopback, and suites testing RFC 7591 clients need it. Other keyword arguments are `certbound serve`
 options (certbound.config.OPTIONS), checked by the same parsers; `mtls_port=0` adds an --mtls-port
 listener on another kernel-picked port. `new_client` registers a client and hands back a
 `ReadyClient`: its credentials, the certificate and key its method needs (objects and files), and an
@@ -226,6 +228,7 @@ class CertboundTestServer:
             "tls_cert": cert_file,
             "tls_key": key_file,
             "client_ca": (client_ca_file,),
+            "registration": "open",
         }
         values.update(self._options)
         # Bind first and keep the sockets: the issuer must name the port before the server starts.
@@ -260,8 +263,7 @@ class CertboundTestServer:
         await self.stop()
 
     def manager(self) -> ClientManager:
-        context = self.running.context
-        return ClientManager(context.store, context.vault, context.settings, context.clients)
+        return ClientManager.for_context(self.running.context)
 
     async def add_client(
         self,

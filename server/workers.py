@@ -38,6 +38,7 @@ from certbound.keys import KeyRing
 from certbound.metrics import share_across_processes
 from certbound.portcheck import require_sole_listeners
 from certbound.runtime import ListenerContexts, bind_listeners, resolve_tls_files, run_server
+from certbound.weaksettings import warn_about_weak_settings
 
 __all__ = ["run_event_loop", "serve"]
 
@@ -61,6 +62,7 @@ def run_event_loop(coroutine: Coroutine[Any, Any, None]) -> None:
 def serve(settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT; with workers > 1, as a supervisor of worker processes."""
     master_key_path(settings)  # PostgreSQL without --master-key-file: refused before anything is made
+    warn_about_weak_settings(settings)
     if settings.workers == 1:
         run_event_loop(run_server(settings))
         return

@@ -15,6 +15,7 @@ from typing import NoReturn
 from certbound import __version__
 from certbound.cli import certs, clients, demo_resource, keys, serve
 from certbound.cli.common import Parser, UsageError, usage_without_command
+from certbound.cli.terminal import safe_for_terminal
 from certbound.errors import ConfigError, StoreError
 
 __all__ = ["build_parser", "main"]
@@ -49,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str) -> NoReturn:
-    sys.stderr.write(f"certbound: error: {message}\n")
+    # The message may quote a server's answer or a stored value: one line, nothing a terminal obeys.
+    sys.stderr.write(f"certbound: error: {safe_for_terminal(message)}\n")
     sys.stderr.flush()
     raise SystemExit(2)

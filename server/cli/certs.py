@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,4 +24,9 @@ def _run_dev(args: argparse.Namespace) -> int:
     pki = write_dev_pki(args.out)
     for path in pki.written_files():
         print(path)
+    # stderr: stdout lists the files, for scripts.
+    sys.stderr.write(
+        "certbound: warning: a development PKI, not for production: its CAs are throwaways, "
+        "anyone with these files can impersonate the server or a client\n"
+    )
     return 0

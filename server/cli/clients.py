@@ -6,11 +6,16 @@ CERTBOUND_URL, CERTBOUND_ADMIN_TOKEN and CERTBOUND_CACERT; a `--db` flag beats C
 Human tables by default, `--json` for scripts. Exit codes: 0 ok, 1 not found, 2 bad input with one
 `certbound: error:` line on stderr; advice on a valid but doubtful registration (certbound.clientadvice)
 is a `certbound: warning:` line.
+
+A chosen secret can stay off the command line (where every local user reads it in /proc):
+`--secret -` reads it from stdin (without echo on a terminal), `--secret-file FILE` from a file;
+the admin token for --url comes from CERTBOUND_ADMIN_TOKEN or --admin-token-file.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -27,8 +32,9 @@ from certbound.cli.common import (
     run_async,
     settings_from_args,
 )
+from certbound.cli.terminal import json_for_terminal, safe_for_terminal
 from certbound.clientadvice import log_client_warnings
-from certbound.config import CACERT_ENV, URL_ENV, Settings, load_admin_target
+from certbound.config import CACERT_ENV, URL_ENV, Settings, load_admin_target, read_secret_file
 from certbound.errors import ConfigError, InvalidClientMetadataError, InvalidRedirectUriError
 from certbound.jose import jwk_set_from_pem
 from certbound.management import ClientManager, client_information
@@ -37,7 +43,7 @@ __all__ = ["register"]
 
 #: Settings these commands read: the database, the scopes metadata is checked against, the secret
 #: lifetime, and the admin token for --url.
-_SETTINGS = {"db", "master_key_file", "scopes", "client_secret_lifetime", "admin_token"}
+_SETTINGS = {"db", "master_key_file", "scopes", "client_secret_lifetime", "admin_token", "admin_token_file"}
 
 #: RFC 8705 §2.1.2: a tls_client_auth client registers exactly one of these; setting one with a
 #: flag drops the others.
@@ -144,7 +150,10 @@ def _add_target_options(command: argparse.ArgumentParser) -> None:
 
 def _add_metadata_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument("--method", help="token_endpoint_auth_method (add: default client_secret_basic)")
-    command.add_argument("--secret", help="client secret, 8+ characters (default: generated, 256 bits)")
+    command.add_argument(
+        "--secret", help="client secret, 8+ characters, or - to read it from stdin (default: generated)"
+    )
+    command.add_argument("--secret-file", type=Path, metavar="FILE", help="read the client secret from FILE")
     command.add_argument("--name", dest="client_name", help="client_name")
     command.add_argument("--scope", dest="client_scope", help="space-separated scopes (default: all)")
     command.add_argument("--grant-type", action="append", dest="grant_types", help="grant type (repeatable)")
@@ -276,6 +285,22 @@ def _read_jwks(path: Path) -> dict[str, Any]:
         raise ConfigError(f"--jwks-file {path}: {exc}") from None
 
 
+def _chosen_secret(args: argparse.Namespace) -> str | None:
+    """--secret VALUE, --secret - (stdin) or --secret-file FILE; None: let the server generate one."""
+    if args.secret is not None and args.secret_file is not None:
+        raise ConfigError("give --secret or --secret-file, not both")
+    if args.secret_file is not None:
+        return read_secret_file(args.secret_file, "--secret")
+    given: str | None = args.secret
+    if given != "-":  # a secret of 8+ characters is never "-"
+        return given
+    interactive = sys.stdin.isatty()
+    secret = getpass.getpass("client secret: ") if interactive else sys.stdin.readline().rstrip("\r\n")
+    if not secret:
+        raise ConfigError("--secret -: no secret on stdin")
+    return secret
+
+
 def _metadata_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """--data first, then the flags on top of it."""
     metadata: dict[str, Any] = {}
@@ -307,17 +332,17 @@ def _metadata_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return metadata
 
 
-# output
+# output: every value may come from a registering client (certbound.cli.terminal)
 def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False))
+    print(json_for_terminal(value))
 
 
 def _text(value: Any) -> str:
     if isinstance(value, str):
-        return value
+        return safe_for_terminal(value)
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return " ".join(value)
-    return json.dumps(value, ensure_ascii=False)
+        return " ".join(safe_for_terminal(item) for item in value)
+    return safe_for_terminal(json.dumps(value, ensure_ascii=False))
 
 
 def _print_table(rows: Sequence[Sequence[str]]) -> None:
@@ -330,7 +355,7 @@ def _print_client(view: dict[str, Any], as_json: bool) -> None:
     if as_json:
         _print_json(view)
     else:
-        _print_table([(name, _text(value)) for name, value in view.items()])
+        _print_table([(_text(name), _text(value)) for name, value in view.items()])
 
 
 def _print_credentials(view: dict[str, Any], as_json: bool) -> None:
@@ -338,13 +363,18 @@ def _print_credentials(view: dict[str, Any], as_json: bool) -> None:
     if as_json:
         _print_json(view)
         return
-    print(f"client_id: {view['client_id']}")
+    print(f"client_id: {_text(view['client_id'])}")
     if "client_secret" in view:
-        print(f"client_secret: {view['client_secret']}")
+        print(f"client_secret: {_text(view['client_secret'])}")
+
+
+def _without_given_secret(view: dict[str, Any], secret: str | None) -> dict[str, Any]:
+    """The operator knows a secret they gave: it is not printed back into scrollback and logs."""
+    return {name: value for name, value in view.items() if secret is None or name != "client_secret"}
 
 
 def _not_found(client_id: str) -> int:
-    sys.stderr.write(f"certbound: error: no client {client_id}\n")
+    sys.stderr.write(f"certbound: error: no client {safe_for_terminal(client_id)}\n")
     return 1
 
 
@@ -352,8 +382,9 @@ def _not_found(client_id: str) -> int:
 async def _add(args: argparse.Namespace, backend: _Backend) -> int:
     metadata = _metadata_from_args(args)
     metadata = {name: value for name, value in metadata.items() if value is not None}
-    view = await backend.add(metadata, client_id=args.client_id, secret=args.secret)
-    _print_credentials(view, args.json)
+    secret = _chosen_secret(args)
+    view = await backend.add(metadata, client_id=args.client_id, secret=secret)
+    _print_credentials(_without_given_secret(view, secret), args.json)
     return 0
 
 
@@ -365,11 +396,11 @@ async def _list(args: argparse.Namespace, backend: _Backend) -> int:
     rows = [("CLIENT_ID", "METHOD", "GRANT_TYPES", "SCOPE", "NAME")]
     rows += [
         (
-            view["client_id"],
-            view["token_endpoint_auth_method"],
+            _text(view["client_id"]),
+            _text(view["token_endpoint_auth_method"]),
             _text(view.get("grant_types", [])) or "-",
-            view.get("scope", "") or "-",
-            view.get("client_name", "-"),
+            _text(view.get("scope", "")) or "-",
+            _text(view.get("client_name", "-")),
         )
         for view in views
     ]
@@ -387,12 +418,13 @@ async def _show(args: argparse.Namespace, backend: _Backend) -> int:
 
 async def _update(args: argparse.Namespace, backend: _Backend) -> int:
     changes = _metadata_from_args(args)
-    if not changes and args.secret is None:
+    secret = _chosen_secret(args)
+    if not changes and secret is None:
         raise ConfigError("nothing to update: give metadata flags, --secret or --data")
-    view = await backend.update(args.client_id, changes, secret=args.secret)
+    view = await backend.update(args.client_id, changes, secret=secret)
     if view is None:
         return _not_found(args.client_id)
-    _print_client(view, args.json)
+    _print_client(_without_given_secret(view, secret), args.json)
     return 0
 
 
@@ -402,7 +434,7 @@ async def _delete(args: argparse.Namespace, backend: _Backend) -> int:
     if args.json:
         _print_json({"deleted": args.client_id})
     else:
-        print(f"deleted {args.client_id}")
+        print(f"deleted {safe_for_terminal(args.client_id)}")
     return 0
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from certbound.config import OPTIONS, Option, Settings
+from certbound.config import OPTIONS, Option, Settings, read_secret_file
 from certbound.endpoints.http import json_response
 from certbound.errors import ConfigError
 from certbound.logformat import configure_logging
@@ -74,6 +74,12 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--introspection-client-id", metavar="ID", help="introspect tokens as this client")
     parser.add_argument("--introspection-client-secret", metavar="S", help="that client's secret")
+    parser.add_argument(
+        "--introspection-client-secret-file",
+        type=Path,
+        metavar="FILE",
+        help="read that client's secret from FILE (keeps it off the command line)",
+    )
     parser.add_argument(
         "--introspection-cache-ttl",
         type=_seconds,
@@ -171,8 +177,18 @@ def _tls_files(args: argparse.Namespace) -> _TLSFiles:
     return _TLSFiles(resolved.tls_cert, resolved.tls_key, resolved.client_ca, as_ca)
 
 
+def _introspection_secret(args: argparse.Namespace) -> str | None:
+    given: str | None = args.introspection_client_secret
+    if args.introspection_client_secret_file is None:
+        return given
+    if given is not None:
+        raise ConfigError("give --introspection-client-secret or its -file, not both")
+    return read_secret_file(args.introspection_client_secret_file, "--introspection-client-secret")
+
+
 def _verifier(args: argparse.Namespace, as_ca: Path | None) -> TokenVerifier:
-    if (args.introspection_client_id is None) != (args.introspection_client_secret is None):
+    secret = _introspection_secret(args)
+    if (args.introspection_client_id is None) != (secret is None):
         raise ConfigError("--introspection-client-id and --introspection-client-secret go together")
     try:
         return TokenVerifier(
@@ -181,7 +197,7 @@ def _verifier(args: argparse.Namespace, as_ca: Path | None) -> TokenVerifier:
             ca_file=as_ca,
             clock_skew=args.clock_skew,
             introspection_client_id=args.introspection_client_id,
-            introspection_client_secret=args.introspection_client_secret,
+            introspection_client_secret=secret,
             introspection_cache_ttl=args.introspection_cache_ttl,
         )
     except (ssl.SSLError, OSError) as exc:

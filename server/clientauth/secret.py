@@ -1,6 +1,6 @@
 """client_secret_basic and client_secret_post (RFC 6749 §2.3.1, OIDC Core §9).
 
-Secrets are stored as a keyed hash and compared in constant time; an expired secret
+Secrets are stored hashed and compared in constant time (certbound.secretcheck); an expired secret
 (`client_secret_expires_at`, RFC 7591 §3.2.1) no longer authenticates.
 """
 
@@ -19,10 +19,10 @@ from certbound.reasons import Reason
 __all__ = ["ClientSecretBasic", "ClientSecretPost", "require_valid_secret"]
 
 
-def require_valid_secret(presented: str | None, client: Client, context: ServerContext) -> None:
+async def require_valid_secret(presented: str | None, client: Client, context: ServerContext) -> None:
     if client.secret_hash is None:
         raise InvalidClientError("client has no secret", reason=Reason.NO_SECRET)
-    if presented is None or not context.vault.verify_secret(presented, client.secret_hash):
+    if presented is None or not await context.secret_checker.verify(presented, client.secret_hash):
         raise InvalidClientError("the client secret does not match", reason=Reason.BAD_SECRET)
     # Checked after the secret matched, so only its holder learns that it expired.
     if client.secret_expires_at and client.secret_expires_at < time.time():
@@ -34,7 +34,7 @@ class ClientSecretBasic:
     mechanism: ClassVar[Mechanism] = Mechanism.BASIC
 
     async def verify(self, presented: PresentedCredentials, client: Client, context: ServerContext) -> None:
-        require_valid_secret(presented.secret, client, context)
+        await require_valid_secret(presented.secret, client, context)
 
     def validate_metadata(self, metadata: dict[str, Any], settings: Settings) -> None:
         return None
@@ -45,7 +45,7 @@ class ClientSecretPost:
     mechanism: ClassVar[Mechanism] = Mechanism.POST
 
     async def verify(self, presented: PresentedCredentials, client: Client, context: ServerContext) -> None:
-        require_valid_secret(presented.secret, client, context)
+        await require_valid_secret(presented.secret, client, context)
 
     def validate_metadata(self, metadata: dict[str, Any], settings: Settings) -> None:
         return None

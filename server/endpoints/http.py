@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -14,9 +15,11 @@ from certbound.errors import InvalidRequestError, PayloadTooLargeError, Unsuppor
 __all__ = [
     "FORM_BODY_LIMIT",
     "JSON_BODY_LIMIT",
+    "JSON_MAX_DEPTH",
     "NO_STORE",
     "json_response",
     "parse_form",
+    "parse_json_object",
     "read_body",
     "read_form",
     "read_json_object",
@@ -24,6 +27,10 @@ __all__ = [
 
 FORM_BODY_LIMIT = 64 * 1024
 JSON_BODY_LIMIT = 256 * 1024
+#: Deepest nesting a JSON body may have. RFC 7591 metadata needs 5 (the body, jwks, keys, a key, its
+#: x5c); the rest is room for extensions. Python's parser recurses once per level, so without a
+#: bound a body of 256 KiB of `[` is a RecursionError (a 500), and deep values break later code.
+JSON_MAX_DEPTH = 16
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _FORM = "application/x-www-form-urlencoded"
 
@@ -78,10 +85,61 @@ def parse_form(body: bytes) -> dict[str, str]:
 
 async def read_json_object(request: web.Request, *, error: type[Exception]) -> dict[str, Any]:
     """A JSON object body (registration, admin); anything else raises `error`."""
-    body = await read_body(request, JSON_BODY_LIMIT)
+    return parse_json_object(await read_body(request, JSON_BODY_LIMIT), error=error)
+
+
+#: Brackets of both kinds as one pair of parentheses; every other byte is deleted (UTF-8 never uses
+#: ASCII bytes inside a multi-byte character).
+_OPEN_CLOSE = bytes.maketrans(b"[{]}", b"(())")
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+
+
+def _nests_within(body: bytes, depth: int) -> bool:
+    """Whether the brackets outside strings are balanced and nest at most `depth` deep, found
+    with a few linear passes of C string operations before the recursive parser runs.
+
+    Escapes go first, pairwise from the left as JSON reads them (escaped backslashes, then escaped
+    quotes), so every quote left opens or closes a string; splitting on quotes, the even pieces are
+    outside strings. Each pass then removes the innermost pairs, one level; `depth + 1` opening
+    brackets in a row end it early. Whether a `[` is closed by a `]` is the parser's business: it
+    stops at a mismatch, no deeper than counted here.
+    """
+    unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    structure = b"".join(unescaped.split(b'"')[::2]).translate(_OPEN_CLOSE, _NOT_BRACKETS)
+    too_deep = b"(" * (depth + 1)
+    for _ in range(depth):
+        if too_deep in structure:
+            return False
+        reduced = structure.replace(b"()", b"")
+        if reduced == structure:  # empty, or unbalanced
+            break
+        structure = reduced
+    return not structure
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e999: Python reads infinity, which JSON cannot write back
+        raise ValueError("number out of range")
+    return number
+
+
+def parse_json_object(body: bytes, *, error: type[Exception]) -> dict[str, Any]:
+    """RFC 8259 JSON whose top level is an object, nested at most JSON_MAX_DEPTH deep, with finite
+    numbers (no NaN or Infinity, which are not JSON); anything else raises `error`."""
     try:
-        value = json.loads(body)
-    except (UnicodeError, ValueError):
+        text = body.decode("utf-8")
+    except UnicodeError:
+        raise error("the request body is not UTF-8 JSON") from None
+    if not _nests_within(body, JSON_MAX_DEPTH):
+        raise error(f"the request body is not JSON, or nests deeper than {JSON_MAX_DEPTH} levels")
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except ValueError:
         raise error("the request body is not JSON") from None
     if not isinstance(value, dict):
         raise error("the request body must be a JSON object")

@@ -4,11 +4,15 @@
 access token and the client configuration endpoint `/register/{client_id}`, where the holder of
 that token reads (GET), replaces (PUT) or deletes (DELETE) the registration.
 
-Modes (`--registration`): `open`; `token`, where registering needs `Authorization: Bearer <initial
-access token>` (RFC 7591 §3: the server MAY require one); `closed`, where registration answers 403
-`access_denied`: the endpoint exists (discovery advertises it and RFC 7592 management of existing
-clients keeps working) but the server refuses to create clients, which is what 403 says (RFC 9110
-§15.5.4); a 404 would claim the endpoint is not there.
+Modes (`--registration`, default `closed`, SPEC §3): `open`; `token`, where registering needs
+`Authorization: Bearer <initial access token>` (RFC 7591 §3: the server MAY require one); `closed`,
+where registration answers 403 `access_denied`: the endpoint exists (discovery advertises it and
+RFC 7592 management of existing clients keeps working) but the server refuses to create clients,
+which is what 403 says (RFC 9110 §15.5.4); a 404 would claim the endpoint is not there.
+
+A dynamically registered client holds at most --registration-scopes (default: all of --scopes), and
+those when it asks for none; an RFC 7592 update cannot widen it beyond them (certbound.clientmeta
+ScopeLimit). Only an administrator (admin API, CLI) gives more.
 
 An unknown client and a wrong token look the same at the configuration endpoint: 401
 `invalid_token` (RFC 7592 §2.1), so the endpoint does not tell which client_ids exist.
@@ -82,7 +86,7 @@ class RegistrationEndpoints:
         context = request.app[CONTEXT]
         metadata = await read_json_object(request, error=InvalidClientMetadataError)
         # client_id and client_secret in the request are the server's to choose: normalize drops them.
-        created = await ClientManager.for_context(context).create(metadata, registration_token=True)
+        created = await ClientManager.for_context(context).create(metadata, dynamic=True)
         note(
             request,
             registered_client_id=created.client.client_id,
@@ -117,9 +121,9 @@ class RegistrationEndpoints:
         secret (the server MAY, §2.2). A new registration access token is issued every time."""
         manager, client, _ = await self._authorized_client(request)
         body = await read_json_object(request, error=InvalidClientMetadataError)
-        self._check_update_request(manager, client, body)
+        await self._check_update_request(manager, client, body)
         rotate = request.query.get("rotate_secret", "false").lower() in ("true", "1")
-        updated = await manager.replace(client, body, rotate_secret=rotate, rotate_registration_token=True)
+        updated = await manager.replace(client, body, rotate_secret=rotate, dynamic=True)
         if updated is None:
             raise InvalidTokenError(_BAD_TOKEN)
         return json_response(
@@ -134,7 +138,7 @@ class RegistrationEndpoints:
         return web.Response(status=204, headers=NO_STORE)
 
     @staticmethod
-    def _check_update_request(manager: ClientManager, client: Client, body: dict[str, Any]) -> None:
+    async def _check_update_request(manager: ClientManager, client: Client, body: dict[str, Any]) -> None:
         present = [name for name in _NOT_IN_UPDATE if name in body]
         if present:
             raise InvalidRequestError(f"an update request must not include {', '.join(present)}")
@@ -142,7 +146,7 @@ class RegistrationEndpoints:
             raise InvalidRequestError("client_id in the body must be the client's current client_id")
         secret = body.get("client_secret")
         if "client_secret" in body and not (
-            isinstance(secret, str) and manager.verify_client_secret(client, secret)
+            isinstance(secret, str) and await manager.verify_client_secret(client, secret)
         ):
             # RFC 7592 §2.2: a client MUST NOT choose its own secret; it may only repeat it.
             raise InvalidRequestError("client_secret does not match the current client secret")

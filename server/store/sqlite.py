@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -32,6 +33,7 @@ import aiosqlite
 
 from certbound.errors import StoreError, StoreUnavailableError
 from certbound.models import Client, ReferenceToken, SigningKeyRecord
+from certbound.privatefiles import create_private_file, ensure_private_directory, warn_if_exposed
 from certbound.store.base import CLIENT_CHANGE_RETENTION, ClientExistsError
 from certbound.store.groupcommit import JtiGroupCommit, JtiRow
 from certbound.store.rows import (
@@ -120,6 +122,15 @@ _JTI_BATCH = 500
 _T = TypeVar("_T")
 
 
+def _keep_parameters_out_of_debug_logs() -> None:
+    """aiosqlite logs every call at DEBUG with its arguments ("executing functools.partial(...,
+    'UPDATE clients ...', (..., b'<secret HMAC>', ...))"): with --log-level debug that would write
+    secret hashes and encrypted signing keys to the log. Its logger never goes below INFO."""
+    driver = logging.getLogger("aiosqlite")
+    if driver.level < logging.INFO:  # NOTSET (inherit the root's DEBUG) or DEBUG
+        driver.setLevel(logging.INFO)
+
+
 class SQLiteStore:
     """The Store protocol over one aiosqlite connection (its own thread)."""
 
@@ -198,8 +209,9 @@ class SQLiteStore:
             await self.db.execute("COMMIT")
 
     async def open(self) -> None:
+        _keep_parameters_out_of_debug_logs()
         if self._path != ":memory:":
-            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+            self._create_private_files(Path(self._path))
         try:
             self._db = await aiosqlite.connect(self._path, isolation_level=None)
             await self._db.execute("PRAGMA busy_timeout = 10000")
@@ -208,6 +220,17 @@ class SQLiteStore:
             await self._migrate()
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open database {self._path}: {exc}") from exc
+
+    @staticmethod
+    def _create_private_files(path: Path) -> None:
+        """SPEC §3: database files are 0600 in a 0700 directory (certbound.privatefiles)."""
+        try:
+            ensure_private_directory(path.parent)
+            create_private_file(path)
+        except OSError as exc:
+            raise StoreError(f"cannot create database {path}: {exc.strerror}") from exc
+        for suffix in ("-wal", "-shm"):
+            warn_if_exposed(path.with_name(path.name + suffix), "file")
 
     async def close(self) -> None:
         if self._db is not None:

@@ -266,6 +266,20 @@ async def test_bodies_that_are_not_objects_or_too_large(admin) -> None:
     assert huge.status == 413
 
 
+async def test_deeply_nested_bodies_are_400_and_the_api_keeps_serving(admin) -> None:
+    # Issue 9 finding 9: 40,000 levels were a RecursionError and a 500.
+    client_id = (await admin("POST", "/admin/clients", {})).body["client_id"]
+    for raw in (b'{"x":' * 40_000 + b"1" + b"}" * 40_000, b"[" * 200_000):
+        for method, path in (("POST", "/admin/clients"), ("PUT", client_path(client_id))):
+            reply = await admin(method, path, data=raw)
+            assert reply.status == 400, reply.body
+            assert reply.body["error"] == "invalid_client_metadata"
+    nested = {"x_extension": [[[[[[[[{"deep": [1]}]]]]]]]]}  # 12 levels in all: accepted
+    created = await admin("POST", "/admin/clients", nested)
+    assert created.status == 201, created.body
+    assert created.body["x_extension"] == nested["x_extension"]
+
+
 async def test_update_refusals(admin) -> None:
     client_id = (await admin("POST", "/admin/clients", {})).body["client_id"]
     mismatch = await admin("PUT", client_path(client_id), {"client_id": "other"})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import unicodedata
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from certbound.jose import public_jwk
+from certbound.models import Client
+from certbound.store import Store, open_store
 from certbound.testing import CertboundTestServer
 from tests.e2e.processes import run_cli
 from tests.helpers import basic_auth
@@ -278,3 +281,112 @@ async def test_url_mode_refusals(admin_server: tuple[CertboundTestServer, Path])
     )
     assert plain.returncode == 2
     assert "https" in plain.stderr
+
+
+# Issue 9 finding 10: stored metadata never acts on the operator's terminal
+HOSTILE = {
+    "token_endpoint_auth_method": "client_secret_basic",
+    "client_name": "evil\x1b]0;owned\x07\x1b[2J\x9b31m\u202eevil",  # stored before registration refused it
+    "x_note": "\x1b[8mhidden\u2028\ud800",  # unknown members are kept as sent (RFC 7591 §2)
+    "scope": "read",
+}
+
+
+def assert_terminal_safe(output: str) -> None:
+    unsafe = [char for char in output if unicodedata.category(char) in {"Cc", "Cf", "Cs", "Zl", "Zp"}]
+    assert set(unsafe) <= {"\n"}, unsafe
+
+
+async def store_hostile_client(store: Store) -> None:
+    await store.create_client(Client("hostile", HOSTILE, 1, secret_hash=b"h" * 32))
+
+
+async def test_stored_escapes_never_reach_the_terminal(db: str) -> None:
+    store = await open_store(db)
+    try:
+        await store_hostile_client(store)
+    finally:
+        await store.close()
+    for args in (("list",), ("show", "hostile")):
+        table = ok(*args, "--db", db)
+        assert_terminal_safe(table)
+        assert "\\x1b]0;owned\\x07" in table
+        as_json = ok(*args, "--db", db, "--json")
+        assert_terminal_safe(as_json)
+        shown = json.loads(as_json)
+        shown = shown[0] if isinstance(shown, list) else shown
+        assert (shown["client_name"], shown["x_note"]) == (HOSTILE["client_name"], HOSTILE["x_note"])
+
+
+async def test_escapes_from_a_server_never_reach_the_terminal(
+    admin_server: tuple[CertboundTestServer, Path],
+) -> None:
+    server, cacert = admin_server
+    await store_hostile_client(server.running.context.store)
+    for args in (("list",), ("show", "hostile"), ("list", "--json"), ("show", "hostile", "--json")):
+        assert_terminal_safe(stdout_of(await remote(server, cacert, *args)))
+    missing = await remote(server, cacert, "show", "no\x1b[2Jsuch")
+    assert missing.returncode == 1
+    assert missing.stderr == "certbound: error: no client no\\x1b[2Jsuch\n"
+
+
+# Issue 9 finding 15: secrets and tokens off the command line (where /proc shows them to everyone)
+async def test_a_chosen_secret_from_stdin_or_a_file(db: str, tmp_path: Path) -> None:
+    from_stdin = await asyncio.to_thread(
+        run_cli,
+        "clients",
+        "add",
+        "--db",
+        db,
+        "--client-id",
+        "piped",
+        "--secret",
+        "-",
+        stdin="piped-secret-1\n",
+    )
+    assert from_stdin.returncode == 0, from_stdin.stderr
+    assert credentials(from_stdin.stdout) == {"client_id": "piped"}  # not echoed back
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("secret-from-a-file\n")
+    ok("add", "--db", db, "--client-id", "filed", "--secret-file", str(secret_file))
+    updated = run_cli(
+        "clients", "update", "filed", "--db", db, "--secret", "-", stdin="updated-from-stdin\r\n"
+    )
+    assert updated.returncode == 0, updated.stderr
+    async with CertboundTestServer(db=db) as server:
+        assert await token_status(server, "piped", "piped-secret-1") == 200
+        assert await token_status(server, "filed", "updated-from-stdin") == 200
+        assert await token_status(server, "filed", "secret-from-a-file") == 401
+
+
+def test_secret_input_refusals(db: str, tmp_path: Path) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("secret-from-a-file\n")
+    both = ("add", "--db", db, "--secret", "x" * 10, "--secret-file", str(secret_file))
+    assert "give --secret or --secret-file, not both" in fails(2, *both)
+    empty = run_cli("clients", "add", "--db", db, "--secret", "-", stdin="")
+    assert empty.returncode == 2
+    assert empty.stderr == "certbound: error: --secret -: no secret on stdin\n"
+    missing = fails(2, "add", "--db", db, "--secret-file", str(tmp_path / "nope"))
+    assert "cannot read --secret file" in missing
+
+
+async def test_url_mode_reads_the_admin_token_from_a_file(
+    admin_server: tuple[CertboundTestServer, Path], tmp_path: Path
+) -> None:
+    server, cacert = admin_server
+    token_file = tmp_path / "admin-token"
+    token_file.write_text(ADMIN_TOKEN + "\n")
+    args = (
+        "list",
+        "--json",
+        "--url",
+        server.url,
+        "--admin-token-file",
+        str(token_file),
+        "--cacert",
+        str(cacert),
+    )
+    listed = await asyncio.to_thread(run_cli, "clients", *args)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == []

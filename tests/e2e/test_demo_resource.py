@@ -145,7 +145,7 @@ def test_jwt_mode_accepts_a_bound_token_only_with_its_certificate(pki, authoriza
         assert "JWT mode cannot see revocation" in stderr
 
 
-def test_introspection_mode_sees_a_revocation(pki, authorization_server) -> None:
+def test_introspection_mode_sees_a_revocation(pki, authorization_server, tmp_path) -> None:
     server, db = authorization_server
     issuer_port = server.url.rsplit(":", 1)[1]
     resource_server = add_client(db, "--method", "client_secret_basic")
@@ -162,12 +162,16 @@ def test_introspection_mode_sees_a_revocation(pki, authorization_server) -> None
     )
     assert status == 200
 
-    # The `=` form: a generated secret (or client_id) may start with "-".
+    # The `=` form: a generated client_id may start with "-". The secret from a file, off the
+    # command line (issue 9 finding 15).
+    secret_file = tmp_path / "introspection-secret"
+    secret_file.write_text(resource_server["client_secret"] + "\n")
     flags = demo_flags(
         pki,
         issuer_port,
         f"--introspection-client-id={resource_server['client_id']}",
-        f"--introspection-client-secret={resource_server['client_secret']}",
+        "--introspection-client-secret-file",
+        str(secret_file),
     )
     with DemoResourceProcess(*flags) as demo:
         resource = demo.url + "/resource"
@@ -294,6 +298,21 @@ def test_request_headers_have_a_deadline(pki, authorization_server) -> None:
         (
             ["--issuer", "https://localhost:1", "--introspection-client-id", "rs"],
             "--introspection-client-id and --introspection-client-secret go together",
+        ),
+        (
+            ["--issuer", "https://localhost:1", "--introspection-client-secret-file", "missing"],
+            "cannot read --introspection-client-secret file missing",
+        ),
+        (
+            [
+                "--issuer",
+                "https://localhost:1",
+                "--introspection-client-secret",
+                "s" * 9,
+                "--introspection-client-secret-file",
+                "missing",
+            ],
+            "give --introspection-client-secret or its -file, not both",
         ),
     ],
 )

@@ -67,6 +67,26 @@ async def register(http: aiohttp.ClientSession, server: CertboundTestServer, **m
     return await call(http, server, "POST", "/register", json_body=metadata)
 
 
+async def put_registration(
+    http: aiohttp.ClientSession,
+    server: CertboundTestServer,
+    registered: dict[str, Any],
+    *,
+    json_body: Any = None,
+    data: bytes | None = None,
+) -> Reply:
+    """RFC 7592 §2.2: PUT to the client's configuration endpoint with its registration token."""
+    return await call(
+        http,
+        server,
+        "PUT",
+        registered["registration_client_uri"],
+        json_body=json_body,
+        data=data,
+        token=registered["registration_access_token"],
+    )
+
+
 async def token_request(
     http: aiohttp.ClientSession, server: CertboundTestServer, client: dict[str, Any]
 ) -> Reply:
@@ -195,6 +215,30 @@ async def test_body_that_is_not_a_json_object_is_invalid_client_metadata(server,
     assert reply.body["error"] == "invalid_client_metadata"
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"x":' * 40_000 + b"1" + b"}" * 40_000,
+        b"[" * 250_000,
+        b'{"jwks": {"keys": ' + b"[" * 20 + b"]" * 20 + b"}}",
+        b'{"a": NaN}',
+        b'{"a": 1e999}',
+    ],
+    ids=["nested-objects", "unclosed-arrays", "21-levels", "nan", "infinity"],
+)
+async def test_nested_or_non_json_numbers_are_invalid_client_metadata(server, http, raw: bytes) -> None:
+    # Issue 9 finding 9: deep nesting was a RecursionError and a 500.
+    reply = await call(http, server, "POST", "/register", data=raw)
+    assert reply.status == 400
+    assert reply.body["error"] == "invalid_client_metadata"
+    created = (await register(http, server)).body
+    update = await put_registration(http, server, created, data=raw)
+    assert update.status == 400
+    assert update.body["error"] == "invalid_client_metadata"
+    still = await register(http, server, x_nested={"a": [{"b": [{"c": 1.5}]}]})
+    assert still.status == 201, still.body
+
+
 async def test_body_over_256_kib_is_413(server, http) -> None:
     padding = "x" * (256 * 1024)
     reply = await register(http, server, client_name=padding)
@@ -231,6 +275,38 @@ async def test_closed_mode_is_403_access_denied(http) -> None:
         assert reply.status == 403
         assert reply.body["error"] == "access_denied"
         assert await closed.running.context.store.list_clients() == []
+
+
+# SPEC §3: --registration-scopes bounds what a client can give itself
+async def test_registration_scopes_bound_registration_update_and_tokens(http) -> None:
+    bounded = CertboundTestServer(scopes=("read", "write", "admin"), registration_scopes=("read",))
+    async with bounded as server:
+        defaulted = await register(http, server)
+        assert defaulted.status == 201, defaulted.body
+        assert defaulted.body["scope"] == "read"  # not everything the server offers
+        refused = await register(http, server, scope="read admin")
+        assert refused.status == 400
+        assert refused.body["error"] == "invalid_client_metadata"
+        assert "may not hold: admin" in refused.body["error_description"]
+
+        client_id = defaulted.body["client_id"]
+        token = await token_request(http, server, defaulted.body)
+        assert (token.status, token.body["scope"]) == (200, "read")
+        async with http.post(
+            server.url + "/token",
+            data={"grant_type": "client_credentials", "scope": "admin"},
+            headers={"Authorization": basic_auth(client_id, defaulted.body["client_secret"])},
+            ssl=server.client_ssl_context(),
+        ) as response:
+            assert (response.status, (await response.json())["error"]) == (400, "invalid_scope")
+
+        widen = update_body(defaulted.body, scope="read admin")
+        reply = await put_registration(http, server, defaulted.body, json_body=widen)
+        assert reply.status == 400
+        assert reply.body["error"] == "invalid_client_metadata"
+        stored = await server.manager().get(defaulted.body["client_id"])
+        assert stored is not None
+        assert stored.scopes == ("read",)
 
 
 # registered clients at the token endpoint
@@ -368,14 +444,7 @@ async def test_update_request_rules(server, http, change: dict[str, Any], field:
     body.update(change)
     if body.get("client_id") is None:
         body.pop("client_id")
-    reply = await call(
-        http,
-        server,
-        "PUT",
-        created["registration_client_uri"],
-        json_body=body,
-        token=created["registration_access_token"],
-    )
+    reply = await put_registration(http, server, created, json_body=body)
     assert reply.status == 400
     assert reply.body["error"] == "invalid_request"
     assert field in reply.body["error_description"]
@@ -383,13 +452,8 @@ async def test_update_request_rules(server, http, change: dict[str, Any], field:
 
 async def test_update_is_validated_like_registration(server, http) -> None:
     created = (await register(http, server)).body
-    reply = await call(
-        http,
-        server,
-        "PUT",
-        created["registration_client_uri"],
-        json_body=update_body(created, redirect_uris=["https://x.example/#f"]),
-        token=created["registration_access_token"],
+    reply = await put_registration(
+        http, server, created, json_body=update_body(created, redirect_uris=["https://x.example/#f"])
     )
     assert reply.status == 400
     assert reply.body["error"] == "invalid_redirect_uri"

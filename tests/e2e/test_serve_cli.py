@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shlex
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from certbound.devpki import write_dev_pki
+from certbound.vault import Vault, load_or_create_master_key
 from tests.e2e.processes import CERTBOUND, ServerProcess, free_port, https_json, run_cli, server_env
 from tests.helpers import basic_auth
 
@@ -170,8 +172,84 @@ def test_serve_without_tls_flags_creates_the_dev_pki(tmp_path: Path) -> None:
         )
         assert status == 200
         assert metadata["issuer"] == f"https://localhost:{port}"
-        code, _ = server.stop()
+        # SPEC §3: closed by default; the development set-up says what it is.
+        status, refused = https_json(
+            server.url + "/register",
+            tmp_path / "certs" / "server-ca.pem",
+            data=b"{}",
+            headers={"Content-Type": "application/json"},
+        )
+        assert (status, refused["error"]) == (403, "access_denied")
+        code, stderr = server.stop()
         assert code == 0
+    assert "development PKI" in stderr
+    assert "not for production" in stderr
+    assert "registration is open" not in stderr
+    # SPEC §3: the database and master key are private to the server's user.
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
+    assert {path.stat().st_mode & 0o777 for path in (tmp_path / "data").iterdir()} == {0o600}
+
+
+def test_start_up_warns_about_open_registration_and_short_tokens(pki: Path, tmp_path: Path) -> None:
+    token_file = tmp_path / "admin.token"
+    token_file.write_text("short-admin-token\n")
+    token_file.chmod(0o644)
+    args = serve_args(pki, f"sqlite:///{tmp_path}/x.db", free_port())
+    extra = ["--registration", "open", "--registration-scopes", "read", "--admin-token-file", str(token_file)]
+    with ServerProcess(*args, *extra) as server:
+        status, clients = https_json(
+            server.url + "/admin/clients",
+            pki / "server-ca.pem",
+            headers={"Authorization": "Bearer short-admin-token"},
+        )
+        assert (status, clients["clients"]) == (200, [])
+        code, stderr = server.stop()
+    assert code == 0, stderr
+    assert "dynamic registration is open" in stderr
+    assert "holding the scopes read (--registration-scopes)" in stderr
+    assert "--admin-token has fewer than 32 characters" in stderr
+    assert f"--admin-token-file {token_file} is accessible by other users (mode 644)" in stderr
+    assert "short-admin-token" not in stderr
+
+
+def test_debug_logging_shows_no_secret_hash_or_sql_parameter(pki: Path, tmp_path: Path) -> None:
+    # Issue 9 finding 15: aiosqlite logged every statement with its parameters at DEBUG.
+    admin_token = "debug-admin-token-0123456789abcdef"
+    headers = {"Authorization": f"Bearer {admin_token}", "Content-Type": "application/json"}
+    args = serve_args(pki, f"sqlite:///{tmp_path}/certbound.db", free_port())
+    with ServerProcess(*args, "--log-level", "debug", "--admin-token", admin_token) as server:
+        chosen = b'{"client_id": "chosen", "client_secret": "debug-chosen-secret"}'
+        status, _ = https_json(
+            server.url + "/admin/clients", pki / "server-ca.pem", data=chosen, headers=headers
+        )
+        assert status == 201
+        status, generated = https_json(
+            server.url + "/admin/clients", pki / "server-ca.pem", data=b"{}", headers=headers
+        )
+        assert status == 201
+        assert get_token(server.url, pki, "chosen", "debug-chosen-secret")[0] == 200
+        assert get_token(server.url, pki, generated["client_id"], generated["client_secret"])[0] == 200
+        with socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1]))) as garbage:
+            garbage.sendall(b"not TLS\r\n\r\n")  # a handshake failure: logged at DEBUG
+            garbage.recv(1024)
+        code, stderr = server.stop()
+    assert code == 0, stderr
+    assert " DEBUG certbound.tls" in stderr  # debug logging was on
+    stored_hmac = Vault(load_or_create_master_key(tmp_path / "certbound.db.key")).hash_secret(
+        generated["client_secret"]
+    )
+    for needle in (
+        generated["client_secret"],
+        "debug-chosen-secret",
+        admin_token,
+        repr(stored_hmac)[2:-1],
+        stored_hmac.hex(),
+        "$scrypt$",
+        "INSERT INTO",
+        "UPDATE clients",
+        "private_key_ciphertext",
+    ):
+        assert needle not in stderr
 
 
 def test_with_the_dev_pki_the_ready_lines_give_the_issuer_and_next_commands_that_work(tmp_path: Path) -> None:
@@ -205,6 +283,7 @@ def test_with_its_own_certificate_the_server_names_the_issuer_and_suggests_nothi
 def test_certs_dev_prints_the_files_it_wrote(tmp_path: Path) -> None:
     result = run_cli("certs", "dev", "--out", str(tmp_path / "pki"))
     assert result.returncode == 0, result.stderr
+    assert "not for production" in result.stderr
     printed = {Path(line).name for line in result.stdout.split()}
     expected = {"server-ca.pem", "server.pem", "server.key", "client-ca.pem", "client1.pem", "client1.key"}
     assert expected | {"client2.pem", "selfsigned.pem", "selfsigned.key", "selfsigned.jwks.json"} <= printed
@@ -268,7 +347,7 @@ def test_a_registration_that_returned_201_survives_kill_9(pki: Path, tmp_path: P
     db = f"sqlite:///{tmp_path}/certbound.db"
     port = free_port()
     body = b'{"token_endpoint_auth_method": "client_secret_basic", "client_name": "durable"}'
-    with ServerProcess(*serve_args(pki, db, port)) as first:
+    with ServerProcess(*serve_args(pki, db, port), "--registration", "open") as first:
         status, registered = https_json(
             first.url + "/register",
             pki / "server-ca.pem",
@@ -278,6 +357,7 @@ def test_a_registration_that_returned_201_survives_kill_9(pki: Path, tmp_path: P
         assert status == 201, registered
         first.process.kill()  # SIGKILL: no drain, no clean close of the database
         first.process.wait(timeout=10)
+    # Started with the default (closed) registration: RFC 7592 management of existing clients works.
     with ServerProcess(*serve_args(pki, db, port)) as second:
         status, read_back = https_json(
             registered["registration_client_uri"].replace(f"https://localhost:{port}", second.url),

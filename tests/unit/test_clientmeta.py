@@ -234,3 +234,48 @@ def test_merge_keeps_method_defaults_when_the_method_stays() -> None:
     stored = normalize(grant_types=["client_credentials"], tls_client_certificate_bound_access_tokens=True)
     merged = merge_metadata(stored, {"client_name": "renamed"})
     assert merged["tls_client_certificate_bound_access_tokens"] is True
+
+
+# Issue 9 finding 10: displayed members hold nothing that acts on a terminal or reorders text
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("client_name", "evil\x1b]0;owned\x07"),
+        ("client_name", "\x9b31mred"),  # C1 CSI
+        ("client_name", "line\nbreak"),
+        ("client_name", "Bank \u202ecilbup"),  # right-to-left override
+        ("client_name#fr", "isolé\u2066x\u2069"),
+        ("client_name", "para\u2029graph"),
+        ("client_name", "lone \ud800 surrogate"),
+        ("software_id", "id\x00"),
+        ("software_version", "1.0\x7f"),
+        ("client_uri", "https://app.example/\x1b[2J"),
+        ("contacts", ["ops@example.com", "x\x1b[8m@example.com"]),
+    ],
+)
+def test_displayed_members_refuse_control_and_bidi_characters(field: str, value: Any) -> None:
+    with pytest.raises(InvalidClientMetadataError, match=r"must not contain control .*\(U\+[0-9A-F]{4}\)"):
+        normalize_metadata({field: value}, SETTINGS)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Billing \U0001f468\u200d\U0001f4bb",  # an emoji ZWJ sequence
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian with ZWNJ
+        "ACME \u200f\u05e9\u05dc\u05d5\u05dd\u200e",  # right-to-left and left-to-right marks
+        "Café\u00a0Zürich",
+    ],
+)
+def test_displayed_members_keep_real_world_text(name: str) -> None:
+    assert normalize(client_name=name)["client_name"] == name
+
+
+def test_redirect_uris_refuse_invisible_characters() -> None:
+    for uri in ("https://app.example/cb\x1b", "https://app.example/\u202ecb", "https://app.example/\u00a0"):
+        refused(InvalidRedirectUriError, "redirect_uris", redirect_uris=[uri])
+
+
+def test_unknown_members_are_kept_as_sent() -> None:
+    # RFC 7591 §2: not ours to judge; every output escapes them (certbound.cli.terminal).
+    assert normalize(x_note="\x1b[31m")["x_note"] == "\x1b[31m"

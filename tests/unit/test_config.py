@@ -8,6 +8,7 @@ import pytest
 from certbound.config import (
     OPTIONS,
     AdminTarget,
+    Settings,
     build_settings,
     load_admin_target,
     load_settings,
@@ -23,6 +24,58 @@ def test_defaults() -> None:
     assert settings.assertion_audience == "strict"
     assert settings.token_lifetime == 600
     assert settings.sqlite_path == "data/certbound.db"
+    # SPEC §3, secure by default: nobody registers a client the operator did not allow.
+    assert settings.registration == "closed"
+    assert Settings().registration == "closed"
+    assert settings.dynamic_client_scopes == settings.scopes
+
+
+def test_registration_scopes_bound_dynamic_clients_within_scopes(tmp_path: Path) -> None:
+    settings = load_settings({"scopes": "read write admin", "registration_scopes": "read"}, {})
+    assert settings.dynamic_client_scopes == ("read",)
+    config = tmp_path / "c.toml"
+    config.write_text('scopes = "a b"\nregistration_scopes = "b"\n')
+    assert load_settings({}, {}, config).dynamic_client_scopes == ("b",)
+    assert load_settings({}, {"CERTBOUND_REGISTRATION_SCOPES": "write"}).dynamic_client_scopes == ("write",)
+    with pytest.raises(ConfigError, match="--registration-scopes names scopes not in --scopes: admin"):
+        load_settings({"registration_scopes": "read admin"}, {})
+    with pytest.raises(ConfigError, match="--registration-scopes"):
+        load_settings({"registration_scopes": " "}, {})
+
+
+def test_tokens_from_files_keep_them_off_the_command_line(tmp_path: Path) -> None:
+    admin, registration = tmp_path / "admin.token", tmp_path / "registration.token"
+    admin.write_text("admin-token-from-a-file-0123456789abcdef\n")
+    registration.write_text("registration token\r\n")
+    settings = load_settings(
+        {"admin_token_file": str(admin), "registration": "token"},
+        {"CERTBOUND_REGISTRATION_TOKEN_FILE": str(registration)},
+    )
+    assert settings.admin_token == "admin-token-from-a-file-0123456789abcdef"
+    assert settings.registration_token == "registration token"
+    env = {"CERTBOUND_ADMIN_TOKEN": "from-the-environment"}
+    assert load_settings({}, env).admin_token == "from-the-environment"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "cannot read --admin-token file"), ("\n", "is empty"), (b"\xff\xfe", "not UTF-8")],
+)
+def test_unusable_token_files(tmp_path: Path, content: str | bytes | None, message: str) -> None:
+    path = tmp_path / "admin.token"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        load_settings({"admin_token_file": str(path)}, {})
+
+
+def test_a_token_and_its_file_together_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "admin.token"
+    path.write_text("x" * 40)
+    with pytest.raises(ConfigError, match="give --admin-token or --admin-token-file, not both"):
+        load_settings({"admin_token_file": str(path)}, {"CERTBOUND_ADMIN_TOKEN": "y" * 40})
 
 
 def test_precedence_flag_over_env_over_file(tmp_path: Path) -> None:

@@ -3,10 +3,12 @@ from __future__ import annotations
 import base64
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from certbound.clientauth.assertion import ASSERTION_TYPE
 from certbound.clientauth.credentials import Mechanism, read_credentials
-from certbound.errors import InvalidClientError, InvalidRequestError
+from certbound.errors import InvalidClientError, InvalidRequestError, OAuthError
 from certbound.reasons import GENERIC_REFUSAL, Reason
 from tests.helpers import basic_auth
 
@@ -122,3 +124,39 @@ def test_missing_client_id() -> None:
     with pytest.raises(InvalidClientError, match="client_id is missing") as refused:
         read_credentials({}, None, None)
     assert refused.value.reason is Reason.NO_CLIENT_ID
+
+
+# Property tests: the Basic header and the form fields are untrusted bytes (issue 9)
+ANY_TEXT = st.text(st.characters(exclude_categories=()))
+AUTHORIZATION = st.one_of(
+    ANY_TEXT.map(lambda text: "Basic " + text),
+    st.binary().map(lambda raw: "Basic " + base64.b64encode(raw).decode("ascii")),
+    ANY_TEXT,
+)
+FORM = st.dictionaries(
+    st.sampled_from(["client_id", "client_secret", "client_assertion", "client_assertion_type"]),
+    ANY_TEXT,
+    max_size=4,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(AUTHORIZATION, FORM)
+def test_any_header_and_form_give_credentials_or_an_oauth_error(
+    authorization: str, form: dict[str, str]
+) -> None:
+    try:
+        presented = read_credentials(form, authorization, None)
+    except OAuthError:
+        return
+    assert presented.client_id
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text(st.characters(exclude_categories=("Cs",)), min_size=1),
+    st.text(st.characters(exclude_categories=("Cs",))),
+)
+def test_basic_credentials_round_trip(client_id: str, secret: str) -> None:
+    presented = read_credentials({}, basic_auth(client_id, secret), None)
+    assert (presented.client_id, presented.secret) == (client_id, secret)

@@ -4,14 +4,16 @@ The Store contract itself is tested against both backends in test_contract.py.""
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from certbound.errors import StoreUnavailableError
-from certbound.models import SigningKeyRecord
+from certbound.models import Client, SigningKeyRecord
 from certbound.store.sqlite import MIGRATIONS, SQLiteStore
+from tests.unit.store.test_contract import make_client
 
 
 def test_sqlite_urls() -> None:
@@ -99,3 +101,54 @@ async def test_a_database_locked_for_too_long_is_unavailable_not_an_error(tmp_pa
         holder.execute("ROLLBACK")
         holder.close()
         await store.close()
+
+
+# SPEC §3: database files are private; SQL parameters never reach the log.
+async def test_database_files_are_created_0600_in_a_0700_directory(tmp_path: Path) -> None:
+    path = tmp_path / "fresh" / "nested" / "certbound.db"
+    sqlite = SQLiteStore(str(path))
+    await sqlite.open()
+    try:
+        await sqlite.create_client(make_client("a"))  # a write: the -wal and -shm files exist now
+        for directory in (path.parent, path.parent.parent):
+            assert directory.stat().st_mode & 0o777 == 0o700, directory
+        files = [path, path.with_name("certbound.db-wal"), path.with_name("certbound.db-shm")]
+        assert {file.stat().st_mode & 0o777 for file in files} == {0o600}
+    finally:
+        await sqlite.close()
+
+
+async def test_an_existing_open_directory_is_reported_not_changed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    sqlite = SQLiteStore(str(shared / "certbound.db"))
+    with caplog.at_level(logging.WARNING, logger="certbound.files"):
+        await sqlite.open()
+    await sqlite.close()
+    assert shared.stat().st_mode & 0o777 == 0o755  # the operator's directory: not chmod-ed
+    assert (shared / "certbound.db").stat().st_mode & 0o777 == 0o600
+    assert f"directory {shared} is accessible by other users (mode 755)" in caplog.text
+
+
+async def test_debug_logging_never_shows_sql_parameters(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret_hash = b"\x8a\x01SECRET-HMAC-BYTES\xfe" * 2
+    client = Client("logged", {"scope": "read"}, 1, secret_hash=secret_hash)
+    caplog.set_level(logging.DEBUG)  # --log-level debug: the root logger at DEBUG
+    sqlite = SQLiteStore(str(tmp_path / "certbound.db"))
+    await sqlite.open()
+    try:
+        await sqlite.create_client(client)
+        await sqlite.update_client(client)
+        assert await sqlite.get_client("logged") == client
+    finally:
+        await sqlite.close()
+    for record in caplog.records:
+        text = record.getMessage()
+        assert "SECRET-HMAC-BYTES" not in text, record.name
+        assert "INSERT INTO" not in text, record.name
+        assert "UPDATE clients" not in text, record.name
