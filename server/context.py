@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from certbound.clientkeys import ClientKeyResolver
+from certbound.jwks import ClientKeyResolver
 from certbound.clients import ClientCache
 from certbound.config import Settings
+from certbound.cpupool import CpuPool
 from certbound.keys import KeyRing
 from certbound.metrics import Metrics
 from certbound.pki.trust import ClientTrust
@@ -31,6 +32,8 @@ class ServerContext:
     client_keys: ClientKeyResolver
     #: The client CA trust store for tls_client_auth (RFC 8705 §2.1), reloaded on SIGHUP.
     trust: ClientTrust
+    #: Path building and client-key signature checks run here, off the event loop (issue 9).
+    cpu: CpuPool = field(default_factory=CpuPool)
 
 
 CONTEXT = web.AppKey("certbound.context", ServerContext)

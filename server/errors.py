@@ -26,6 +26,7 @@ __all__ = [
     "PayloadTooLargeError",
     "ServerError",
     "StoreError",
+    "TemporarilyUnavailableError",
     "UnauthorizedClientError",
     "UnsupportedGrantTypeError",
     "UnsupportedMediaTypeError",
@@ -144,6 +145,14 @@ class NotFoundError(OAuthError):
 
 class ServerError(OAuthError):
     """Anything unexpected; details go to the log only."""
+
+
+class TemporarilyUnavailableError(OAuthError):
+    """RFC 6749 §4.1.2.1's code, at any endpoint: the server is too busy to take this request now
+    (the CPU-heavy work queue is full, certbound.cpupool); the client may retry shortly."""
+
+    error = "temporarily_unavailable"
+    status = 503
 
 
 class ConfigError(Exception):

@@ -20,7 +20,7 @@ from certbound.clientauth.assertion import (
     parse_assertion,
 )
 from certbound.clientauth.credentials import Mechanism, PresentedCredentials
-from certbound.clientkeys import require_key_source
+from certbound.jwks import require_key_source
 from certbound.config import Settings
 from certbound.context import ServerContext
 from certbound.errors import InvalidClientError, InvalidClientMetadataError

@@ -20,7 +20,7 @@ import pytest
 import trustme
 from joserfc.jwk import Key, RSAKey
 
-from certbound.clientkeys import FetchLimits
+from certbound.jwks import FetchLimits
 from certbound.jose import b64url_decode
 from certbound.testing import CertboundTestServer, TestClient
 from tests.assertion_kit import (

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from certbound.clientkeys import ClientKeyResolver, FetchLimits, is_forbidden_address, parse_jwks
+from certbound.jwks import ClientKeyResolver, FetchLimits, is_forbidden_address, parse_jwks
 from certbound.config import Settings
 from certbound.errors import ConfigError, InvalidClientError
 from certbound.models import Client
