@@ -3,6 +3,7 @@ names, chosen string types, URI SANs, missing or other EKUs, revocation lists.""
 
 from __future__ import annotations
 
+import base64
 import datetime
 import math
 import ssl
@@ -233,6 +234,11 @@ def self_signed(subject: x509.Name, key: PrivateKey | None = None) -> Issued:
         .sign(key, _hash_for(key))
     )
     return Issued(cert, key)
+
+
+def x5c_of(issued: Issued) -> str:
+    """The certificate as one `x5c` member entry (standard base64 DER, RFC 7517 §4.7)."""
+    return base64.b64encode(issued.cert.public_bytes(Encoding.DER)).decode("ascii")
 
 
 def from_trustme(ca: trustme.CA) -> Issued:
