@@ -11,7 +11,6 @@ from pathlib import Path
 
 from aiohttp import web
 
-from certbound.jwks import ClientKeyResolver
 from certbound.clients import ClientCache
 from certbound.config import Settings
 from certbound.context import CONTEXT, ServerContext
@@ -24,6 +23,7 @@ from certbound.endpoints.register import RegistrationEndpoints
 from certbound.endpoints.revoke import revocation_endpoint
 from certbound.endpoints.token import token_endpoint
 from certbound.errors import ConfigError
+from certbound.jwks import ClientKeyResolver
 from certbound.keys import REFRESH_SECONDS, KeyRing
 from certbound.metrics import Metrics
 from certbound.middleware import error_middleware

@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from certbound.jwks import parse_jwks, validate_jwks_uri
 from certbound.config import Settings
 from certbound.errors import InvalidClientMetadataError, InvalidRedirectUriError
 from certbound.jose import JWS_SIGNING_ALGS
+from certbound.jwks import parse_jwks, validate_jwks_uri
 from certbound.models import MTLS_METHODS
 
 __all__ = [

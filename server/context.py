@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from certbound.jwks import ClientKeyResolver
 from certbound.clients import ClientCache
 from certbound.config import Settings
 from certbound.cpupool import CpuPool
+from certbound.jwks import ClientKeyResolver
 from certbound.keys import KeyRing
 from certbound.metrics import Metrics
 from certbound.pki.trust import ClientTrust

@@ -160,6 +160,29 @@ def _can_verify(alg: str, key: Key) -> bool:
     return True
 
 
+def _select_key(parsed: ParsedAssertion, alg: str, keys: Sequence[Key]) -> Key:
+    kid = parsed.kid
+    if kid is not None:
+        keys = [key for key in keys if key.kid == kid]
+        if not keys:
+            raise InvalidClientError(f"client_assertion kid {kid!r} matches none of the client's keys")
+    usable = [key for key in keys if _can_verify(alg, key)]
+    if not usable:
+        raise InvalidClientError(f"none of the client's keys can verify alg {alg}")
+    if len(usable) > 1:
+        raise InvalidClientError(
+            f"{len(usable)} of the client's keys can verify alg {alg}: "
+            "the client_assertion header must name one with kid"
+        )
+    key = usable[0]
+    if not isinstance(key, OctKey):
+        try:
+            check_public_key(key.public_key)
+        except KeyPolicyError as exc:
+            raise InvalidClientError(f"client key refused: it is {exc}") from None
+    return key
+
+
 class AssertionValidator:
     """Validates client assertions under one server's settings (audience mode, lifetimes, skew)."""
 
@@ -195,6 +218,15 @@ class AssertionValidator:
             )
         return alg
 
+    def select_key(
+        self, parsed: ParsedAssertion, client: Client, keys: Sequence[Key], *, family: Collection[str]
+    ) -> Key:
+        """The one key that may verify `parsed`, after the cheap checks (alg, header, the key's
+        choice and policy); InvalidClientError otherwise. Verifies nothing."""
+        alg = self.check_algorithm(parsed, client, family)
+        self._check_header(parsed.header)
+        return _select_key(parsed, alg, keys)
+
     def validate(
         self,
         assertion: str | ParsedAssertion,
@@ -204,9 +236,13 @@ class AssertionValidator:
         family: Collection[str],
     ) -> VerifiedAssertion:
         parsed = parse_assertion(assertion) if isinstance(assertion, str) else assertion
-        alg = self.check_algorithm(parsed, client, family)
-        self._check_header(parsed.header)
-        self._check_signature(parsed, alg, keys)
+        key = self.select_key(parsed, client, keys, family=family)
+        try:
+            valid = JWSRegistry.algorithms[parsed.alg].verify(parsed.signing_input, parsed.signature, key)
+        except (JoseError, ValueError, TypeError):
+            valid = False
+        if not valid:
+            raise InvalidClientError("client_assertion signature is invalid")
         jti, expires_at = self._check_claims(parsed.claims, client.client_id)
         return VerifiedAssertion(client, jti, expires_at)
 
@@ -228,35 +264,6 @@ class AssertionValidator:
             raise InvalidClientError(
                 "client_assertion header has crit extensions this server does not support"
             )
-
-    @staticmethod
-    def _check_signature(parsed: ParsedAssertion, alg: str, keys: Sequence[Key]) -> None:
-        model = JWSRegistry.algorithms[alg]
-        kid = parsed.kid
-        if kid is not None:
-            keys = [key for key in keys if key.kid == kid]
-            if not keys:
-                raise InvalidClientError(f"client_assertion kid {kid!r} matches none of the client's keys")
-        usable = [key for key in keys if _can_verify(alg, key)]
-        if not usable:
-            raise InvalidClientError(f"none of the client's keys can verify alg {alg}")
-        if len(usable) > 1:
-            raise InvalidClientError(
-                f"{len(usable)} of the client's keys can verify alg {alg}: "
-                "the client_assertion header must name one with kid"
-            )
-        key = usable[0]
-        if not isinstance(key, OctKey):
-            try:
-                check_public_key(key.public_key)
-            except KeyPolicyError as exc:
-                raise InvalidClientError(f"client key refused: it is {exc}") from None
-        try:
-            if model.verify(parsed.signing_input, parsed.signature, key):
-                return
-        except (JoseError, ValueError, TypeError):
-            pass
-        raise InvalidClientError("client_assertion signature is invalid")
 
     def _check_claims(self, claims: Mapping[str, Any], client_id: str) -> tuple[str, int]:
         # RFC 7523 §3 items 1-2 and OIDC Core §9: the client asserts about itself.

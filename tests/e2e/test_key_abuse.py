@@ -261,3 +261,35 @@ async def test_a_chain_of_same_name_intermediates_is_refused_before_path_buildin
     status, body = await _token(http, server, form, context)
     assert status == 200, body
     assert len(built) == 1
+
+
+@pytest.mark.parametrize(
+    ("alg", "pooled"), [("ES256", False), ("EdDSA", False), ("ES384", True), ("ES512", True)]
+)
+async def test_signatures_dear_to_verify_run_on_the_cpu_pool(
+    server: CertboundTestServer,
+    http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+    alg: str,
+    pooled: bool,
+) -> None:
+    pool = server.running.context.cpu
+    jobs: list[object] = []
+    original = pool.run
+
+    async def recording(function: Any, *args: Any) -> Any:
+        jobs.append(function)
+        return await original(function, *args)
+
+    monkeypatch.setattr(pool, "run", recording)
+    key = generate_key(alg, kid="k")
+    client = await server.add_client("private_key_jwt", jwks=public_jwks(key))
+    status, body = await _token(
+        http, server, assertion_form(sign(key, alg, claims_for(client.client_id, server.issuer)))
+    )
+    assert status == 200, body
+    assert len(jobs) == (1 if pooled else 0)
+    # A forged signature is refused the same way on either side of the threshold.
+    forged = sign(generate_key(alg, kid="k"), alg, claims_for(client.client_id, server.issuer))
+    status, body = await _token(http, server, assertion_form(forged))
+    assert (status, body["error_description"]) == (401, "client_assertion signature is invalid")

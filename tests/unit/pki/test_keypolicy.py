@@ -11,6 +11,7 @@ from certbound.pki.keypolicy import (
     RSA_MIN_BITS,
     KeyPolicyError,
     check_public_key,
+    costly_to_verify,
 )
 
 # Moduli of the sizes at the bounds; public-key checks never need the factors.
@@ -60,3 +61,22 @@ def test_keys_within_the_policy(key: object) -> None:
 def test_keys_outside_the_policy(key: object, rule: str) -> None:
     with pytest.raises(KeyPolicyError, match=rule):
         check_public_key(key)
+
+
+@pytest.mark.parametrize(
+    ("key", "costly"),
+    [
+        (_rsa(RSA_MIN_BITS), False),
+        (rsa.RSAPublicNumbers(RSA_MAX_EXPONENT, (1 << 4095) + 1).public_key(), False),
+        (rsa.RSAPublicNumbers(65537, (1 << 4096) + 1).public_key(), True),
+        (_rsa(RSA_MAX_BITS), True),
+        (ec.generate_private_key(ec.SECP256R1()).public_key(), False),
+        (ec.generate_private_key(ec.SECP384R1()).public_key(), True),
+        (ec.generate_private_key(ec.SECP521R1()).public_key(), True),
+        (ed25519.Ed25519PrivateKey.generate().public_key(), False),
+        (ed448.Ed448PrivateKey.generate().public_key(), True),
+    ],
+    ids=["rsa-2048", "rsa-4096-fermat", "rsa-4097", "rsa-8192", "p256", "p384", "p521", "ed25519", "ed448"],
+)
+def test_which_keys_are_costly_to_verify(key: object, costly: bool) -> None:
+    assert costly_to_verify(key) is costly
