@@ -36,7 +36,6 @@ import argparse
 import base64
 import http.client
 import json
-import math
 import os
 import secrets
 import signal
@@ -55,13 +54,14 @@ from pathlib import Path
 from typing import Any
 
 import trustme
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the test suite's certificate builders make the attacker's PKI
+
+from tests.unit.pki.builders import Issued, huge_exponent_key, issue, make_ca, name  # noqa: E402
+
 ATTACKS = ("assertion-230", "assertion-max", "assertion-nokid", "chain-8", "chain-8-fresh", "baseline-fresh")
 _TICKS = os.sysconf("SC_CLK_TCK")
 _JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -73,19 +73,6 @@ def _b64url(data: bytes) -> str:
 
 def _int_b64url(number: int) -> str:
     return _b64url(number.to_bytes((number.bit_length() + 7) // 8, "big"))
-
-
-def huge_exponent_key(bits: int) -> rsa.RSAPrivateKey:
-    """An RSA key whose public exponent is nearly as long as its modulus."""
-    numbers = rsa.generate_private_key(public_exponent=65537, key_size=bits).private_numbers()
-    p, q = numbers.p, numbers.q
-    order = math.lcm(p - 1, q - 1)
-    exponent = (1 << (bits - 2)) + 1
-    while math.gcd(exponent, order) != 1:
-        exponent += 2
-    d = pow(exponent, -1, order)
-    public = rsa.RSAPublicNumbers(exponent, p * q)
-    return rsa.RSAPrivateNumbers(p, q, d, d % (p - 1), d % (q - 1), pow(q, -1, p), public).private_key()
 
 
 def _rsa_jwk(n: int, e: int, kid: str | None = None) -> dict[str, str]:
@@ -117,101 +104,27 @@ def _junk_assertion(client_id: str, audience: str, kid: str | None, signature_by
 # --- PKI ---------------------------------------------------------------------------------------------
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _certificate(
-    subject: x509.Name, issuer: x509.Name, public: Any, signer: Any, *, ca: bool
-) -> x509.Certificate:
-    """A certificate the web-PKI profile would accept in a path (key identifiers, key usage), so
-    the path builder does check its signatures."""
-    now = time.time()
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(_datetime(now - 86400))
-        .not_valid_after(_datetime(now + 86400))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False
-        )
-    )
-    if ca:
-        bits = (
-            "digital_signature",
-            "content_commitment",
-            "key_encipherment",
-            "data_encipherment",
-            "key_agreement",
-        )
-        usage = x509.KeyUsage(
-            **dict.fromkeys(bits, False),
-            key_cert_sign=True,
-            crl_sign=True,
-            encipher_only=False,
-            decipher_only=False,
-        )
-        builder = builder.add_extension(usage, critical=True).add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(public), critical=False
-        )
-    else:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
-        )
-    return builder.sign(signer, hashes.SHA256())
-
-
-def _datetime(timestamp: float) -> Any:
-    import datetime
-
-    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
-
-
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(Encoding.PEM)
-
-
-def _write_identity(directory: Path, leaf_key: Any, certs: list[x509.Certificate]) -> tuple[Path, Path]:
-    stem = uuid.uuid4().hex
-    cert_file, key_file = directory / f"{stem}.pem", directory / f"{stem}.key"
-    cert_file.write_bytes(b"".join(map(_pem, certs)))
-    key_file.write_bytes(leaf_key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
-    return cert_file, key_file
-
-
 @dataclass
 class Pki:
     server_ca: trustme.CA
-    client_ca_key: ec.EllipticCurvePrivateKey
-    client_ca: x509.Certificate
-    loop_key: rsa.RSAPrivateKey | None = None
+    client_ca: Issued
 
-    def loop_chain(self, directory: Path) -> tuple[Path, Path]:
-        """A leaf and 8 self-issued 'Loop CA' certificates sharing one huge-exponent key."""
-        if self.loop_key is None:
-            self.loop_key = huge_exponent_key(3072)
-        loop_name = _name("Loop CA")
-        loop = [
-            _certificate(loop_name, loop_name, self.loop_key.public_key(), self.loop_key, ca=True)
-            for _ in range(8)
-        ]
-        leaf_key = ec.generate_private_key(ec.SECP256R1())
-        leaf = _certificate(_name("abuser"), loop_name, leaf_key.public_key(), self.loop_key, ca=False)
-        return _write_identity(directory, leaf_key, [leaf, *loop])
+    def __post_init__(self) -> None:
+        # One key for the 8 'Loop CA' certificates, so each is a valid issuer of every other.
+        self._loop_key = huge_exponent_key(3072)
 
-    def good_chain(self, directory: Path) -> tuple[Path, Path]:
-        """A leaf of the client CA through one intermediate."""
-        middle_key = ec.generate_private_key(ec.SECP256R1())
-        middle = _certificate(
-            _name("Issuing CA"), self.client_ca.subject, middle_key.public_key(), self.client_ca_key, ca=True
+    def loop_chain(self) -> Issued:
+        """A leaf sent with 8 self-issued 'Loop CA' certificates sharing one huge-exponent key."""
+        loop = [make_ca(name((NameOID.COMMON_NAME, "Loop CA")), key=self._loop_key) for _ in range(8)]
+        leaf = issue(
+            loop[0], name((NameOID.COMMON_NAME, "abuser")), key=ec.generate_private_key(ec.SECP256R1())
         )
-        leaf_key = ec.generate_private_key(ec.SECP256R1())
-        leaf = _certificate(_name("good"), middle.subject, leaf_key.public_key(), middle_key, ca=False)
-        return _write_identity(directory, leaf_key, [leaf, middle])
+        return Issued(leaf.cert, leaf.key, tuple(ca.cert for ca in loop))
+
+    def good_chain(self) -> Issued:
+        """A leaf of the client CA through one intermediate, which it sends along."""
+        middle = make_ca(name((NameOID.COMMON_NAME, "Issuing CA")), parent=self.client_ca)
+        return issue(middle, name((NameOID.COMMON_NAME, "good")))
 
 
 # --- the server --------------------------------------------------------------------------------------
@@ -299,7 +212,7 @@ def _serving(env: dict[str, str], db: Path, pki: Pki, directory: Path) -> Iterat
     cert, key, client_ca = directory / "server.pem", directory / "server.key", directory / "client-ca.pem"
     cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
     key.write_bytes(leaf.private_key_pem.bytes())
-    client_ca.write_bytes(_pem(pki.client_ca))
+    client_ca.write_bytes(pki.client_ca.pem())
     process = subprocess.Popen(
         [
             sys.executable, "-m", "certbound", "serve", "--host", "127.0.0.1", "--port", str(port),
@@ -331,11 +244,11 @@ def _serving(env: dict[str, str], db: Path, pki: Pki, directory: Path) -> Iterat
 # --- the client side ---------------------------------------------------------------------------------
 
 
-def _context(pki: Pki, identity: tuple[Path, Path] | None) -> ssl.SSLContext:
+def _context(pki: Pki, identity: Issued | None, directory: Path) -> ssl.SSLContext:
     context = ssl.create_default_context()
     pki.server_ca.configure_trust(context)
     if identity is not None:
-        context.load_cert_chain(*identity)
+        identity.configure_cert(context, directory)
     return context
 
 
@@ -378,7 +291,7 @@ def _assertion_plan(keys: list[dict[str, str]], kid: str | None, signature_bytes
             }
             for _ in range(n)
         ]
-        connection = _connect(server, _context(pki, None))
+        connection = _connect(server, _context(pki, None, Path()))
         try:
             _post(connection, {"grant_type": "client_credentials"})  # the handshake, not counted
             before = _cpu_seconds(server.process.pid)
@@ -402,7 +315,7 @@ def _mtls_plan(pki: Pki, directory: Path, *, chain: str, fresh: bool) -> Plan:
 
     def send(server: Server, n: int) -> tuple[list[int], float]:
         if fresh:
-            contexts = [_context(pki, make(directory)) for _ in range(n)]
+            contexts = [_context(pki, make(), directory) for _ in range(n)]
             before = _cpu_seconds(server.process.pid)
             statuses = []
             for context in contexts:
@@ -413,7 +326,7 @@ def _mtls_plan(pki: Pki, directory: Path, *, chain: str, fresh: bool) -> Plan:
                     connection.close()
             return statuses, _cpu_seconds(server.process.pid) - before
         # One keep-alive connection; its first request (with the handshake) is not counted.
-        connection = _connect(server, _context(pki, make(directory)))
+        connection = _connect(server, _context(pki, make(), directory))
         try:
             _post(connection, form)
             before = _cpu_seconds(server.process.pid)
@@ -457,11 +370,7 @@ def main() -> None:
         directory = Path(tmp)
         env = _env(args.source.resolve(), directory)
         db = directory / "abuse.db"
-        client_ca_key = ec.generate_private_key(ec.SECP256R1())
-        client_ca = _certificate(
-            _name("Client CA"), _name("Client CA"), client_ca_key.public_key(), client_ca_key, ca=True
-        )
-        pki = Pki(trustme.CA(), client_ca_key, client_ca)
+        pki = Pki(trustme.CA(), make_ca(name((NameOID.COMMON_NAME, "Client CA"))))
         plan = _plan(args.attack, pki, directory)
         print(f"source {args.source}; attack {args.attack}")
         print(
