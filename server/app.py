@@ -10,7 +10,6 @@ from pathlib import Path
 
 from aiohttp import web
 
-from certbound.clientkeys import ClientKeyResolver
 from certbound.clients import ClientCache
 from certbound.config import Settings
 from certbound.context import CONTEXT, ServerContext
@@ -24,6 +23,7 @@ from certbound.endpoints.register import RegistrationEndpoints
 from certbound.endpoints.revoke import revocation_endpoint
 from certbound.endpoints.token import token_endpoint
 from certbound.errors import ConfigError
+from certbound.jwks import ClientKeyResolver
 from certbound.keys import KeyRing
 from certbound.maintenance import maintain
 from certbound.metrics import Metrics
@@ -104,8 +104,9 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-async def _close_client_keys(app: web.Application) -> None:
+async def _close_services(app: web.Application) -> None:
     await app[CONTEXT].client_keys.close()
+    app[CONTEXT].cpu.close()
 
 
 def create_app(context: ServerContext) -> web.Application:
@@ -115,7 +116,7 @@ def create_app(context: ServerContext) -> web.Application:
         # Inside request_middleware, so a malformed certificate header gets an OAuth error body.
         app.middlewares.append(proxy_certificate_middleware(context.settings))
     app.cleanup_ctx.append(_background)
-    app.on_cleanup.append(_close_client_keys)
+    app.on_cleanup.append(_close_services)
     router = app.router
     router.add_get("/.well-known/openid-configuration", metadata_endpoint)
     router.add_get("/.well-known/oauth-authorization-server", metadata_endpoint)

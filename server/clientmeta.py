@@ -20,11 +20,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from certbound.clientauth import AUTH_METHODS
-from certbound.clientkeys import parse_jwks, validate_jwks_uri
 from certbound.config import Settings
 from certbound.errors import InvalidClientMetadataError, InvalidRedirectUriError
 from certbound.grants import GRANTS
 from certbound.jose import JWS_SIGNING_ALGS
+from certbound.jwks import parse_jwks, validate_jwks_uri
 from certbound.models import MTLS_METHODS
 
 __all__ = [

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from certbound.clientkeys import ClientKeyResolver
 from certbound.clients import ClientCache
 from certbound.config import Settings
+from certbound.cpupool import CpuPool
+from certbound.jwks import ClientKeyResolver
 from certbound.keys import KeyRing
 from certbound.metrics import Metrics
 from certbound.pki.trust import ClientTrust
@@ -34,6 +35,8 @@ class ServerContext:
     trust: ClientTrust
     #: Verifies presented client secrets; holds the slow-hash concurrency cap and what verified.
     secret_checker: SecretChecker
+    #: Path building and client-key signature checks run here, off the event loop (issue 9).
+    cpu: CpuPool = field(default_factory=CpuPool)
 
 
 CONTEXT = web.AppKey("certbound.context", ServerContext)

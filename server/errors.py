@@ -156,8 +156,9 @@ class NotFoundError(OAuthError):
 
 class TemporarilyUnavailableError(OAuthError):
     """RFC 6749 §4.1.2.1: "the authorization server is currently unable to handle the request due
-    to a temporary overloading or maintenance" (here: its database does not answer, or too many
-    slow checks are waiting). The response carries `Retry-After` (RFC 9110 §10.2.3)."""
+    to a temporary overloading or maintenance" (here: its database does not answer, too many
+    slow secret checks are waiting, or the CPU-heavy work queue is full, certbound.cpupool). The
+    response carries `Retry-After` (RFC 9110 §10.2.3)."""
 
     error = "temporarily_unavailable"
     status = 503

@@ -1,31 +1,47 @@
-"""Small JOSE primitives for the hot path: base64url (RFC 7515 §2), JWK thumbprints (RFC 7638),
-public JWKs of keys and PEM files (RFC 7517).
+"""Small JOSE primitives: base64url (RFC 7515 §2), JWK thumbprints (RFC 7638), public JWKs of keys
+and PEM files (RFC 7517), and the import of one untrusted public JWK (RFC 7517 §4) under the key policy.
 
 Access tokens are signed here directly with `cryptography` rather than through a general JOSE
 library: one token costs one signature plus two base64url encodings and one JSON dump.
+
+`public_key_from_jwk` is the one door for a public key a peer hands us as a JWK: a member of a
+registered or fetched JWK Set, or a JWS header's embedded `jwk` (DPoP, RFC 9449 §4.2). It refuses
+private or symmetric material, keys outside certbound.pki.keypolicy (sizes checked on the encoded
+members before any number is decoded), and an `x5c` whose first certificate holds another key
+(RFC 7517 §4.7).
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 import re
+import warnings
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
+from joserfc.errors import JoseError, SecurityWarning
+from joserfc.jwk import JWKRegistry, Key
+
+from certbound.pki.keypolicy import RSA_MAX_BITS, RSA_MAX_EXPONENT, KeyPolicyError, check_public_key
+from certbound.pki.spki import public_key_der
 
 __all__ = [
     "JWS_ASYMMETRIC_ALGS",
     "JWS_HMAC_ALGS",
     "JWS_SIGNING_ALGS",
+    "JWKError",
     "b64url_decode",
     "b64url_encode",
     "json_compact",
     "jwk_set_from_pem",
     "public_jwk",
+    "public_key_from_jwk",
     "rfc7638_thumbprint",
 ]
 
@@ -144,3 +160,71 @@ def jwk_set_from_pem(pem: bytes) -> dict[str, Any]:
     if not keys:
         raise ValueError("no PEM certificate or public key found")
     return {"keys": keys}
+
+
+class JWKError(ValueError):
+    """A JWK that is not a usable public key; the message completes "the key ..."."""
+
+
+# RFC 7517 §9.2 / RFC 7518 §6: members that only private (or symmetric) keys have.
+_PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+
+
+def _b64url_chars(octets: int) -> int:
+    return -(-octets * 4 // 3)
+
+
+# The longest encodings of an in-policy modulus and exponent (one leading zero octet tolerated).
+_MAX_MODULUS_CHARS = _b64url_chars(RSA_MAX_BITS // 8 + 1)
+_MAX_EXPONENT_CHARS = _b64url_chars((RSA_MAX_EXPONENT.bit_length() + 7) // 8 + 1)
+
+
+def _check_encoded_size(member: dict[str, Any]) -> None:
+    """Refuse an oversized RSA modulus or exponent before decoding it into a number."""
+    if member.get("kty") != "RSA":
+        return
+    n, e = member.get("n"), member.get("e")
+    if isinstance(n, str) and len(n) > _MAX_MODULUS_CHARS:
+        raise JWKError(f"is an RSA key of more than {RSA_MAX_BITS} bits")
+    if isinstance(e, str) and len(e) > _MAX_EXPONENT_CHARS:
+        raise JWKError(f"is an RSA key with a public exponent above {RSA_MAX_EXPONENT}")
+
+
+def _check_x5c(chain: object, key: Key) -> None:
+    if not isinstance(chain, list) or not chain or not all(isinstance(cert, str) for cert in chain):
+        raise JWKError("has an x5c that is not a non-empty array of base64 certificates")
+    try:
+        cert = x509.load_der_x509_certificate(base64.b64decode(chain[0], validate=True))
+        certified = public_key_der(cert.public_key())
+    except (binascii.Error, ValueError, UnsupportedAlgorithm):
+        raise JWKError("has an x5c[0] that is not a base64 DER certificate") from None
+    if certified is None or certified != public_key_der(key.public_key):
+        raise JWKError("has an x5c[0] certificate that holds another key than the JWK (RFC 7517 §4.7)")
+
+
+def public_key_from_jwk(member: object) -> Key:
+    """Import one untrusted public JWK; JWKError says what is wrong with it."""
+    if not isinstance(member, dict):
+        raise JWKError("is not a JSON object")
+    private = [name for name in _PRIVATE_MEMBERS if name in member]
+    if private:
+        raise JWKError(
+            f"holds private or symmetric key material ({', '.join(private)}): only public keys are accepted"
+        )
+    if "kid" in member and not isinstance(member["kid"], str):
+        raise JWKError("has a kid that is not a string")
+    _check_encoded_size(member)
+    try:
+        with warnings.catch_warnings():
+            # joserfc warns about small RSA keys; the policy just below refuses them instead.
+            warnings.simplefilter("ignore", SecurityWarning)
+            key = JWKRegistry.import_key(member)
+    except (JoseError, ValueError, TypeError, KeyError, UnsupportedAlgorithm) as exc:
+        raise JWKError(f"does not parse as a JWK: {exc}") from None
+    try:
+        check_public_key(key.public_key)
+    except KeyPolicyError as exc:
+        raise JWKError(f"is {exc}") from None
+    if "x5c" in member:
+        _check_x5c(member["x5c"], key)
+    return key

@@ -4,6 +4,12 @@ Sans-IO: `AssertionValidator.validate` takes the assertion, the client, the cand
 settings and a clock, and returns a `VerifiedAssertion` or raises InvalidClientError. It fetches
 nothing and records nothing: the caller records the jti (replay protection) only after validation
 succeeded, so that a forged assertion cannot burn a legitimate client's jti.
+
+One signature check per assertion, whatever the client registered (issue 9 finding 3): the key is
+the one the header's `kid` names among the client's keys that can verify the alg, or, without a
+kid, the only such key; when several could, the assertion must name one. The key must be within
+certbound.pki.keypolicy (a JWK Set is checked when registered or fetched; this guards keys that
+reach the validator another way).
 """
 
 from __future__ import annotations
@@ -18,14 +24,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from joserfc.errors import JoseError
-from joserfc.jwk import Key, RSAKey
+from joserfc.jwk import Key, OctKey
 from joserfc.jws import JWSRegistry
 
-from certbound.clientkeys import MIN_RSA_BITS
 from certbound.config import Settings
 from certbound.errors import InvalidClientError
 from certbound.jose import JWS_ASYMMETRIC_ALGS, JWS_HMAC_ALGS, JWS_SIGNING_ALGS, b64url_decode
 from certbound.models import Client
+from certbound.pki.keypolicy import KeyPolicyError, check_public_key
 from certbound.reasons import Reason
 
 __all__ = [
@@ -188,8 +194,44 @@ def _number(claims: Mapping[str, Any], name: str) -> float | None:
     return value
 
 
-def _too_weak(key: Key) -> bool:
-    return isinstance(key, RSAKey) and key.public_key.key_size < MIN_RSA_BITS
+def _can_verify(alg: str, key: Key) -> bool:
+    try:
+        # Key type, curve, `use`, `alg` and `key_ops` must all allow this algorithm.
+        JWSRegistry.algorithms[alg].check_key(key)
+        key.check_key_op("verify")
+    except JoseError:
+        return False
+    return True
+
+
+def _select_key(parsed: ParsedAssertion, alg: str, keys: Sequence[Key]) -> Key:
+    kid = parsed.kid
+    if kid is not None:
+        keys = [key for key in keys if key.kid == kid]
+        if not keys:
+            raise InvalidClientError(
+                f"client_assertion kid {kid!r} matches none of the client's keys", reason=Reason.KID_UNKNOWN
+            )
+    usable = [key for key in keys if _can_verify(alg, key)]
+    if not usable:
+        raise InvalidClientError(
+            f"none of the client's keys can verify alg {alg}", reason=Reason.NO_USABLE_KEY
+        )
+    if len(usable) > 1:
+        raise InvalidClientError(
+            f"{len(usable)} of the client's keys can verify alg {alg}: "
+            "the client_assertion header must name one with kid",
+            reason=Reason.KID_REQUIRED,
+        )
+    key = usable[0]
+    if not isinstance(key, OctKey):
+        try:
+            check_public_key(key.public_key)
+        except KeyPolicyError as exc:
+            raise InvalidClientError(
+                f"client key refused: it is {exc}", reason=Reason.KEY_OUT_OF_POLICY
+            ) from None
+    return key
 
 
 class AssertionValidator:
@@ -227,6 +269,13 @@ class AssertionValidator:
             )
         return alg
 
+    def select_key(
+        self, parsed: ParsedAssertion, client: Client, keys: Sequence[Key], *, family: Collection[str]
+    ) -> Key:
+        """The one key that may verify `parsed`, after the cheap checks (alg, header, the key's
+        choice and policy); InvalidClientError otherwise. Verifies nothing."""
+        return _select_key(parsed, self.check_algorithm(parsed, client, family), keys)
+
     def validate(
         self,
         assertion: str | ParsedAssertion,
@@ -236,49 +285,15 @@ class AssertionValidator:
         family: Collection[str],
     ) -> VerifiedAssertion:
         parsed = parse_assertion(assertion) if isinstance(assertion, str) else assertion
-        alg = self.check_algorithm(parsed, client, family)
-        self._check_signature(parsed, alg, keys)
+        key = self.select_key(parsed, client, keys, family=family)
+        try:
+            valid = JWSRegistry.algorithms[parsed.alg].verify(parsed.signing_input, parsed.signature, key)
+        except (JoseError, ValueError, TypeError):
+            valid = False
+        if not valid:
+            raise InvalidClientError("client_assertion signature is invalid", reason=Reason.BAD_SIGNATURE)
         jti, expires_at = self._check_claims(parsed.claims, client.client_id)
         return VerifiedAssertion(client, jti, expires_at)
-
-    @staticmethod
-    def _check_signature(parsed: ParsedAssertion, alg: str, keys: Sequence[Key]) -> None:
-        model = JWSRegistry.algorithms[alg]
-        kid = parsed.kid
-        candidates = [key for key in keys if kid is None or key.kid == kid]
-        if not candidates:
-            raise InvalidClientError(
-                f"client_assertion kid {kid!r} matches none of the client's keys", reason=Reason.KID_UNKNOWN
-            )
-        usable: list[Key] = []
-        weak = False
-        for key in candidates:
-            try:
-                # Key type, curve, `use`, `alg` and `key_ops` must all allow this algorithm.
-                model.check_key(key)
-                key.check_key_op("verify")
-            except JoseError:
-                continue
-            if _too_weak(key):
-                weak = True
-            else:
-                usable.append(key)
-        if not usable:
-            if weak:
-                raise InvalidClientError(
-                    f"client key is too weak: RSA keys need {MIN_RSA_BITS} bits or more",
-                    reason=Reason.KEY_TOO_WEAK,
-                )
-            raise InvalidClientError(
-                f"none of the client's keys can verify alg {alg}", reason=Reason.NO_USABLE_KEY
-            )
-        for key in usable:
-            try:
-                if model.verify(parsed.signing_input, parsed.signature, key):
-                    return
-            except (JoseError, ValueError, TypeError):
-                continue
-        raise InvalidClientError("client_assertion signature is invalid", reason=Reason.BAD_SIGNATURE)
 
     def _check_claims(self, claims: Mapping[str, Any], client_id: str) -> tuple[str, int]:
         # RFC 7523 §3 items 1-2 and OIDC Core §9: the client asserts about itself.

@@ -7,6 +7,7 @@ so a replayed assertion, even two copies raced concurrently, is honoured once (R
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any, ClassVar
 
@@ -18,11 +19,12 @@ from certbound.clientauth.assertion import (
     VerifiedAssertion,
 )
 from certbound.clientauth.credentials import Mechanism, PresentedCredentials
-from certbound.clientkeys import require_key_source
 from certbound.config import Settings
 from certbound.context import ServerContext
 from certbound.errors import InvalidClientError, InvalidClientMetadataError
+from certbound.jwks import require_key_source
 from certbound.models import Client
+from certbound.pki.keypolicy import costly_to_verify
 from certbound.reasons import Reason
 
 __all__ = ["ClientSecretJwt", "PrivateKeyJwt"]
@@ -88,7 +90,13 @@ class PrivateKeyJwt:
         if kid is not None and all(key.kid != kid for key in keys):
             # The client may have rotated its keys since we cached them.
             keys = await context.client_keys.keys_for(client, refresh=True)
-        verified = validator.validate(parsed, client, keys, family=ASYMMETRIC_ALGS)
+        key = validator.select_key(parsed, client, keys, family=ASYMMETRIC_ALGS)
+        if costly_to_verify(key.public_key):
+            # A key the client chose and dear to verify with: off the event loop (certbound.cpupool).
+            validate = functools.partial(validator.validate, family=ASYMMETRIC_ALGS)
+            verified = await context.cpu.run(validate, parsed, client, [key])
+        else:
+            verified = validator.validate(parsed, client, [key], family=ASYMMETRIC_ALGS)
         await _record_jti(verified, context)
 
     def validate_metadata(self, metadata: dict[str, Any], settings: Settings) -> None:

@@ -13,7 +13,7 @@ certificate is `invalid_client` (401), like any missing credential.
   (hex, optionally colon-separated, or base64url). Two CAs with the same DN have different
   certificates, so a pinned client cannot be impersonated through the other one.
 - self_signed_tls_client_auth (§2.2): no chain check; the leaf's public key must be one of the keys
-  of the client's `jwks` or `jwks_uri` (certbound.pki.spki), fetched by certbound.clientkeys. When a
+  of the client's `jwks` or `jwks_uri` (certbound.pki.spki), fetched by certbound.jwks. When a
   fetched set has no match it is refetched once (the client may have rotated its key).
 
 Every refusal is logged with its reason, the certificate's subject and its x5t#S256; never key
@@ -28,13 +28,13 @@ import logging
 from typing import Any, ClassVar, NoReturn
 
 from certbound.clientauth.credentials import Mechanism, PresentedCredentials
-from certbound.clientkeys import parse_jwks, require_key_source
 from certbound.config import Settings
 from certbound.context import ServerContext
 from certbound.errors import InvalidClientError, InvalidClientMetadataError
+from certbound.jwks import require_key_source
 from certbound.models import Client
 from certbound.pki.rejection import CertificateRejected
-from certbound.pki.spki import certificate_key_der, jwk_certificate, public_key_der
+from certbound.pki.spki import certificate_key_der
 from certbound.pki.subject import registered_subject, subject_matches
 from certbound.reasons import Reason
 from certbound.tls.peer import PeerCertificates
@@ -98,7 +98,7 @@ class TlsClientAuth:
     async def verify(self, presented: PresentedCredentials, client: Client, context: ServerContext) -> None:
         peer = _require_certificate(self.name, presented, client)
         try:
-            path = context.trust.verify(peer)
+            path = await context.trust.verify(peer, pool=context.cpu)
         except CertificateRejected as exc:
             _refuse(self.name, client, peer, exc.reason, exc.code)
         try:
@@ -157,16 +157,5 @@ class SelfSignedTlsClientAuth:
         )
 
     def validate_metadata(self, metadata: dict[str, Any], settings: Settings) -> None:
+        # Every key the JWK Set policy admits (RSA, EC, EdDSA) can be a certificate's key.
         require_key_source(metadata, settings)
-        if metadata.get("jwks") is None:
-            return
-        # Inline keys can be checked now: each must be able to match a certificate's key.
-        for index, key in enumerate(parse_jwks(metadata["jwks"])):
-            try:
-                cert = jwk_certificate(key)
-            except ValueError as exc:
-                raise InvalidClientMetadataError(f"jwks key {index}: {exc}") from None
-            if public_key_der(cert.public_key() if cert is not None else key.public_key) is None:
-                raise InvalidClientMetadataError(
-                    f"jwks key {index} is not an RSA, EC or EdDSA public key, so no certificate can match it"
-                )

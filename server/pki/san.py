@@ -7,7 +7,10 @@ Only the leaf's subjectAltName extension counts (never an issuer's). Comparison 
   name pattern). Registered names must be ASCII (A-labels for IDNs, as certificates carry them).
 - uniformResourceIdentifier: exact string equality (RFC 8705 gives no normalization).
 - iPAddress: as addresses, so `2001:db8::1` equals `2001:DB8:0:0:0:0:0:1`; IPv4 and IPv6 never
-  equal each other (not even an IPv4-mapped IPv6 address).
+  equal each other, not even an IPv4-mapped IPv6 address: `::ffff:10.0.0.1` matches only a 16-octet
+  entry and `10.0.0.1` only a 4-octet one. RFC 5280 §4.2.1.6 makes them different entries, and name
+  constraints (§4.2.1.10) constrain the two families separately: a CA barred from 10.0.0.0/8 may
+  still certify `::ffff:10.0.0.1`, so treating them as one would let it impersonate `10.0.0.1`.
 - rfc822Name: the local part exactly, the domain ASCII case-insensitively (RFC 5280 §4.2.1.6).
 """
 

@@ -14,9 +14,18 @@ marks it critical), and the extended key usage, when present, must contain clien
 anyExtendedKeyUsage); a keyUsage, when present, must allow digitalSignature (the client signs the
 TLS handshake) and must not allow certificate signing.
 
+Path building costs CPU a peer chooses (issue 9 finding 4: eight self-issued intermediates with
+one name made cryptography's builder try path after path for a second, until its own budget
+stopped it). So before the builder runs, a chain is refused unread when it holds more than
+`MAX_INTERMEDIATES` certificates, two certificates with the same subject (compared case- and
+space-insensitively, so each issuer name leads to at most one certificate the client sent: no
+branching), or a key outside certbound.pki.keypolicy (no huge RSA exponents to verify with). The
+builder itself runs on the CPU pool (certbound.cpupool), off the event loop.
+
 A validated path is cached by (leaf, intermediates sent) until the first of its certificates or
-consulted CRLs expires, so keep-alive requests and reconnecting clients do not rebuild it; only
-successes are cached, in a bounded LRU.
+consulted CRLs expires, so keep-alive requests and reconnecting clients do not rebuild it; a
+refusal is cached too, for `REFUSAL_SECONDS`, so repeating a refused chain costs a lookup. Both
+caches are bounded LRUs.
 """
 
 from __future__ import annotations
@@ -27,8 +36,10 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import (
@@ -40,17 +51,23 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
+from certbound.cpupool import CpuPool
 from certbound.errors import ConfigError
 from certbound.pki.crl import RevocationLists, load_crls
+from certbound.pki.keypolicy import MAX_INTERMEDIATES, KeyPolicyError, check_public_key
 from certbound.pki.rejection import CertificateRejected
 from certbound.reasons import Reason
 from certbound.tls.peer import PeerCertificates
 
-__all__ = ["MAX_INTERMEDIATES", "ClientTrust", "TrustStore", "VerifiedPath"]
+__all__ = ["REFUSAL_SECONDS", "ClientTrust", "TrustStore", "VerifiedPath"]
 
-#: More certificates than any sane client sends; bounds the path-building work a peer can cause.
-MAX_INTERMEDIATES = 8
+#: How long a refused (leaf, intermediates) pair is answered from memory.
+REFUSAL_SECONDS = 30
+_REFUSAL_PERIOD = datetime.timedelta(seconds=REFUSAL_SECONDS)
 _CACHE_ENTRIES = 4096
+
+_CacheKey = tuple[str, tuple[x509.Certificate, ...]]
+_V = TypeVar("_V")
 
 
 def _require_client_auth(policy: Policy, cert: x509.Certificate, eku: x509.ExtendedKeyUsage | None) -> None:
@@ -78,6 +95,49 @@ def _client_leaf_policy() -> ExtensionPolicy:
 
 _LEAF_POLICY = _client_leaf_policy()
 _CA_POLICY = ExtensionPolicy.webpki_defaults_ca()
+
+
+def _name_key(name: x509.Name) -> tuple[tuple[tuple[str, str], ...], ...]:
+    # RFC 5280 §7.1 compares names case-insensitively with spaces folded: so does this check, so
+    # no two certificates the builder might take for one issuer get past it.
+    return tuple(
+        tuple(
+            sorted(
+                (attribute.oid.dotted_string, " ".join(str(attribute.value).casefold().split()))
+                for attribute in rdn
+            )
+        )
+        for rdn in name.rdns
+    )
+
+
+def _precheck(peer: PeerCertificates) -> None:
+    """Refuse, before any signature is checked, what would make path building expensive."""
+    if len(peer.chain) > MAX_INTERMEDIATES:
+        raise CertificateRejected(
+            f"more than {MAX_INTERMEDIATES} intermediate certificates", code=Reason.TOO_MANY_INTERMEDIATES
+        )
+    try:
+        subjects = {_name_key(cert.subject) for cert in peer.chain}
+        keys = [cert.public_key() for cert in (peer.leaf, *peer.chain)]
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise CertificateRejected(f"malformed certificate: {exc}", code=Reason.CERT_MALFORMED) from None
+    if len(subjects) != len(peer.chain):
+        raise CertificateRejected("two of the intermediate certificates sent have the same subject")
+    for key in keys:
+        try:
+            check_public_key(key)
+        except KeyPolicyError as exc:
+            raise CertificateRejected(
+                f"a certificate of the chain holds {exc}", code=Reason.KEY_OUT_OF_POLICY
+            ) from None
+
+
+def _remember(cache: OrderedDict[_CacheKey, _V], key: _CacheKey, value: _V) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    if len(cache) > _CACHE_ENTRIES:
+        cache.popitem(last=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +184,9 @@ class TrustStore:
         self.anchors = tuple(anchors)
         self.revocation = revocation if revocation is not None else RevocationLists(())
         self._store = Store(list(self.anchors)) if self.anchors else None
-        self._cache: OrderedDict[tuple[str, tuple[x509.Certificate, ...]], VerifiedPath] = OrderedDict()
+        self._paths: OrderedDict[_CacheKey, VerifiedPath] = OrderedDict()
+        #: (the refusal, when refused)
+        self._refusals: OrderedDict[_CacheKey, tuple[CertificateRejected, datetime.datetime]] = OrderedDict()
 
     @classmethod
     def load(cls, ca_files: Sequence[Path], crl_files: Sequence[Path], *, generation: int = 1) -> TrustStore:
@@ -139,30 +201,42 @@ class TrustStore:
                 raise ConfigError(f"cannot load --client-ca {path}: {exc}") from None
         return cls(anchors, load_crls(crl_files, anchors), generation=generation)
 
-    def verify(self, peer: PeerCertificates, *, now: datetime.datetime | None = None) -> VerifiedPath:
-        """The validated path of `peer` (cached); raises CertificateRejected."""
+    async def verify(
+        self, peer: PeerCertificates, *, pool: CpuPool | None = None, now: datetime.datetime | None = None
+    ) -> VerifiedPath:
+        """The validated path of `peer` (cached); raises CertificateRejected. The path builder runs
+        on `pool` when one is given, else inline."""
         now = now or datetime.datetime.now(datetime.UTC)
         key = (peer.x5t_s256, peer.chain)
-        cached = self._cache.get(key)
+        cached = self._paths.get(key)
         if cached is not None and now < cached.valid_until:
-            self._cache.move_to_end(key)
+            self._paths.move_to_end(key)
             return cached
-        path = self._validate(peer, now)
-        self._cache[key] = path
-        if len(self._cache) > _CACHE_ENTRIES:
-            self._cache.popitem(last=False)
+        refused = self._refusals.get(key)
+        if refused is not None and refused[1] <= now < refused[1] + _REFUSAL_PERIOD:
+            raise CertificateRejected(refused[0].reason, code=refused[0].code)
+        try:
+            store = self._store
+            if store is None:
+                raise CertificateRejected(
+                    "no client CA is configured (--client-ca)", code=Reason.NO_CLIENT_CA
+                )
+            _precheck(peer)
+            if pool is None:
+                path = self._validate(store, peer, now)
+            else:
+                path = await pool.run(self._validate, store, peer, now)
+        except CertificateRejected as exc:
+            _remember(self._refusals, key, (exc, now))
+            raise
+        _remember(self._paths, key, path)
         return path
 
-    def _validate(self, peer: PeerCertificates, now: datetime.datetime) -> VerifiedPath:
-        if self._store is None:
-            raise CertificateRejected("no client CA is configured (--client-ca)", code=Reason.NO_CLIENT_CA)
-        if len(peer.chain) > MAX_INTERMEDIATES:
-            raise CertificateRejected(
-                f"more than {MAX_INTERMEDIATES} intermediate certificates", code=Reason.TOO_MANY_INTERMEDIATES
-            )
+    def _validate(self, store: Store, peer: PeerCertificates, now: datetime.datetime) -> VerifiedPath:
+        """Path building, signatures and CRLs: touches no cache, so it may run on a pool thread."""
         verifier = (
             PolicyBuilder()
-            .store(self._store)
+            .store(store)
             .time(now)
             .extension_policies(ca_policy=_CA_POLICY, ee_policy=_LEAF_POLICY)
             .build_client_verifier()
@@ -200,8 +274,8 @@ class ClientTrust:
     def current(self) -> TrustStore:
         return self._current
 
-    def verify(self, peer: PeerCertificates) -> VerifiedPath:
-        return self._current.verify(peer)
+    async def verify(self, peer: PeerCertificates, *, pool: CpuPool | None = None) -> VerifiedPath:
+        return await self._current.verify(peer, pool=pool)
 
     def reload(self) -> TrustStore:
         """Re-read the files. On ConfigError the current store stays in place (the caller logs)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 import os
 import signal
 import socket
@@ -18,10 +19,12 @@ from typing import Any
 import aiohttp
 import pytest
 import trustme
+from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc.jwk import Key, RSAKey
 
-from certbound.clientkeys import FetchLimits
-from certbound.jose import b64url_decode
+from certbound.jose import b64url_decode, public_jwk
+from certbound.jwks import FETCH_FAILED, FetchLimits
+from certbound.reasons import GENERIC_REFUSAL, Reason
 from certbound.testing import CertboundTestServer, TestClient
 from tests.assertion_kit import (
     JwksServer,
@@ -34,6 +37,7 @@ from tests.assertion_kit import (
     sign,
 )
 from tests.helpers import access_log, check_refusal
+from tests.unit.pki.builders import huge_exponent_key
 
 
 async def _token(
@@ -404,18 +408,43 @@ async def test_unknown_kid_after_refetch_is_refused_and_floods_fetch_nothing(
 
 
 async def test_jwks_uri_on_a_private_address_needs_the_flag(
-    server: CertboundTestServer, jwks_server: JwksServer, http: aiohttp.ClientSession
+    server: CertboundTestServer,
+    jwks_server: JwksServer,
+    http: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     key = generate_key("ES256", kid="k")
     jwks_server.jwks = public_jwks(key)
     client = await server.add_client("private_key_jwt", jwks_uri=jwks_server.url)
     assertion = sign(key, "ES256", claims_for(client.client_id, server.issuer))
-    await _refused(http, server, assertion, "--allow-private-fetch")
+    await _refused_fetch(http, server, assertion, caplog, "--allow-private-fetch")
     assert jwks_server.requests == 0
 
 
+async def _refused_fetch(
+    http: aiohttp.ClientSession,
+    server: CertboundTestServer,
+    assertion: str,
+    caplog: pytest.LogCaptureFixture,
+    detail: str,
+) -> None:
+    """Issue 9 finding 7: the client is told nothing of the fetch (its refusal is not disclosed);
+    the access line says the jwks_uri could not be used, and the certbound.jwks log what went wrong."""
+    caplog.set_level(logging.WARNING, logger="certbound.jwks")
+    with access_log() as lines:
+        status, body = await _token(http, server, assertion_form(assertion))
+    assert status == 401, body
+    reason = check_refusal(lines[-1], body, f"cannot use the client's jwks_uri: {FETCH_FAILED}")
+    assert reason is Reason.JWKS_UNAVAILABLE
+    assert body["error_description"] == GENERIC_REFUSAL
+    assert detail in caplog.text
+
+
 async def test_slow_jwks_uri_is_refused(
-    fetching_server: CertboundTestServer, jwks_server: JwksServer, http: aiohttp.ClientSession
+    fetching_server: CertboundTestServer,
+    jwks_server: JwksServer,
+    http: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     fetching_server.running.context.client_keys.limits = FetchLimits(timeout=0.5)
     key = generate_key("ES256", kid="k")
@@ -423,18 +452,80 @@ async def test_slow_jwks_uri_is_refused(
     jwks_server.delay = 6.0
     client = await fetching_server.add_client("private_key_jwt", jwks_uri=jwks_server.url)
     assertion = sign(key, "ES256", claims_for(client.client_id, fetching_server.issuer))
-    await _refused(http, fetching_server, assertion, "did not answer within 0.5 s")
+    await _refused_fetch(http, fetching_server, assertion, caplog, "did not answer within 0.5 s")
 
 
 async def test_ten_megabyte_jwks_uri_is_refused(
-    fetching_server: CertboundTestServer, jwks_server: JwksServer, http: aiohttp.ClientSession
+    fetching_server: CertboundTestServer,
+    jwks_server: JwksServer,
+    http: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     jwks_server.body = b"[" + b" " * (10 * 1024 * 1024) + b"]"
     jwks_server.chunked = True
     key = generate_key("ES256", kid="k")
     client = await fetching_server.add_client("private_key_jwt", jwks_uri=jwks_server.url)
     assertion = sign(key, "ES256", claims_for(client.client_id, fetching_server.issuer))
-    await _refused(http, fetching_server, assertion, "more than 65536 bytes")
+    await _refused_fetch(http, fetching_server, assertion, caplog, "more than 65536 bytes")
+
+
+async def test_closed_port_timeout_and_tls_failure_read_the_same_to_the_client(
+    fetching_server: CertboundTestServer,
+    jwks_server: JwksServer,
+    http: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 9 finding 7: no port-scanner oracle. Three clients whose jwks_uri fail three ways get
+    the same description; the server log tells the operator which way."""
+    fetching_server.running.context.client_keys.limits = FetchLimits(timeout=0.5)
+    key = generate_key("ES256", kid="k")
+    with socket.socket() as silent, socket.socket() as closed:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # accepts, never speaks TLS: the fetch times out
+        closed.bind(("127.0.0.1", 0))  # not listening: connection refused
+        uris = {
+            "cannot connect": f"https://localhost:{closed.getsockname()[1]}/jwks",
+            "did not answer within 0.5 s": f"https://localhost:{silent.getsockname()[1]}/jwks",
+        }
+        # A server that does not trust the JWKS server's CA: the TLS handshake fails.
+        async with CertboundTestServer(allow_private_fetch=True) as strict:
+            strict.running.context.client_keys.limits = FetchLimits(timeout=0.5)
+            jwks_server.jwks = public_jwks(key)
+            client = await strict.add_client("private_key_jwt", jwks_uri=jwks_server.url)
+            await _refused_fetch(
+                http, strict, sign(key, "ES256", claims_for(client.client_id, strict.issuer)), caplog,
+                "TLS certificate not trusted",
+            )  # fmt: skip
+        for detail, uri in uris.items():
+            client = await fetching_server.add_client("private_key_jwt", jwks_uri=uri)
+            assertion = sign(key, "ES256", claims_for(client.client_id, fetching_server.issuer))
+            await _refused_fetch(http, fetching_server, assertion, caplog, detail)
+
+
+@pytest.mark.parametrize(
+    ("served", "rule"),
+    # 64 KiB (the fetch cap) holds ~50 huge-exponent keys (issue 9 finding 3).
+    [("50-huge-exponent", "50 keys; at most 16"), ("weak-rsa", "RSA key of 1024 bits")],
+)
+async def test_a_fetched_set_out_of_policy_is_refused_naming_the_rule(
+    fetching_server: CertboundTestServer,
+    jwks_server: JwksServer,
+    http: aiohttp.ClientSession,
+    served: str,
+    rule: str,
+) -> None:
+    if served == "weak-rsa":
+        jwks_server.jwks = {"keys": [public_jwk(rsa.generate_private_key(65537, 1024).public_key())]}
+    else:
+        jwks_server.jwks = {"keys": [public_jwk(huge_exponent_key(2048).public_key())] * 50}
+    client = await fetching_server.add_client("private_key_jwt", jwks_uri=jwks_server.url)
+    assertion = compact({"alg": "RS256"}, claims_for(client.client_id, fetching_server.issuer), b"\x01" * 256)
+    with access_log() as lines:
+        status, body = await _token(http, fetching_server, assertion_form(assertion))
+    assert status == 401, body
+    check_refusal(lines[-1], body, "cannot use the client's jwks_uri: its JWK Set is refused: ")
+    assert rule in lines[-1]["detail"]
+    assert body["error_description"] == GENERIC_REFUSAL
 
 
 # --- replay across processes --------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import Key, OctKey, RSAKey
+from joserfc.jws import JWSRegistry
 
 from certbound.clientauth.assertion import (
     ASSERTION_SIGNING_ALGS,
@@ -52,6 +54,21 @@ def _claims(**overrides: Any) -> dict[str, Any]:
     }
     claims.update(overrides)
     return {name: value for name, value in claims.items() if value is not None}
+
+
+@pytest.fixture
+def verifications(monkeypatch: pytest.MonkeyPatch) -> list[Key]:
+    """The keys each asymmetric signature check of the test used, in order."""
+    used: list[Key] = []
+    for alg in ASYMMETRIC_ALGS:
+        model = JWSRegistry.algorithms[alg]
+
+        def spy(signing_input: bytes, signature: bytes, key: Key, _verify: Any = model.verify) -> bool:
+            used.append(key)
+            return bool(_verify(signing_input, signature, key))
+
+        monkeypatch.setattr(model, "verify", spy)
+    return used
 
 
 @pytest.fixture(scope="module")
@@ -162,11 +179,42 @@ def test_key_selection_by_kid(keys: Mapping[str, Key]) -> None:
         _validator().validate(unknown, _client(), public, family=ASYMMETRIC_ALGS)
 
 
-def test_without_kid_every_key_of_the_right_type_is_tried(keys: Mapping[str, Key]) -> None:
+def test_without_kid_the_only_key_that_can_verify_the_alg_is_used(keys: Mapping[str, Key]) -> None:
+    signer = generate_key("ES256")
+    # One P-256 key among keys of other types and curves: no kid needed.
+    public = [_public(keys["RS256"]), _public(keys["ES384"]), _public(keys["EdDSA"]), _public(signer)]
+    token = sign(signer, "ES256", _claims())
+    assert _validator().validate(token, _client(), public, family=ASYMMETRIC_ALGS)
+
+
+def test_without_kid_several_keys_that_can_verify_are_refused_unverified(
+    keys: Mapping[str, Key], verifications: list[Key]
+) -> None:
     signer = generate_key("ES256")
     public = [_public(keys["ES256"]), _public(generate_key("ES256")), _public(signer)]
     token = sign(signer, "ES256", _claims())
-    assert _validator().validate(token, _client(), public, family=ASYMMETRIC_ALGS)
+    with pytest.raises(InvalidClientError, match=r"3 of the client.s keys can verify alg ES256: .* kid"):
+        _validator().validate(token, _client(), public, family=ASYMMETRIC_ALGS)
+    assert verifications == []
+    # Twin: the same set, the assertion names its key.
+    named = sign(signer, "ES256", _claims(), kid="mine")
+    mine = type(signer).import_key({**signer.as_dict(private=False), "kid": "mine"})
+    public[2] = mine
+    assert _validator().validate(named, _client(), public, family=ASYMMETRIC_ALGS)
+    assert verifications == [mine]
+
+
+def test_a_kid_selects_one_key_and_only_that_key_is_tried(verifications: list[Key]) -> None:
+    signers = [generate_key("RS256", kid=f"k{index}") for index in range(4)]
+    public = [_public(key) for key in signers]
+    good = sign(signers[2], "RS256", _claims())
+    assert _validator().validate(good, _client(), public, family=ASYMMETRIC_ALGS)
+    assert verifications == [public[2]]
+    # Signed by key 1 but naming key 2: one verification, with key 2, and a refusal.
+    forged = sign(signers[1], "RS256", _claims(), kid="k2")
+    with pytest.raises(InvalidClientError, match="signature is invalid"):
+        _validator().validate(forged, _client(), public, family=ASYMMETRIC_ALGS)
+    assert verifications == [public[2], public[2]]
 
 
 def test_keys_of_the_wrong_type_or_curve_or_use_are_not_used() -> None:
@@ -180,15 +228,23 @@ def test_keys_of_the_wrong_type_or_curve_or_use_are_not_used() -> None:
     assert _validator().validate(token, _client(), [signing], family=ASYMMETRIC_ALGS)
 
 
-def test_rsa_keys_below_2048_bits_are_refused_at_verification() -> None:
-    weak_private = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    with pytest.warns(SecurityWarning):
-        weak = RSAKey.import_key(weak_private)
-    with pytest.warns(SecurityWarning):
-        public = RSAKey.import_key(weak_private.public_key())
-    token = sign(weak, "RS256", _claims())
-    with pytest.raises(InvalidClientError, match="too weak"):
+@pytest.mark.parametrize(
+    ("key_size", "exponent", "match"),
+    [(1024, 65537, "RSA key of 1024 bits"), (2048, 2**64 + 1, "RSA key with public exponent of 65 bits")],
+)
+def test_rsa_keys_outside_the_policy_are_refused_before_verifying(
+    key_size: int, exponent: int, match: str, verifications: list[Key]
+) -> None:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
+    numbers = private.public_key().public_numbers()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SecurityWarning)
+        signer = RSAKey.import_key(private)
+        public = RSAKey.import_key(rsa.RSAPublicNumbers(exponent, numbers.n).public_key())
+    token = sign(signer, "RS256", _claims())
+    with pytest.raises(InvalidClientError, match=f"client key refused: it is an {match}"):
         _validator().validate(token, _client(), [public], family=ASYMMETRIC_ALGS)
+    assert verifications == []
 
 
 # --- header -------------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ def test_private_key_jwt_needs_jwks_xor_jwks_uri(metadata: dict[str, Any]) -> No
         ({"keys": [{"kty": "nope"}]}, "does not parse"),
         ({"keys": [KEY.as_dict(private=True)]}, "private"),
         ({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}, "symmetric"),
-        ({"keys": [{**KEY.as_dict(private=False), "kid": 3}]}, "kid must be a string"),
+        ({"keys": [{**KEY.as_dict(private=False), "kid": 3}]}, "kid that is not a string"),
     ],
 )
 def test_private_key_jwt_jwks_must_hold_public_keys_that_parse(jwks: Any, problem: str) -> None:

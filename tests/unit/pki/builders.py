@@ -3,7 +3,9 @@ names, chosen string types, URI SANs, missing or other EKUs, revocation lists.""
 
 from __future__ import annotations
 
+import base64
 import datetime
+import math
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +41,22 @@ def new_key(kind: str = "ec") -> PrivateKey:
     if kind == "ed25519":
         return ed25519.Ed25519PrivateKey.generate()
     return ec.generate_private_key(ec.SECP256R1())
+
+
+def huge_exponent_key(bits: int = 3072) -> rsa.RSAPrivateKey:
+    """An RSA key whose public exponent is nearly as long as its modulus: each verification with it
+    costs thousands of times more than with 65537 (the attack of issue 9)."""
+    numbers = rsa.generate_private_key(public_exponent=65537, key_size=bits).private_numbers()
+    p, q = numbers.p, numbers.q
+    order = math.lcm(p - 1, q - 1)
+    exponent = (1 << (bits - 2)) + 1
+    while math.gcd(exponent, order) != 1:
+        exponent += 2
+    private = pow(exponent, -1, order)
+    public = rsa.RSAPublicNumbers(exponent, p * q)
+    return rsa.RSAPrivateNumbers(
+        p, q, private, private % (p - 1), private % (q - 1), pow(q, -1, p), public
+    ).private_key()
 
 
 def _hash_for(key: PrivateKey) -> hashes.SHA256 | None:
@@ -77,6 +95,22 @@ def _sent_above(issuer: Issued | None) -> tuple[x509.Certificate, ...]:
     if issuer is None or issuer.is_root:
         return ()
     return (issuer.cert, *issuer.chain)
+
+
+def key_usage(**allowed: bool) -> x509.KeyUsage:
+    """A keyUsage extension allowing the named bits (digital_signature=True, ...), no others."""
+    bits = (
+        "digital_signature",
+        "content_commitment",
+        "key_encipherment",
+        "data_encipherment",
+        "key_agreement",
+        "key_cert_sign",
+        "crl_sign",
+    )
+    return x509.KeyUsage(
+        **{bit: allowed.get(bit, False) for bit in bits}, encipher_only=False, decipher_only=False
+    )
 
 
 def make_ca(subject: x509.Name, *, parent: Issued | None = None, key: PrivateKey | None = None) -> Issued:
@@ -125,6 +159,7 @@ def issue(
     not_after: datetime.datetime | None = None,
     key: PrivateKey | None = None,
     send_chain: bool = True,
+    usage: x509.KeyUsage | None = None,
 ) -> Issued:
     """A client certificate issued by `ca`. `send_chain`: the client sends `ca` along when `ca` is
     an intermediate (its `chain` is not empty)."""
@@ -147,6 +182,8 @@ def issue(
         builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), critical=san_critical)
     if eku is not None:
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
+    if usage is not None:
+        builder = builder.add_extension(usage, critical=True)
     cert = builder.sign(ca.key, _hash_for(ca.key))
     return Issued(cert, key, _sent_above(ca) if send_chain else ())
 
@@ -197,6 +234,11 @@ def self_signed(subject: x509.Name, key: PrivateKey | None = None) -> Issued:
         .sign(key, _hash_for(key))
     )
     return Issued(cert, key)
+
+
+def x5c_of(issued: Issued) -> str:
+    """The certificate as one `x5c` member entry (standard base64 DER, RFC 7517 §4.7)."""
+    return base64.b64encode(issued.cert.public_bytes(Encoding.DER)).decode("ascii")
 
 
 def from_trustme(ca: trustme.CA) -> Issued:

@@ -285,3 +285,37 @@ def test_a_reversed_dn_does_not_match_the_certificate_it_was_copied_from() -> No
     assert looks_reversed("C=DE,O=Example\\, Inc.,CN=Alice Smith")
     assert not name_matches("C=DE,O=Example\\, Inc.,CN=Alice Smith", ALICE)
     assert name_matches(ALICE.rfc4514_string(), ALICE)
+
+
+# --- untrusted text: a DN or DNSyntaxError, never anything else --------------------------------------
+
+# Text made mostly of what RFC 4514 gives meaning to, so the parser's branches are all reached.
+_DN_TEXT = st.text(
+    alphabet=st.sampled_from(list('CNOUcnou=,+;\\#" <>0123456789aAfF.é\x00')) | st.characters(),
+    max_size=60,
+)
+
+
+def _hex_escaped(value: str) -> str:
+    return "".join("\\" + format(byte, "02x") for byte in value.encode())
+
+
+def _canonical(dn: tuple[tuple[tuple[str, str], ...], ...]) -> str:
+    """A parsed DN spelled back: numeric OIDs, every value byte hex-escaped, RFC 4514 order."""
+    return ",".join("+".join(f"{oid}={_hex_escaped(value)}" for oid, value in rdn) for rdn in reversed(dn))
+
+
+@settings(max_examples=400, deadline=None)
+@given(_DN_TEXT)
+def test_any_text_is_a_dn_or_a_syntax_error(text: str) -> None:
+    parsed: tuple[tuple[tuple[str, str], ...], ...] | DNSyntaxError
+    try:
+        parsed = parse_dn(text)
+    except DNSyntaxError as exc:
+        parsed = exc
+    if isinstance(parsed, DNSyntaxError):
+        assert str(parsed)  # says what is wrong
+        return
+    # A DN it accepted is a structure it reads back identically from its canonical spelling.
+    assert all(oid.replace(".", "").isdigit() for rdn in parsed for oid, _ in rdn)
+    assert parse_dn(_canonical(parsed)) == parsed

@@ -62,6 +62,29 @@ def test_other_values_do_not_match(field: str, value: str) -> None:
     assert not subject_matches(field, value, LEAF)
 
 
+def test_an_ipv4_mapped_san_matches_only_its_ipv6_spelling() -> None:
+    """RFC 5280 §4.2.1.6: a 16-octet entry is an IPv6 address, never the IPv4 address it maps."""
+    mapped = issue(
+        CA, name((NameOID.COMMON_NAME, "m")), sans=[x509.IPAddress(ipaddress.ip_address("::ffff:10.0.0.1"))]
+    )
+    assert subject_matches("tls_client_auth_san_ip", "::ffff:10.0.0.1", mapped.cert)
+    assert subject_matches("tls_client_auth_san_ip", "::FFFF:a00:1", mapped.cert)
+    assert not subject_matches("tls_client_auth_san_ip", "10.0.0.1", mapped.cert)
+    plain = issue(
+        CA, name((NameOID.COMMON_NAME, "p")), sans=[x509.IPAddress(ipaddress.ip_address("10.0.0.1"))]
+    )
+    assert subject_matches("tls_client_auth_san_ip", "10.0.0.1", plain.cert)
+    assert not subject_matches("tls_client_auth_san_ip", "::ffff:10.0.0.1", plain.cert)
+    assert not subject_matches("tls_client_auth_san_ip", "::10.0.0.1", plain.cert)  # IPv4-compatible
+
+
+def test_ip_networks_in_the_san_are_not_addresses() -> None:
+    networked = issue(
+        CA, name((NameOID.COMMON_NAME, "n")), sans=[x509.IPAddress(ipaddress.ip_network("10.0.0.0/8"))]
+    )
+    assert not subject_matches("tls_client_auth_san_ip", "10.0.0.0", networked.cert)
+
+
 def test_dns_names_are_literal_not_wildcards() -> None:
     wildcard = issue(CA, name((NameOID.COMMON_NAME, "w")), sans=[x509.DNSName("*.example.com")]).cert
     assert subject_matches("tls_client_auth_san_dns", "*.example.com", wildcard)

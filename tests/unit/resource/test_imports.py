@@ -27,7 +27,7 @@ ALLOWED_PACKAGES = ("certbound.resource", "certbound.tls")
 FORBIDDEN = (
     "certbound.app",
     "certbound.clientauth",
-    "certbound.clientkeys",
+    "certbound.jwks",
     "certbound.clients",
     "certbound.config",
     "certbound.context",

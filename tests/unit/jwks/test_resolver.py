@@ -1,27 +1,34 @@
-"""ClientKeyResolver and JWK Set parsing: inline keys, jwks_uri fetched over real TLS from a local
-server (trustme), caching, refetch cooldown, and every fetch refusal (SSRF, time, size, trust)."""
+"""ClientKeyResolver: inline keys, jwks_uri fetched over real TLS from a local server (trustme),
+caching, refetch cooldown, and every fetch refusal (SSRF, time, size, trust, policy): the client is
+told one generic description whatever went wrong, the server log says what."""
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
+import logging
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from joserfc.jwk import ECKey, OKPKey, RSAKey
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from joserfc.jwk import RSAKey
 
-from certbound.clientkeys import ClientKeyResolver, FetchLimits, is_forbidden_address, parse_jwks
 from certbound.config import Settings
 from certbound.errors import ConfigError, InvalidClientError
+from certbound.jose import public_jwk
+from certbound.jwks import FETCH_FAILED, ClientKeyResolver, FetchLimits
 from certbound.models import Client
 from certbound.vault import Vault
 from tests.assertion_kit import JwksServer, generate_key, public_jwks
+from tests.unit.pki.builders import name, self_signed, x5c_of
 
 KEY_A = generate_key("ES256", kid="a")
 KEY_B = generate_key("ES256", kid="b")
+SUBJECT = name((NameOID.COMMON_NAME, "client"))
 
 
 class FakeClock:
@@ -62,51 +69,7 @@ def _kids(keys: list[Any]) -> list[str | None]:
     return [key.kid for key in keys]
 
 
-# --- parse_jwks and address policy ---------------------------------------------------------------
-
-
-def test_parse_jwks_decodes_every_key_type_and_keeps_members() -> None:
-    rsa, ec, okp = generate_key("RS256", kid="r"), generate_key("ES384", kid="e"), generate_key("EdDSA")
-    jwks = public_jwks(rsa, ec, okp)
-    jwks["keys"][1]["x5c"] = ["MIIB"]
-    keys = parse_jwks(jwks)
-    assert [type(key) for key in keys] == [RSAKey, ECKey, OKPKey]
-    assert _kids(keys) == ["r", "e", None]
-    assert keys[1].get("x5c") == ["MIIB"]
-    assert all(not key.is_private for key in keys)
-
-
-@pytest.mark.parametrize(
-    "address",
-    [
-        "127.0.0.1",
-        "10.1.2.3",
-        "172.16.0.1",
-        "192.168.1.1",
-        "169.254.169.254",
-        "100.64.0.1",
-        "0.0.0.0",
-        "224.0.0.1",
-        "240.0.0.1",
-        "255.255.255.255",
-        "::1",
-        "::",
-        "fe80::1",
-        "fc00::1",
-        "ff02::1",
-        "::ffff:127.0.0.1",
-        "::ffff:10.0.0.1",
-        "2002:7f00:1::",
-        "2001:db8::1",
-    ],
-)
-def test_non_public_addresses_are_forbidden(address: str) -> None:
-    assert is_forbidden_address(ipaddress.ip_address(address))
-
-
-@pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"])
-def test_public_addresses_are_allowed(address: str) -> None:
-    assert not is_forbidden_address(ipaddress.ip_address(address))
+# --- configuration ---------------------------------------------------------------------------------
 
 
 def test_unreadable_outbound_ca_is_bad_configuration(tmp_path: Path) -> None:
@@ -248,23 +211,38 @@ async def test_concurrent_callers_share_one_fetch(jwks_server: JwksServer) -> No
 
 # --- jwks_uri: refusals -----------------------------------------------------------------------------
 
+GENERIC = f"cannot use the client's jwks_uri: {FETCH_FAILED}"
 
-async def _refusal(resolver: ClientKeyResolver, uri: str, match: str) -> None:
+
+async def _refusal(
+    resolver: ClientKeyResolver, uri: str, detail: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The fetch fails with the one generic description; the log holds `detail`."""
+    caplog.set_level(logging.WARNING, logger="certbound.jwks")
     try:
-        with pytest.raises(InvalidClientError, match=match):
+        with pytest.raises(InvalidClientError) as refused:
             await resolver.keys_for(_client(jwks_uri=uri))
     finally:
         await resolver.close()
+    assert refused.value.description == GENERIC
+    assert detail in caplog.text
+    assert "'c1'" in caplog.text  # the log names the client
 
 
-async def test_a_name_resolving_to_loopback_is_refused_without_the_flag(jwks_server: JwksServer) -> None:
-    await _refusal(_resolver(jwks_server, allow_private=False), jwks_server.url, "non-public addresses")
+async def test_a_name_resolving_to_loopback_is_refused_without_the_flag(
+    jwks_server: JwksServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    resolver = _resolver(jwks_server, allow_private=False)
+    await _refusal(resolver, jwks_server.url, "non-public addresses", caplog)
+    assert "--allow-private-fetch" in caplog.text
     assert jwks_server.requests == 0
 
 
-async def test_a_literal_private_address_is_refused_without_the_flag(jwks_server: JwksServer) -> None:
+async def test_a_literal_private_address_is_refused_without_the_flag(
+    jwks_server: JwksServer, caplog: pytest.LogCaptureFixture
+) -> None:
     uri = f"https://127.0.0.1:{jwks_server.port}/jwks"
-    await _refusal(_resolver(jwks_server, allow_private=False), uri, "not a public address")
+    await _refusal(_resolver(jwks_server, allow_private=False), uri, "not a public address", caplog)
     assert jwks_server.requests == 0
 
 
@@ -277,25 +255,41 @@ async def test_a_literal_private_address_is_fetched_with_the_flag(jwks_server: J
         await resolver.close()
 
 
-async def test_a_server_certificate_from_an_untrusted_ca_is_refused(jwks_server: JwksServer) -> None:
-    await _refusal(_resolver(jwks_server, trust=False), jwks_server.url, "TLS certificate not trusted")
+async def test_a_server_certificate_from_an_untrusted_ca_is_refused(
+    jwks_server: JwksServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    await _refusal(
+        _resolver(jwks_server, trust=False), jwks_server.url, "TLS certificate not trusted", caplog
+    )
 
 
-async def test_plain_http_is_refused(jwks_server: JwksServer) -> None:
-    await _refusal(_resolver(jwks_server), f"http://localhost:{jwks_server.port}/jwks", "https")
+async def test_a_closed_port_is_refused_in_the_same_words(
+    jwks_server: JwksServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as probe:  # bound, never listening: connection refused
+        probe.bind(("127.0.0.1", 0))
+        uri = f"https://localhost:{probe.getsockname()[1]}/jwks"
+        await _refusal(_resolver(jwks_server), uri, "cannot connect", caplog)
+
+
+async def test_plain_http_is_refused(jwks_server: JwksServer, caplog: pytest.LogCaptureFixture) -> None:
+    await _refusal(_resolver(jwks_server), f"http://localhost:{jwks_server.port}/jwks", "https", caplog)
     assert jwks_server.requests == 0
 
 
-async def test_a_slow_answer_times_out(jwks_server: JwksServer) -> None:
+async def test_a_slow_answer_times_out(jwks_server: JwksServer, caplog: pytest.LogCaptureFixture) -> None:
     jwks_server.delay = 3.0
-    await _refusal(_resolver(jwks_server, timeout=0.3), jwks_server.url, r"did not answer within 0\.3 s")
+    resolver = _resolver(jwks_server, timeout=0.3)
+    await _refusal(resolver, jwks_server.url, "did not answer within 0.3 s", caplog)
 
 
 @pytest.mark.parametrize("chunked", [False, True])
-async def test_a_large_answer_is_cut_at_the_cap(jwks_server: JwksServer, chunked: bool) -> None:
+async def test_a_large_answer_is_cut_at_the_cap(
+    jwks_server: JwksServer, chunked: bool, caplog: pytest.LogCaptureFixture
+) -> None:
     jwks_server.body = b" " * (10 * 1024 * 1024)
     jwks_server.chunked = chunked
-    await _refusal(_resolver(jwks_server), jwks_server.url, "more than 65536 bytes")
+    await _refusal(_resolver(jwks_server), jwks_server.url, "more than 65536 bytes", caplog)
 
 
 async def test_an_answer_under_the_cap_is_read(jwks_server: JwksServer) -> None:
@@ -309,24 +303,19 @@ async def test_an_answer_under_the_cap_is_read(jwks_server: JwksServer) -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "match"),
-    [(b"<html>", "did not return JSON"), (b'{"keys": "none"}', "not a JWK Set"), (b"[]", "not a JWK Set")],
+    ("body", "detail"),
+    [(b"<html>", "did not return JSON"), (b'{"keys": "none"}', "not return a JWK Set"), (b"[]", "JWK Set")],
 )
 async def test_an_answer_that_is_not_a_jwk_set_is_refused(
-    jwks_server: JwksServer, body: bytes, match: str
+    jwks_server: JwksServer, body: bytes, detail: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     jwks_server.body = body
-    await _refusal(_resolver(jwks_server), jwks_server.url, match)
+    await _refusal(_resolver(jwks_server), jwks_server.url, detail, caplog)
 
 
-async def test_private_keys_served_at_jwks_uri_are_refused(jwks_server: JwksServer) -> None:
-    jwks_server.jwks = {"keys": [KEY_A.as_dict(private=True)]}
-    await _refusal(_resolver(jwks_server), jwks_server.url, "private")
-
-
-async def test_redirects_are_not_followed(jwks_server: JwksServer) -> None:
+async def test_redirects_are_not_followed(jwks_server: JwksServer, caplog: pytest.LogCaptureFixture) -> None:
     jwks_server.redirect_to = "https://169.254.169.254/latest/meta-data"
-    await _refusal(_resolver(jwks_server), jwks_server.url, "HTTP 302")
+    await _refusal(_resolver(jwks_server), jwks_server.url, "HTTP 302", caplog)
 
 
 async def test_error_status_is_refused_and_not_retried_within_the_cooldown(jwks_server: JwksServer) -> None:
@@ -336,8 +325,9 @@ async def test_error_status_is_refused_and_not_retried_within_the_cooldown(jwks_
     client = _client(jwks_uri=jwks_server.url)
     try:
         for _ in range(3):
-            with pytest.raises(InvalidClientError, match="HTTP 500"):
+            with pytest.raises(InvalidClientError) as refused:
                 await resolver.keys_for(client)
+            assert refused.value.description == GENERIC
         assert jwks_server.requests == 1
         jwks_server.status = 200
         clock.now += 31
@@ -345,3 +335,38 @@ async def test_error_status_is_refused_and_not_retried_within_the_cooldown(jwks_
         assert jwks_server.requests == 2
     finally:
         await resolver.close()
+
+
+# --- jwks_uri: a fetched set is held to the registration policy -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("jwks", "rule"),
+    [
+        ({"keys": [KEY_A.as_dict(private=True)]}, "private"),
+        ({"keys": [KEY_A.as_dict(private=False)] * 17}, "17 keys; at most 16"),
+        ("weak-rsa", "RSA key of 1024 bits"),
+        ("x5c-of-another-key", "holds another key than the JWK"),
+    ],
+)
+async def test_a_fetched_set_out_of_policy_is_refused_naming_the_rule(
+    jwks_server: JwksServer, jwks: Any, rule: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    if jwks == "weak-rsa":
+        weak = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+        jwks = {"keys": [public_jwk(weak)]}
+    elif jwks == "x5c-of-another-key":
+        jwks = {"keys": [{**KEY_A.as_dict(private=False), "x5c": [x5c_of(self_signed(SUBJECT))]}]}
+    jwks_server.jwks = jwks
+    caplog.set_level(logging.WARNING, logger="certbound.jwks")
+    resolver = _resolver(jwks_server)
+    try:
+        with pytest.raises(InvalidClientError) as refused:
+            await resolver.keys_for(_client(jwks_uri=jwks_server.url))
+    finally:
+        await resolver.close()
+    description = refused.value.description
+    assert description.startswith("cannot use the client's jwks_uri: its JWK Set is refused: jwks ")
+    assert rule in description
+    assert jwks_server.url not in description
+    assert rule in caplog.text
