@@ -44,11 +44,10 @@ from certbound.errors import ConfigError
 from certbound.pki.crl import RevocationLists, load_crls
 from certbound.pki.rejection import CertificateRejected
 from certbound.tls.peer import PeerCertificates
+from certbound.tls.policy import MAX_INTERMEDIATES
 
 __all__ = ["MAX_INTERMEDIATES", "ClientTrust", "TrustStore", "VerifiedPath"]
 
-#: More certificates than any sane client sends; bounds the path-building work a peer can cause.
-MAX_INTERMEDIATES = 8
 _CACHE_ENTRIES = 4096
 
 

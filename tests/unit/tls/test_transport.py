@@ -288,7 +288,7 @@ async def test_tls_versions(pki: Pki, port: int, max_version: ssl.TLSVersion, ex
 @pytest.mark.parametrize(
     "max_version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3], ids=["TLSv1.2", "TLSv1.3"]
 )
-async def test_session_resumption_keeps_leaf_and_chain(
+async def test_an_offered_session_gets_a_full_handshake_with_leaf_and_chain(
     pki: Pki, port: int, max_version: ssl.TLSVersion
 ) -> None:
     ctx = _client_context(pki, pki.chained, max_version=max_version)
@@ -297,8 +297,8 @@ async def test_session_resumption_keeps_leaf_and_chain(
     assert first.session is not None
 
     second = await asyncio.to_thread(_exchange, ctx, port, session=first.session)
-    assert second.session_reused is True
-    assert second.body["resumed"] is True
+    assert second.session_reused is False
+    assert second.body["resumed"] is False
     assert second.body["peer"] == first.body["peer"]
     assert second.body["peer"]["chain"] == [c.subject.rfc4514_string() for c in pki.chained.intermediates]
 
