@@ -196,3 +196,42 @@ def test_an_offered_session_gets_a_full_handshake_with_the_full_chain(
     assert info.peer is not None
     assert info.peer.leaf == pki.chained.leaf
     assert info.peer.chain == pki.chained.intermediates
+
+
+def test_renegotiation_is_a_tls_error_with_the_alert_to_send(pki: Pki, server_context: SSL.Context) -> None:
+    # Issue 9, finding 14: OpenSSL refuses with a warning alert and carries on; the server ends
+    # the connection instead, after sending that alert.
+    pair = ConnectionPair(server_context, client_context(pki, max_version=SSL.TLS1_2_VERSION))
+    pair.handshake()
+    assert pair.client.renegotiate()
+    with pytest.raises(SSL.WantReadError):
+        pair.client.do_handshake()
+    with pytest.raises(TLSError, match="renegotiate") as excinfo:
+        pair.client_to_server()
+    assert not isinstance(excinfo.value, TLSHandshakeError)
+    pair.server_to_client()
+    with pytest.raises(SSL.Error, match="no renegotiation"):
+        pair.client.do_handshake()
+
+
+def test_application_data_after_the_handshake_is_not_mistaken_for_renegotiation(
+    pki: Pki, server_context: SSL.Context
+) -> None:
+    pair = ConnectionPair(server_context, client_context(pki, max_version=SSL.TLS1_2_VERSION))
+    pair.handshake()
+    record = b"GET / HTTP/1.1\r\n\r\n"
+    pair.client.sendall(record)
+    sent = _drain_client(pair)
+    # Split mid-record: the first part decrypts to nothing, and nothing is answered.
+    assert pair.server.receive_data(sent[:7]) == (False, b"", False)
+    assert pair.server.receive_data(sent[7:]) == (False, record, False)
+    assert pair.server.data_to_send() == b""
+
+
+def _drain_client(pair: ConnectionPair) -> bytes:
+    chunks = []
+    while True:
+        try:
+            chunks.append(pair.client.bio_read(65536))
+        except SSL.WantReadError:
+            return b"".join(chunks)
