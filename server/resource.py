@@ -48,8 +48,10 @@ from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry, Key
 
 from certbound.clientcert import get_client_certificate
+from certbound.config import Settings
 from certbound.endpoints.http import NO_STORE
 from certbound.errors import InvalidTokenError
+from certbound.httpguard import connection_admission, handler_factory
 from certbound.middleware import error_response
 from certbound.tls import PeerCertificates, build_server_context, start_tls_server
 from certbound.tokenstate import read_access_token_jwt, verified_claims
@@ -502,7 +504,16 @@ async def start_resource_server(
     try:
         if runner.server is None:
             raise RuntimeError("aiohttp runner did not create its server")
-        listener = await start_tls_server(runner.server, tls, host, port, handshake_timeout=handshake_timeout)
+        # The same slow-client deadlines and connection caps as `serve`, at their defaults.
+        guards = Settings()
+        listener = await start_tls_server(
+            handler_factory(runner.server, guards),
+            tls,
+            host,
+            port,
+            handshake_timeout=handshake_timeout,
+            admission=connection_admission(guards),
+        )
     except BaseException:
         await runner.cleanup()
         raise

@@ -27,7 +27,7 @@ from certbound.config import Settings
 from certbound.context import ServerContext
 from certbound.devpki import ensure_dev_pki
 from certbound.errors import ConfigError
-from certbound.httpguard import handler_factory
+from certbound.httpguard import connection_admission, handler_factory
 from certbound.tls import TLSConfigError, build_server_context, start_tls_server
 
 __all__ = [
@@ -189,12 +189,15 @@ async def start_server(settings: Settings, sockets: list[socket.socket] | None =
     await runner.setup()
     if runner.server is None:
         raise RuntimeError("aiohttp runner did not create its server")
-    protocol_factory = handler_factory(
-        runner.server, header_timeout=settings.header_timeout, keepalive_timeout=settings.keepalive_timeout
-    )
+    protocol_factory = handler_factory(runner.server, settings)
+    admission = connection_admission(settings)
     listeners = [
         await start_tls_server(
-            protocol_factory, tls.current(index), sock=sock, handshake_timeout=settings.handshake_timeout
+            protocol_factory,
+            tls.current(index),
+            sock=sock,
+            handshake_timeout=settings.handshake_timeout,
+            admission=admission,
         )
         for index, sock in enumerate(sockets)
     ]
