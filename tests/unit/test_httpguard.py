@@ -13,6 +13,13 @@ async def _open(server: CertboundTestServer) -> tuple[asyncio.StreamReader, asyn
     )
 
 
+async def _serves_others(server: CertboundTestServer) -> None:
+    reader, writer = await _open(server)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert (await asyncio.wait_for(reader.readline(), timeout=5)).startswith(b"HTTP/1.1 200")
+    writer.close()
+
+
 async def test_slow_headers_are_cut_off_and_others_are_served() -> None:
     async with CertboundTestServer(header_timeout=1) as server:
         reader, writer = await _open(server)
@@ -20,10 +27,7 @@ async def test_slow_headers_are_cut_off_and_others_are_served() -> None:
         await writer.drain()
         assert await asyncio.wait_for(reader.read(), timeout=5) == b""  # closed, no response
         writer.close()
-        reader, writer = await _open(server)
-        writer.write(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        assert (await asyncio.wait_for(reader.readline(), timeout=5)).startswith(b"HTTP/1.1 200")
-        writer.close()
+        await _serves_others(server)
 
 
 async def test_deadline_applies_to_each_request_of_a_keepalive_connection() -> None:
@@ -87,10 +91,7 @@ async def test_a_stalled_body_is_answered_408_and_closed() -> None:
         assert answer.startswith(b"HTTP/1.1 408")
         assert b"Connection: close" in answer
         writer.close()
-        reader, writer = await _open(server)
-        writer.write(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        assert (await asyncio.wait_for(reader.readline(), timeout=5)).startswith(b"HTTP/1.1 200")
-        writer.close()
+        await _serves_others(server)
 
 
 async def test_the_request_deadline_runs_from_the_first_header_byte() -> None:

@@ -13,7 +13,7 @@ from OpenSSL import SSL
 
 from certbound.tls import PeerCertificates, TLSConnection, TLSError, TLSHandshakeError
 
-from .conftest import ConnectionPair, Pki, client_context
+from .conftest import ConnectionPair, Pki, client_context, drain
 
 
 def _common_name(name: x509.Name) -> str:
@@ -221,17 +221,8 @@ def test_application_data_after_the_handshake_is_not_mistaken_for_renegotiation(
     pair.handshake()
     record = b"GET / HTTP/1.1\r\n\r\n"
     pair.client.sendall(record)
-    sent = _drain_client(pair)
+    sent = drain(pair.client)
     # Split mid-record: the first part decrypts to nothing, and nothing is answered.
     assert pair.server.receive_data(sent[:7]) == (False, b"", False)
     assert pair.server.receive_data(sent[7:]) == (False, record, False)
     assert pair.server.data_to_send() == b""
-
-
-def _drain_client(pair: ConnectionPair) -> bytes:
-    chunks = []
-    while True:
-        try:
-            chunks.append(pair.client.bio_read(65536))
-        except SSL.WantReadError:
-            return b"".join(chunks)
