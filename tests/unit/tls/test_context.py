@@ -158,3 +158,9 @@ def test_session_cache_is_off_and_tickets_are_not_stateless(server_context: SSL.
     assert server_context.get_session_cache_mode() == SSL.SESS_CACHE_OFF
     # Stateless tickets would resume without the client's intermediates.
     assert server_context.set_options(0) & SSL.OP_NO_TICKET
+
+
+def test_idle_connections_release_their_buffers(server_context: SSL.Context) -> None:
+    # What one held connection costs (issue 9): OpenSSL frees a connection's read and write
+    # buffers when they are empty.
+    assert server_context.set_mode(0) & SSL.MODE_RELEASE_BUFFERS
