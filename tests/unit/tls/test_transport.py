@@ -15,6 +15,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -32,6 +33,8 @@ from certbound.tls import (
     build_server_context,
     start_tls_server,
 )
+from certbound.tls.policy import MAX_INTERMEDIATES
+from tests.unit.pki.builders import ca_name, issue, make_ca, name
 
 from .conftest import ClientIdentity, Pki
 
@@ -591,3 +594,22 @@ async def test_established_connections_do_not_count_as_handshaking(
         assert admission.open_connections == 3
         for response in responses:
             response.release()
+
+
+async def test_an_over_long_chain_fails_the_handshake_and_others_are_served(
+    pki: Pki, port: int, tmp_path: Path, tls_log: pytest.LogCaptureFixture
+) -> None:
+    # Issue 9, finding 1: the chain is refused before OpenSSL checks any of its signatures.
+    ca = make_ca(ca_name("root"))
+    for level in range(MAX_INTERMEDIATES + 1):
+        ca = make_ca(ca_name(f"intermediate {level}"), parent=ca)
+    ctx = _client_context(pki)
+    issue(ca, name()).configure_cert(ctx, tmp_path)
+    # In TLS 1.3 the server judges the client's chain after the client's handshake is over.
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        await asyncio.to_thread(_exchange, ctx, port)
+    records = await _wait_for_log(tls_log, 1)
+    refusal = f"client certificate refused: more than {MAX_INTERMEDIATES} intermediate"
+    assert refusal in records[0].getMessage()
+    _assert_quiet_failure(records, tls_log)
+    await _normal_request_succeeds(pki, port)
