@@ -20,6 +20,7 @@ from certbound.errors import ConfigError
 from certbound.logformat import LOG_FORMATS
 from certbound.proxyheaders import HEADER_FORMATS
 from certbound.proxytrust import sha256_fingerprint
+from certbound.tls.admission import DEFAULT_LIMITS
 
 __all__ = [
     "CACERT_ENV",
@@ -261,6 +262,26 @@ OPTIONS: tuple[Option, ...] = (
     Option("handshake_timeout", _as_int(1, 300), 10, "seconds a TLS handshake may take after accept"),
     Option("header_timeout", _as_int(1, 300), 10, "seconds request headers may take after their first byte"),
     Option("keepalive_timeout", _as_int(1, 3600), 60, "seconds an idle keep-alive connection stays open"),
+    # Connection bounds (issue 9): what an unauthenticated peer can hold of one worker.
+    Option(
+        "request_timeout",
+        _as_int(1, 3600),
+        30,
+        "seconds a whole request (headers and body) may take after its first byte",
+    ),
+    Option("max_connections", _as_int(1), DEFAULT_LIMITS.max_connections, "open connections per worker"),
+    Option(
+        "max_connections_per_ip",
+        _as_int(1),
+        DEFAULT_LIMITS.max_connections_per_source,
+        "open connections per worker from one IPv4 address or IPv6 /64 (--trusted-proxy exempt)",
+    ),
+    Option(
+        "max_handshakes_per_ip",
+        _as_int(1),
+        DEFAULT_LIMITS.max_handshakes_per_source,
+        "TLS handshakes in progress per worker from one IPv4 address or IPv6 /64 (--trusted-proxy exempt)",
+    ),
 )
 
 _BY_NAME = {option.name: option for option in OPTIONS}
@@ -307,6 +328,10 @@ class Settings:
     handshake_timeout: int = 10
     header_timeout: int = 10
     keepalive_timeout: int = 60
+    request_timeout: int = 30
+    max_connections: int = DEFAULT_LIMITS.max_connections
+    max_connections_per_ip: int = DEFAULT_LIMITS.max_connections_per_source
+    max_handshakes_per_ip: int = DEFAULT_LIMITS.max_handshakes_per_source
     config: Path | None = field(default=None, compare=False)
 
     @property

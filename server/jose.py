@@ -6,7 +6,7 @@ library: one token costs one signature plus two base64url encodings and one JSON
 
 `public_key_from_jwk` is the one door for a public key a peer hands us as a JWK: a member of a
 registered or fetched JWK Set, or a JWS header's embedded `jwk` (DPoP, RFC 9449 §4.2). It refuses
-private or symmetric material, keys outside certbound.pki.keypolicy (sizes checked on the encoded
+private or symmetric material, keys outside certbound.keypolicy (sizes checked on the encoded
 members before any number is decoded), and an `x5c` whose first certificate holds another key
 (RFC 7517 §4.7).
 """
@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat,
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import JWKRegistry, Key
 
-from certbound.pki.keypolicy import RSA_MAX_BITS, RSA_MAX_EXPONENT, KeyPolicyError, check_public_key
+from certbound.keypolicy import RSA_MAX_BITS, RSA_MAX_EXPONENT, KeyPolicyError, check_public_key
 from certbound.pki.spki import public_key_der
 
 __all__ = [

@@ -29,7 +29,13 @@ from certbound.devpki import DEV_CERTS_DIR, ensure_dev_pki
 from certbound.errors import ConfigError
 from certbound.httpguard import handler_factory
 from certbound.metrics import Metrics
-from certbound.tls import TLSConfigError, build_server_context, start_tls_server
+from certbound.tls import (
+    ConnectionAdmission,
+    ConnectionLimits,
+    TLSConfigError,
+    build_server_context,
+    start_tls_server,
+)
 
 __all__ = [
     "DEV_CERTS_DIR",
@@ -193,11 +199,28 @@ async def start_server(
     if runner.server is None:
         raise RuntimeError("aiohttp runner did not create its server")
     protocol_factory = handler_factory(
-        runner.server, header_timeout=settings.header_timeout, keepalive_timeout=settings.keepalive_timeout
+        runner.server,
+        header_timeout=settings.header_timeout,
+        request_timeout=settings.request_timeout,
+        keepalive_timeout=settings.keepalive_timeout,
+    )
+    # One worker's caps, shared by its listeners; trusted proxies speak for many clients, so they
+    # are exempt from the per-address caps.
+    admission = ConnectionAdmission(
+        ConnectionLimits(
+            max_connections=settings.max_connections,
+            max_connections_per_source=settings.max_connections_per_ip,
+            max_handshakes_per_source=settings.max_handshakes_per_ip,
+            exempt=settings.trusted_proxy,
+        )
     )
     listeners = [
         await start_tls_server(
-            protocol_factory, tls.current(index), sock=sock, handshake_timeout=settings.handshake_timeout
+            protocol_factory,
+            tls.current(index),
+            sock=sock,
+            handshake_timeout=settings.handshake_timeout,
+            admission=admission,
         )
         for index, sock in enumerate(sockets)
     ]

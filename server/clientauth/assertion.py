@@ -8,7 +8,7 @@ succeeded, so that a forged assertion cannot burn a legitimate client's jti.
 One signature check per assertion, whatever the client registered (issue 9 finding 3): the key is
 the one the header's `kid` names among the client's keys that can verify the alg, or, without a
 kid, the only such key; when several could, the assertion must name one. The key must be within
-certbound.pki.keypolicy (a JWK Set is checked when registered or fetched; this guards keys that
+certbound.keypolicy (a JWK Set is checked when registered or fetched; this guards keys that
 reach the validator another way).
 """
 
@@ -30,8 +30,8 @@ from joserfc.jws import JWSRegistry
 from certbound.config import Settings
 from certbound.errors import InvalidClientError
 from certbound.jose import JWS_ASYMMETRIC_ALGS, JWS_HMAC_ALGS, JWS_SIGNING_ALGS, b64url_decode
+from certbound.keypolicy import KeyPolicyError, check_public_key
 from certbound.models import Client
-from certbound.pki.keypolicy import KeyPolicyError, check_public_key
 from certbound.reasons import Reason
 
 __all__ = [

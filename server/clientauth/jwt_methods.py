@@ -23,8 +23,8 @@ from certbound.config import Settings
 from certbound.context import ServerContext
 from certbound.errors import InvalidClientError, InvalidClientMetadataError
 from certbound.jwks import require_key_source
+from certbound.keypolicy import costly_to_verify
 from certbound.models import Client
-from certbound.pki.keypolicy import costly_to_verify
 from certbound.reasons import Reason
 
 __all__ = ["ClientSecretJwt", "PrivateKeyJwt"]

@@ -2,7 +2,7 @@
 
 `parse_jwks` is the one check every set passes, whether it arrives at registration, through the
 admin API or the CLI, or from a `jwks_uri` fetch: at most `MAX_KEYS` members (counted before any
-is decoded), each a public key within certbound.pki.keypolicy with a consistent `x5c`
+is decoded), each a public key within certbound.keypolicy with a consistent `x5c`
 (certbound.jose.public_key_from_jwk); exact duplicates (the same key under the same kid) are
 dropped; two keys of one type may not share a kid, so a kid and an algorithm always name at most
 one key and an assertion is verified against that key alone (certbound.clientauth.assertion).

@@ -19,7 +19,7 @@ one name made cryptography's builder try path after path for a second, until its
 stopped it). So before the builder runs, a chain is refused unread when it holds more than
 `MAX_INTERMEDIATES` certificates, two certificates with the same subject (compared case- and
 space-insensitively, so each issuer name leads to at most one certificate the client sent: no
-branching), or a key outside certbound.pki.keypolicy (no huge RSA exponents to verify with). The
+branching), or a key outside certbound.keypolicy (no huge RSA exponents to verify with). The
 builder itself runs on the CPU pool (certbound.cpupool), off the event loop.
 
 A validated path is cached by (leaf, intermediates sent) until the first of its certificates or
@@ -53,8 +53,8 @@ from cryptography.x509.verification import (
 
 from certbound.cpupool import CpuPool
 from certbound.errors import ConfigError
+from certbound.keypolicy import MAX_INTERMEDIATES, KeyPolicyError, check_public_key
 from certbound.pki.crl import RevocationLists, load_crls
-from certbound.pki.keypolicy import MAX_INTERMEDIATES, KeyPolicyError, check_public_key
 from certbound.pki.rejection import CertificateRejected
 from certbound.reasons import Reason
 from certbound.tls.peer import PeerCertificates

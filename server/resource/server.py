@@ -12,8 +12,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from certbound.httpguard import handler_factory
-from certbound.tls import build_server_context, start_tls_server
+from certbound.httpguard import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_KEEPALIVE_TIMEOUT,
+    DEFAULT_REQUEST_TIMEOUT,
+    handler_factory,
+)
+from certbound.tls import ConnectionAdmission, ConnectionLimits, build_server_context, start_tls_server
+from certbound.tls.admission import DEFAULT_LIMITS
 
 __all__ = ["ResourceServer", "start_resource_server"]
 
@@ -51,14 +57,17 @@ async def start_resource_server(
     host: str = "127.0.0.1",
     port: int = 9443,
     handshake_timeout: float = 10.0,
-    header_timeout: float = 10.0,
-    keepalive_timeout: float = 60.0,
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+    keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT,
+    connection_limits: ConnectionLimits = DEFAULT_LIMITS,
 ) -> ResourceServer:
-    """Serve `app` on host:port over TLS that asks for a client certificate and accepts any.
-    `client_ca` subjects are only advertised, to help clients choose a certificate. Request
-    headers must arrive within `header_timeout` seconds of their first byte; idle keep-alive
-    connections close after `keepalive_timeout`. Raises certbound.tls.TLSConfigError for unusable
-    files and OSError when the port cannot be bound."""
+    """Serve `app` on host:port over TLS that asks for a client certificate and accepts any
+    within the handshake bounds of `serve`. `client_ca` subjects are only advertised, to help
+    clients choose a certificate. Request headers must arrive within `header_timeout` seconds of
+    their first byte and the whole request within `request_timeout`; idle keep-alive connections
+    close after `keepalive_timeout`; `connection_limits` caps what peers hold open. Raises
+    certbound.tls.TLSConfigError for unusable files and OSError when the port cannot be bound."""
     tls = build_server_context(
         Path(tls_cert),
         Path(tls_key),
@@ -70,11 +79,20 @@ async def start_resource_server(
     try:
         if runner.server is None:
             raise RuntimeError("aiohttp runner did not create its server")
+        # The same slow-client deadlines and connection caps as `serve` (issue 9 finding 6).
         protocol_factory = handler_factory(
-            runner.server, header_timeout=header_timeout, keepalive_timeout=keepalive_timeout
+            runner.server,
+            header_timeout=header_timeout,
+            request_timeout=request_timeout,
+            keepalive_timeout=keepalive_timeout,
         )
         listener = await start_tls_server(
-            protocol_factory, tls, host, port, handshake_timeout=handshake_timeout
+            protocol_factory,
+            tls,
+            host,
+            port,
+            handshake_timeout=handshake_timeout,
+            admission=ConnectionAdmission(connection_limits),
         )
     except BaseException:
         await runner.cleanup()

@@ -9,12 +9,17 @@ accessor, which a trusted proxy's header can stand in for.
 
 from __future__ import annotations
 
+from .admission import AdmissionRefused, AdmittedConnection, ConnectionAdmission, ConnectionLimits
 from .connection import TLSConnection, TLSError, TLSHandshakeError
 from .context import TLSConfigError, build_server_context
 from .peer import PeerCertificates, TLSInfo
 from .transport import TLSServerProtocol, TLSTransport, start_tls_server
 
 __all__ = [
+    "AdmissionRefused",
+    "AdmittedConnection",
+    "ConnectionAdmission",
+    "ConnectionLimits",
     "PeerCertificates",
     "TLSConfigError",
     "TLSConnection",

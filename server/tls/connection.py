@@ -7,20 +7,25 @@ returns.  The loop follows twisted's ``protocols/tls.py``: ``bio_write`` the
 incoming bytes, run the handshake or ``recv`` until OpenSSL wants more input, then
 drain the outgoing memory BIO.
 
-Failures are reported by raising: :class:`TLSHandshakeError` while handshaking,
-:class:`TLSError` on an established connection.  In both cases OpenSSL may have
-queued an alert, so callers should still send :meth:`TLSConnection.data_to_send`
-before dropping the connection.
+Failures are reported by raising: :class:`TLSHandshakeError` while handshaking (a
+client chain beyond the bounds of :mod:`certbound.tls.policy` included),
+:class:`TLSError` on an established connection (a TLS 1.2 renegotiation request
+included).  In both cases OpenSSL may have queued an alert, so callers should still
+send :meth:`TLSConnection.data_to_send` before dropping the connection.
 """
 
 from __future__ import annotations
 
 import contextlib
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL
+from OpenSSL._util import ffi as _ffi
 from OpenSSL._util import lib as _openssl_lib
 
 from .peer import PeerCertificates, TLSInfo
+from .policy import MAX_CHAIN_BYTES, MAX_INTERMEDIATES, refusal_reason
 
 __all__ = ["TLSConnection", "TLSError", "TLSHandshakeError"]
 
@@ -46,12 +51,14 @@ class TLSConnection:
     server context forbids renegotiation.
     """
 
-    __slots__ = ("_conn", "_info")
+    __slots__ = ("_conn", "_held", "_info")
 
     def __init__(self, context: SSL.Context) -> None:
         self._conn = SSL.Connection(context, None)
         self._conn.set_accept_state()
         self._info: TLSInfo | None = None
+        # Ciphertext read from OpenSSL before data_to_send() was called (see receive_data).
+        self._held = b""
 
     @property
     def ssl_object(self) -> SSL.Connection:
@@ -85,6 +92,9 @@ class TLSConnection:
             except SSL.WantReadError:
                 return False, b"", False
             except SSL.Error as exc:
+                refusal = refusal_reason(conn)
+                if refusal is not None:
+                    raise TLSHandshakeError(f"client certificate refused: {refusal}") from exc
                 raise TLSHandshakeError(_describe(exc)) from exc
             self._info = _capture_info(conn)
             just_completed = True
@@ -104,10 +114,26 @@ class TLSConnection:
         except SSL.Error as exc:
             raise TLSError(_describe(exc)) from exc
         if not chunks:
+            if not (just_completed or closed):
+                self._refuse_renegotiation()
             return just_completed, b"", closed
         if len(chunks) == 1:
             return just_completed, chunks[0], closed
         return just_completed, b"".join(chunks), closed
+
+    def _refuse_renegotiation(self) -> None:
+        """Records that carried no application data on an established connection: in TLS 1.2,
+        if OpenSSL answered them, it was refusing a renegotiation (a new ClientHello) with a
+        no_renegotiation warning alert, and it would carry on while the peer waits for a
+        handshake that never comes (issue 9, finding 14). End the connection instead; the
+        alert goes out first (TLS 1.3 KeyUpdate replies are not refusals and just wait)."""
+        info = self._info
+        if info is None or info.version != "TLSv1.2":
+            return
+        outgoing = self.data_to_send()
+        if outgoing:
+            self._held = outgoing
+            raise TLSError("the peer asked to renegotiate, which is refused")
 
     def send(self, data: bytes | bytearray | memoryview) -> None:
         """Encrypt application data; only valid once the handshake has completed.
@@ -124,6 +150,10 @@ class TLSConnection:
 
     def data_to_send(self) -> bytes:
         """Return (and forget) all ciphertext waiting to go to the peer."""
+        held = self._held
+        if held:
+            self._held = b""
+            return held + self.data_to_send()
         bio_read = self._conn.bio_read
         try:
             first = bio_read(_CHUNK)
@@ -159,10 +189,7 @@ def _capture_info(conn: SSL.Connection) -> TLSInfo:
     leaf = conn.get_peer_certificate(as_cryptography=True)
     peer = None
     if leaf is not None:
-        # Server side, OpenSSL's chain omits the leaf; from_certs drops it anyway
-        # in case a future OpenSSL (or the client-side convention) includes it.
-        chain = conn.get_peer_cert_chain(as_cryptography=True) or ()
-        peer = PeerCertificates.from_certs(leaf, chain)
+        peer = _peer_certificates(conn, leaf)
     alpn = conn.get_alpn_proto_negotiated()
     return TLSInfo(
         version=conn.get_protocol_version_name(),
@@ -174,6 +201,25 @@ def _capture_info(conn: SSL.Connection) -> TLSInfo:
         resumed=bool(_openssl_lib.SSL_session_reused(conn._ssl)),
         peer=peer,
     )
+
+
+def _peer_certificates(conn: SSL.Connection, leaf: x509.Certificate) -> PeerCertificates:
+    """The client's certificates, within the bounds of what a client may send.
+
+    The verify callback only sees the chain OpenSSL built; certificates sent beside it are
+    counted here, before they are converted, and refused like an over-long chain.
+    """
+    stack = _openssl_lib.SSL_get_peer_cert_chain(conn._ssl)
+    # Server side, OpenSSL's chain omits the leaf.
+    sent = 0 if stack == _ffi.NULL else _openssl_lib.sk_X509_num(stack)
+    if sent > MAX_INTERMEDIATES:
+        raise TLSHandshakeError(f"client certificate refused: {sent} certificates sent with the leaf")
+    # from_certs drops a leaf copy anyway in case a future OpenSSL includes it.
+    peer = PeerCertificates.from_certs(leaf, conn.get_peer_cert_chain(as_cryptography=True) or ())
+    size = len(peer.leaf_der) + sum(len(cert.public_bytes(Encoding.DER)) for cert in peer.chain)
+    if size > MAX_CHAIN_BYTES:
+        raise TLSHandshakeError(f"client certificate refused: a chain of {size} bytes")
+    return peer
 
 
 def _describe(exc: SSL.Error) -> str:

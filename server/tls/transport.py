@@ -5,6 +5,12 @@
 creates the application protocol (aiohttp's ``RequestHandler`` in production) on
 top of a :class:`TLSTransport`.  The application protocol never sees a connection
 whose handshake failed, and a failing connection only ever affects itself.
+
+With a :class:`~certbound.tls.admission.ConnectionAdmission`, a connection over its
+caps is closed as soon as TCP accepts it, before any TLS state is allocated.  A
+closed connection unlinks itself from its transport, so reference counting frees
+it (and the peer's certificates) at once rather than the next full garbage
+collection (issue 9, finding 2).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any, cast
 
 from OpenSSL import SSL
 
+from .admission import AdmissionRefused, AdmittedConnection, ConnectionAdmission
 from .connection import TLSConnection, TLSError, TLSHandshakeError
 from .peer import TLSInfo
 
@@ -147,8 +154,11 @@ class TLSServerProtocol(asyncio.Protocol):
     """
 
     __slots__ = (
+        "_admission",
+        "_admitted",
         "_app_protocol_factory",
         "_app_transport",
+        "_context",
         "_failed",
         "_handshake_timeout",
         "_raw",
@@ -159,6 +169,7 @@ class TLSServerProtocol(asyncio.Protocol):
 
     # Assigned in connection_made(), before asyncio calls anything else.
     _raw: asyncio.Transport
+    _tls: TLSConnection
 
     def __init__(
         self,
@@ -166,10 +177,13 @@ class TLSServerProtocol(asyncio.Protocol):
         context: SSL.Context,
         *,
         handshake_timeout: float = 10.0,
+        admission: ConnectionAdmission | None = None,
     ) -> None:
         self._app_protocol_factory = app_protocol_factory
-        self._tls = TLSConnection(context)
+        self._context = context
         self._handshake_timeout = handshake_timeout
+        self._admission = admission
+        self._admitted: AdmittedConnection | None = None
         self._app_transport: TLSTransport | None = None
         self._timeout_handle: asyncio.TimerHandle | None = None
         self._writing_paused = False
@@ -180,6 +194,16 @@ class TLSServerProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._raw = cast(asyncio.Transport, transport)
+        if self._admission is not None:
+            try:
+                self._admitted = self._admission.admit(self._peername())
+            except AdmissionRefused as exc:
+                self._failed = True
+                _logger.debug("refused a connection from %s: %s", self._peername(), exc)
+                # Closing stops reading at once: data_received is never called.
+                self._raw.abort()
+                return
+        self._tls = TLSConnection(self._context)
         self._timeout_handle = asyncio.get_running_loop().call_later(
             self._handshake_timeout, self._handshake_timed_out
         )
@@ -192,10 +216,11 @@ class TLSServerProtocol(asyncio.Protocol):
             self._fail(exc)
             return
         app_transport = self._app_transport
-        if app_transport is None or handshake_completed or closed:
-            # Handshake flights, session tickets and alerts. Once established, reading application
-            # data queues nothing that cannot wait for our next write (a KeyUpdate reply, say), so
-            # the hot path skips a BIO read that would end in WantReadError.
+        if app_transport is None or handshake_completed or closed or not plaintext:
+            # Handshake flights, session tickets, alerts, and answers to records that carried no
+            # application data (a TLS 1.3 KeyUpdate). Reading application data queues nothing that
+            # cannot wait for our next write, so the hot path skips a BIO read that would end in
+            # WantReadError.
             outgoing = tls.data_to_send()
             if outgoing:
                 self._raw.write(outgoing)
@@ -222,8 +247,14 @@ class TLSServerProtocol(asyncio.Protocol):
         if self._timeout_handle is not None:
             self._timeout_handle.cancel()
             self._timeout_handle = None
+        if self._admitted is not None:
+            self._admitted.close()
+            self._admitted = None
         app_transport = self._app_transport
         if app_transport is not None:
+            # The transport keeps its owner; the owner lets go of the transport, which breaks
+            # the cycle between them.
+            self._app_transport = None
             app_transport._closing = True
             app_transport._protocol.connection_lost(exc)
         elif not self._failed:
@@ -250,6 +281,8 @@ class TLSServerProtocol(asyncio.Protocol):
         if self._timeout_handle is not None:
             self._timeout_handle.cancel()
             self._timeout_handle = None
+        if self._admitted is not None:
+            self._admitted.handshake_done()
         tls = self._tls
         app_protocol = self._app_protocol_factory()
         app_transport = TLSTransport(self, self._raw, tls, cast(TLSInfo, tls.info), app_protocol)
@@ -305,6 +338,7 @@ async def start_tls_server(
     handshake_timeout: float = 10.0,
     backlog: int = 1024,
     reuse_port: bool = False,
+    admission: ConnectionAdmission | None = None,
 ) -> asyncio.Server:
     """Listen on ``host:port`` (or on an already bound ``sock``) and serve
     ``app_protocol_factory()`` protocols over TLS.
@@ -314,11 +348,14 @@ async def start_tls_server(
     reloaded context applies to new connections while live ones keep theirs.
     (If it raises, asyncio logs the error and drops that one connection, so it
     should keep returning the last good context when a reload fails.)
+    Listeners sharing one ``admission`` share its caps.
     """
 
     def protocol_factory() -> TLSServerProtocol:
         ctx = context if isinstance(context, SSL.Context) else context()
-        return TLSServerProtocol(app_protocol_factory, ctx, handshake_timeout=handshake_timeout)
+        return TLSServerProtocol(
+            app_protocol_factory, ctx, handshake_timeout=handshake_timeout, admission=admission
+        )
 
     loop = asyncio.get_running_loop()
     if sock is not None:

@@ -252,3 +252,26 @@ def test_the_admin_api_target_comes_from_flags_or_the_environment() -> None:
 def test_an_admin_api_url_needs_a_token() -> None:
     with pytest.raises(ConfigError, match=r"needs --admin-token \(or CERTBOUND_ADMIN_TOKEN\)"):
         load_admin_target(load_settings({}, {}), environ={"CERTBOUND_URL": "https://as.example"})
+
+
+def test_connection_bounds_defaults_and_overrides() -> None:
+    defaults = load_settings({}, {})
+    assert (defaults.request_timeout, defaults.max_connections) == (30, 1024)
+    assert (defaults.max_connections_per_ip, defaults.max_handshakes_per_ip) == (256, 64)
+    # Issue 15's 1,000 idle keep-alive connections from one load generator.
+    raised = load_settings({"max_connections_per_ip": "1000"}, {"CERTBOUND_MAX_CONNECTIONS": "2000"})
+    assert (raised.max_connections_per_ip, raised.max_connections) == (1000, 2000)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"max_connections": "0"}, "--max-connections"),
+        ({"max_connections_per_ip": "-1"}, "--max-connections-per-ip"),
+        ({"max_handshakes_per_ip": "many"}, "--max-handshakes-per-ip"),
+        ({"request_timeout": "0"}, "--request-timeout"),
+    ],
+)
+def test_connection_bounds_must_be_positive(flags: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(flags, {})

@@ -18,7 +18,7 @@ from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
 from certbound.clientauth.assertion import ParsedAssertion, parse_assertion
 from certbound.errors import InvalidClientError
 from certbound.jose import JWKError, b64url_encode, public_jwk, public_key_from_jwk
-from certbound.pki.keypolicy import check_public_key
+from certbound.keypolicy import check_public_key
 from certbound.reasons import Reason
 from tests.assertion_kit import compact
 from tests.unit.pki.builders import huge_exponent_key, name, self_signed, x5c_of

@@ -19,8 +19,8 @@ from cryptography.x509.verification import Store
 
 from certbound.cpupool import CpuPool
 from certbound.errors import ConfigError
+from certbound.keypolicy import MAX_INTERMEDIATES
 from certbound.pki.crl import RevocationLists, load_crls
-from certbound.pki.keypolicy import MAX_INTERMEDIATES
 from certbound.pki.rejection import CertificateRejected
 from certbound.pki.trust import REFUSAL_SECONDS, ClientTrust, TrustStore, VerifiedPath
 from certbound.tls.peer import PeerCertificates

@@ -18,6 +18,7 @@ ALLOWED = {
     "certbound.errorresponse",
     "certbound.errors",
     "certbound.httpguard",
+    "certbound.keypolicy",
     "certbound.proxyheaders",
     "certbound.proxytrust",
     "certbound.reasons",

@@ -16,7 +16,7 @@ from OpenSSL import SSL
 
 from certbound.tls import TLSConnection, TLSInfo, build_server_context
 
-__all__ = ["ClientIdentity", "ConnectionPair", "Pki", "client_context"]
+__all__ = ["ClientIdentity", "ConnectionPair", "Pki", "client_context", "drain"]
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,8 @@ def client_context(
     return ctx
 
 
-def _drain(conn: SSL.Connection) -> bytes:
+def drain(conn: SSL.Connection) -> bytes:
+    """All the ciphertext a pyOpenSSL endpoint has queued."""
     chunks = []
     while True:
         try:
@@ -161,7 +162,7 @@ class ConnectionPair:
 
     def client_to_server(self) -> tuple[bool, bytes, bool]:
         """Deliver everything the client has queued; return the server's result."""
-        return self.server.receive_data(_drain(self.client))
+        return self.server.receive_data(drain(self.client))
 
     def server_to_client(self) -> None:
         data = self.server.data_to_send()

@@ -13,7 +13,7 @@ from OpenSSL import SSL
 
 from certbound.tls import PeerCertificates, TLSConnection, TLSError, TLSHandshakeError
 
-from .conftest import ConnectionPair, Pki, client_context
+from .conftest import ConnectionPair, Pki, client_context, drain
 
 
 def _common_name(name: x509.Name) -> str:
@@ -176,22 +176,53 @@ def test_error_after_handshake_is_a_tls_error(pki: Pki, server_context: SSL.Cont
 
 
 @pytest.mark.parametrize("version", [SSL.TLS1_2_VERSION, SSL.TLS1_3_VERSION], ids=["TLSv1.2", "TLSv1.3"])
-def test_resumed_session_keeps_the_full_peer_chain(
+def test_an_offered_session_gets_a_full_handshake_with_the_full_chain(
     pki: Pki, server_context: SSL.Context, version: int
 ) -> None:
+    # Issue 9, finding 2: no session cache, so no handshake leaves a session (and its peer
+    # chain) behind in the server's memory.
     client_ctx = client_context(pki, pki.chained, max_version=version)
     first = ConnectionPair(server_context, client_ctx)
     first_info = first.handshake()
     assert first_info.resumed is False
     session = first.client.get_session()
     assert session is not None
+    first.server.start_close()  # a clean close: OpenSSL would have kept the session cached
 
     second = ConnectionPair(server_context, client_ctx, session=session)
     info = second.handshake()
-    assert info.resumed is True
+    assert info.resumed is False
     assert info.version == ("TLSv1.3" if version == SSL.TLS1_3_VERSION else "TLSv1.2")
     assert info.peer is not None
     assert info.peer.leaf == pki.chained.leaf
     assert info.peer.chain == pki.chained.intermediates
-    assert first_info.peer is not None
-    assert info.peer.x5t_s256 == first_info.peer.x5t_s256
+
+
+def test_renegotiation_is_a_tls_error_with_the_alert_to_send(pki: Pki, server_context: SSL.Context) -> None:
+    # Issue 9, finding 14: OpenSSL refuses with a warning alert and carries on; the server ends
+    # the connection instead, after sending that alert.
+    pair = ConnectionPair(server_context, client_context(pki, max_version=SSL.TLS1_2_VERSION))
+    pair.handshake()
+    assert pair.client.renegotiate()
+    with pytest.raises(SSL.WantReadError):
+        pair.client.do_handshake()
+    with pytest.raises(TLSError, match="renegotiate") as excinfo:
+        pair.client_to_server()
+    assert not isinstance(excinfo.value, TLSHandshakeError)
+    pair.server_to_client()
+    with pytest.raises(SSL.Error, match="no renegotiation"):
+        pair.client.do_handshake()
+
+
+def test_application_data_after_the_handshake_is_not_mistaken_for_renegotiation(
+    pki: Pki, server_context: SSL.Context
+) -> None:
+    pair = ConnectionPair(server_context, client_context(pki, max_version=SSL.TLS1_2_VERSION))
+    pair.handshake()
+    record = b"GET / HTTP/1.1\r\n\r\n"
+    pair.client.sendall(record)
+    sent = drain(pair.client)
+    # Split mid-record: the first part decrypts to nothing, and nothing is answered.
+    assert pair.server.receive_data(sent[:7]) == (False, b"", False)
+    assert pair.server.receive_data(sent[7:]) == (False, record, False)
+    assert pair.server.data_to_send() == b""

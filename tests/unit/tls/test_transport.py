@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import io
 import json
 import logging
+import select
 import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -20,7 +23,18 @@ import pytest
 from aiohttp import web, web_protocol
 from OpenSSL import SSL
 
-from certbound.tls import PeerCertificates, TLSInfo, build_server_context, start_tls_server
+from certbound.tls import (
+    ConnectionAdmission,
+    ConnectionLimits,
+    PeerCertificates,
+    TLSInfo,
+    TLSServerProtocol,
+    TLSTransport,
+    build_server_context,
+    start_tls_server,
+)
+from certbound.tls.policy import MAX_INTERMEDIATES
+from tests.unit.pki.builders import ca_name, issue, make_ca, name
 
 from .conftest import ClientIdentity, Pki
 
@@ -94,12 +108,18 @@ async def start_server(server_context: SSL.Context) -> AsyncIterator[StartServer
     async def start(
         context: SSL.Context | Callable[[], SSL.Context] = server_context,
         handshake_timeout: float = 10.0,
+        admission: ConnectionAdmission | None = None,
     ) -> int:
         runner = web.AppRunner(_app(), access_log=None)
         await runner.setup()
         assert runner.server is not None
         server = await start_tls_server(
-            runner.server, context, "127.0.0.1", 0, handshake_timeout=handshake_timeout
+            runner.server,
+            context,
+            "127.0.0.1",
+            0,
+            handshake_timeout=handshake_timeout,
+            admission=admission,
         )
         started.append((runner, server))
         return int(server.sockets[0].getsockname()[1])
@@ -285,7 +305,7 @@ async def test_tls_versions(pki: Pki, port: int, max_version: ssl.TLSVersion, ex
 @pytest.mark.parametrize(
     "max_version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3], ids=["TLSv1.2", "TLSv1.3"]
 )
-async def test_session_resumption_keeps_leaf_and_chain(
+async def test_an_offered_session_gets_a_full_handshake_with_leaf_and_chain(
     pki: Pki, port: int, max_version: ssl.TLSVersion
 ) -> None:
     ctx = _client_context(pki, pki.chained, max_version=max_version)
@@ -294,8 +314,8 @@ async def test_session_resumption_keeps_leaf_and_chain(
     assert first.session is not None
 
     second = await asyncio.to_thread(_exchange, ctx, port, session=first.session)
-    assert second.session_reused is True
-    assert second.body["resumed"] is True
+    assert second.session_reused is False
+    assert second.body["resumed"] is False
     assert second.body["peer"] == first.body["peer"]
     assert second.body["peer"]["chain"] == [c.subject.rfc4514_string() for c in pki.chained.intermediates]
 
@@ -425,3 +445,168 @@ async def test_context_factory_is_called_per_connection(
     )
     second = await _get_json(_client_context(pki, pki.direct), port)
     assert second["peer"] is None
+
+
+def _renegotiate(pki: Pki, port: int) -> str:
+    """A TLS 1.2 client that, after one request, asks to renegotiate; what ended its wait."""
+    ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    ctx.set_max_proto_version(SSL.TLS1_2_VERSION)
+    ctx.load_verify_locations(str(pki.server_ca_file))
+    with socket.create_connection(("127.0.0.1", port)) as raw:
+        conn = SSL.Connection(ctx, raw)
+        conn.set_connect_state()
+        conn.set_tlsext_host_name(b"localhost")
+        conn.do_handshake()
+        conn.sendall(b"GET /peer HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        response = b""
+        while b"}" not in response:
+            response += conn.recv(65536)
+        assert response.startswith(b"HTTP/1.1 200")
+        assert conn.renegotiate()
+        raw.setblocking(False)  # wait for the answer 5 s at most
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                conn.do_handshake()
+            except SSL.WantReadError:
+                select.select([raw], [], [], max(deadline - time.monotonic(), 0))
+            except SSL.Error as exc:
+                return repr(exc)
+            else:
+                return "renegotiated"
+        return "no answer"
+
+
+async def test_renegotiation_is_refused_with_an_alert_and_a_close(
+    pki: Pki, port: int, tls_log: pytest.LogCaptureFixture
+) -> None:
+    # Issue 9, finding 14: the refusal used to stay in the server's buffer while the client waited.
+    started = time.monotonic()
+    outcome = await asyncio.to_thread(_renegotiate, pki, port)
+    assert "no renegotiation" in outcome
+    assert time.monotonic() - started < 4
+    records = await _wait_for_log(tls_log, 1)
+    assert "renegotiate" in records[0].getMessage()
+    await _normal_request_succeeds(pki, port)
+
+
+def _server_side_objects() -> list[str]:
+    """Every live (or collectable but not yet collected) TLS connection object of the server, by
+    name only: holding the objects themselves would keep them alive."""
+    kinds = (TLSServerProtocol, TLSTransport, PeerCertificates, TLSInfo)
+    return [type(obj).__name__ for obj in gc.get_objects() if isinstance(obj, kinds)]
+
+
+async def test_a_closed_connection_is_freed_by_reference_counting(pki: Pki, port: int) -> None:
+    # Issue 9, finding 2: closed connections used to wait in reference cycles for a full
+    # collection, with their peer's certificates.
+    gc.collect()
+    gc.disable()
+    try:
+        before = sorted(_server_side_objects())  # other tests' objects, still in use
+        for identity in (pki.chained, pki.direct, None):
+            await _get_json(_client_context(pki, identity), port)
+        for _ in range(200):
+            if sorted(_server_side_objects()) == before:
+                break
+            await asyncio.sleep(0.01)
+        assert sorted(_server_side_objects()) == before
+    finally:
+        gc.enable()
+
+
+async def _refused(port: int) -> bool:
+    """Whether the server closes a new connection before any TLS (the client's hello is ignored)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        return await asyncio.wait_for(reader.read(), 5) == b""
+    except ConnectionResetError:
+        return True
+    finally:
+        writer.close()
+
+
+async def _silent_connections(port: int, count: int) -> list[asyncio.StreamWriter]:
+    """`count` connections that never start their handshake (each counts as handshaking)."""
+    writers = []
+    for _ in range(count):
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writers.append(writer)
+    return writers
+
+
+def _limits(**caps: int) -> ConnectionAdmission:
+    defaults = {"max_connections": 100, "max_connections_per_source": 100, "max_handshakes_per_source": 100}
+    return ConnectionAdmission(ConnectionLimits(**(defaults | caps)))
+
+
+@pytest.mark.parametrize(
+    "cap", ["max_connections", "max_connections_per_source", "max_handshakes_per_source"]
+)
+async def test_a_connection_over_a_cap_is_closed_and_the_others_are_served(
+    pki: Pki, start_server: StartServer, cap: str, tls_log: pytest.LogCaptureFixture
+) -> None:
+    admission = _limits(**{cap: 3})
+    port = await start_server(admission=admission)
+    held = await _silent_connections(port, 3)
+    try:
+        for _ in range(50):
+            if admission.open_connections == 3:
+                break
+            await asyncio.sleep(0.01)
+        assert await _refused(port)
+        records = await _wait_for_log(tls_log, 1)
+        assert "refused a connection from" in records[0].getMessage()
+    finally:
+        for writer in held:
+            writer.close()
+    for _ in range(100):
+        if admission.open_connections == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert admission.open_connections == 0
+    await _normal_request_succeeds(pki, port)
+
+
+async def test_connections_within_the_caps_are_all_served(pki: Pki, start_server: StartServer) -> None:
+    admission = _limits(max_connections=4, max_connections_per_source=4, max_handshakes_per_source=4)
+    port = await start_server(admission=admission)
+    held = await _silent_connections(port, 3)
+    try:
+        await _normal_request_succeeds(pki, port)  # the fourth
+    finally:
+        for writer in held:
+            writer.close()
+
+
+async def test_established_connections_do_not_count_as_handshaking(
+    pki: Pki, start_server: StartServer
+) -> None:
+    admission = _limits(max_handshakes_per_source=1)
+    port = await start_server(admission=admission)
+    connector = aiohttp.TCPConnector(ssl=_client_context(pki), limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        # Three keep-alive connections at once, each past its handshake before the next starts.
+        responses = [await session.get(f"https://127.0.0.1:{port}/big") for _ in range(3)]
+        assert admission.open_connections == 3
+        for response in responses:
+            response.release()
+
+
+async def test_an_over_long_chain_fails_the_handshake_and_others_are_served(
+    pki: Pki, port: int, tmp_path: Path, tls_log: pytest.LogCaptureFixture
+) -> None:
+    # Issue 9, finding 1: the chain is refused before OpenSSL checks any of its signatures.
+    ca = make_ca(ca_name("root"))
+    for level in range(MAX_INTERMEDIATES + 1):
+        ca = make_ca(ca_name(f"intermediate {level}"), parent=ca)
+    ctx = _client_context(pki)
+    issue(ca, name()).configure_cert(ctx, tmp_path)
+    # In TLS 1.3 the server judges the client's chain after the client's handshake is over.
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        await asyncio.to_thread(_exchange, ctx, port)
+    records = await _wait_for_log(tls_log, 1)
+    refusal = f"client certificate refused: more than {MAX_INTERMEDIATES} intermediate"
+    assert refusal in records[0].getMessage()
+    _assert_quiet_failure(records, tls_log)
+    await _normal_request_succeeds(pki, port)

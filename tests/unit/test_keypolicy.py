@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa, x25519
 
-from certbound.pki.keypolicy import (
+from certbound.keypolicy import (
     RSA_MAX_BITS,
     RSA_MAX_EXPONENT,
     RSA_MIN_BITS,

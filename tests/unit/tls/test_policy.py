@@ -1,0 +1,184 @@
+"""Handshake bounds (issue 9, finding 1): the key policy, the verify depth and the size of what a
+client sends, each refused during the handshake, each with its accepted twin."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+from OpenSSL import SSL
+
+from certbound.tls import TLSHandshakeError
+from certbound.tls.policy import MAX_CHAIN_BYTES, MAX_INTERMEDIATES
+from tests.unit.pki.builders import Issued, PrivateKey, ca_name, issue, make_ca, name, self_signed
+
+from .conftest import ClientIdentity, ConnectionPair, Pki, client_context
+
+
+def _rsa_key_with_exponent(exponent_bits: int, modulus_bits: int = 2048) -> rsa.RSAPrivateKey:
+    """An RSA key whose public exponent has `exponent_bits` bits: valid, and as slow to verify
+    with as its exponent is long (the attack of issue 9)."""
+    base = rsa.generate_private_key(public_exponent=65537, key_size=modulus_bits).private_numbers()
+    p, q = base.p, base.q
+    carmichael = math.lcm(p - 1, q - 1)
+    exponent = (1 << (exponent_bits - 1)) + 1
+    while math.gcd(exponent, carmichael) != 1:
+        exponent += 2
+    d = pow(exponent, -1, carmichael)
+    numbers = rsa.RSAPrivateNumbers(
+        p, q, d, d % (p - 1), d % (q - 1), pow(q, -1, p), rsa.RSAPublicNumbers(exponent, p * q)
+    )
+    return numbers.private_key(unsafe_skip_rsa_key_validation=True)
+
+
+@pytest.fixture(scope="module")
+def huge_exponent_key() -> rsa.RSAPrivateKey:
+    return _rsa_key_with_exponent(2000)
+
+
+def _identity(directory: Path, issued: Issued, extra: tuple[x509.Certificate, ...] = ()) -> ClientIdentity:
+    """Files a client presents: the leaf, its intermediates, then `extra` certificates."""
+    chain_file = directory / f"{issued.cert.serial_number:x}.pem"
+    key_file = directory / f"{issued.cert.serial_number:x}.key"
+    chain_file.write_bytes(issued.chain_pem() + b"".join(cert.public_bytes(Encoding.PEM) for cert in extra))
+    key_file.write_bytes(issued.key_pem())
+    return ClientIdentity(issued.cert, (*issued.chain, *extra), chain_file, key_file)
+
+
+def _client(label: str = "client") -> x509.Name:
+    return name((NameOID.COMMON_NAME, label))
+
+
+def _chain_of(intermediates: int, *, key: PrivateKey | None = None) -> Issued:
+    """A leaf under `intermediates` CAs below an untrusted root; `key` is every intermediate's."""
+    ca = make_ca(ca_name("root"))
+    for level in range(intermediates):
+        ca = make_ca(ca_name(f"intermediate {level}"), parent=ca, key=key)
+    return issue(ca, _client())
+
+
+def _handshake(pki: Pki, server_context: SSL.Context, identity: ClientIdentity) -> tuple[int, ...]:
+    """Handshake; the server's view of how many certificates came with the leaf."""
+    info = ConnectionPair(server_context, client_context(pki, identity)).handshake()
+    assert info.peer is not None
+    assert info.peer.leaf == identity.leaf
+    return (len(info.peer.chain),)
+
+
+def test_an_intermediate_on_another_curve_is_refused(
+    pki: Pki, server_context: SSL.Context, tmp_path: Path
+) -> None:
+    abusive = _identity(tmp_path, _chain_of(1, key=ec.generate_private_key(ec.SECP256K1())))
+    refusal = "the certificate at depth 1 has an EC key on curve secp256k1"
+    with pytest.raises(TLSHandshakeError, match=refusal):
+        _handshake(pki, server_context, abusive)
+
+
+def test_a_huge_exponent_intermediate_is_refused_at_the_top_of_the_chain(
+    pki: Pki, server_context: SSL.Context, tmp_path: Path, huge_exponent_key: rsa.RSAPrivateKey
+) -> None:
+    abusive = _identity(tmp_path, _chain_of(2, key=huge_exponent_key))
+    with pytest.raises(
+        TLSHandshakeError,
+        match="refused: the certificate at depth 2 has an RSA key with public exponent of 2000 bits",
+    ):
+        _handshake(pki, server_context, abusive)
+
+
+def test_the_same_chain_with_a_normal_exponent_is_accepted(
+    pki: Pki, server_context: SSL.Context, tmp_path: Path
+) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    assert _handshake(pki, server_context, _identity(tmp_path, _chain_of(2, key=key))) == (2,)
+
+
+def test_a_chain_longer_than_the_verify_depth_is_refused(
+    pki: Pki, server_context: SSL.Context, tmp_path: Path
+) -> None:
+    too_long = _identity(tmp_path, _chain_of(MAX_INTERMEDIATES + 1))
+    with pytest.raises(TLSHandshakeError, match=f"more than {MAX_INTERMEDIATES} intermediate"):
+        _handshake(pki, server_context, too_long)
+
+
+def test_a_chain_as_long_as_the_verify_depth_is_accepted(
+    pki: Pki, server_context: SSL.Context, tmp_path: Path
+) -> None:
+    longest = _identity(tmp_path, _chain_of(MAX_INTERMEDIATES))
+    assert _handshake(pki, server_context, longest) == (MAX_INTERMEDIATES,)
+
+
+def test_a_leaf_key_outside_policy_is_refused(pki: Pki, server_context: SSL.Context, tmp_path: Path) -> None:
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    identity = _identity(tmp_path, self_signed(_client(), key=weak))
+    ctx = client_context(pki)
+    ctx.set_cipher_list(b"DEFAULT:@SECLEVEL=0")  # lets the client load a key this weak
+    ctx.use_certificate_chain_file(str(identity.chain_file))
+    ctx.use_privatekey_file(str(identity.key_file))
+    with pytest.raises(TLSHandshakeError, match="depth 0 has an RSA key of 1024 bits"):
+        ConnectionPair(server_context, ctx).handshake()
+
+
+def test_a_leaf_key_within_policy_is_accepted(pki: Pki, server_context: SSL.Context, tmp_path: Path) -> None:
+    leaf = self_signed(_client(), key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    assert _handshake(pki, server_context, _identity(tmp_path, leaf)) == (0,)
+
+
+def _unrelated(count: int, *, padding: int = 0) -> tuple[x509.Certificate, ...]:
+    """Certificates no path uses (sent beside the chain); each about `padding` bytes larger."""
+    names = [x509.DNSName(f"{index:04d}.{'x' * 60}.example") for index in range(padding // 80)]
+    certs = []
+    for index in range(count):
+        cert = self_signed(_client(f"unrelated {index}")).cert
+        if names:
+            cert = _with_sans(cert, names)
+        certs.append(cert)
+    return tuple(certs)
+
+
+def _with_sans(cert: x509.Certificate, sans: list[x509.GeneralName]) -> x509.Certificate:
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(cert.subject)
+        .issuer_name(cert.subject)
+        .public_key(key.public_key())
+        .serial_number(cert.serial_number)
+        .not_valid_before(cert.not_valid_before_utc)
+        .not_valid_after(cert.not_valid_after_utc)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    )
+    return builder.sign(key, hashes.SHA256())
+
+
+def test_more_certificates_than_a_path_holds_are_refused(
+    pki: Pki, server_context: SSL.Context, tmp_path: Path
+) -> None:
+    crowded = _identity(tmp_path, self_signed(_client()), _unrelated(MAX_INTERMEDIATES + 1))
+    with pytest.raises(TLSHandshakeError, match=f"{MAX_INTERMEDIATES + 1} certificates sent with the leaf"):
+        _handshake(pki, server_context, crowded)
+
+
+def test_as_many_certificates_as_a_path_holds_are_accepted(
+    pki: Pki, server_context: SSL.Context, tmp_path: Path
+) -> None:
+    full = _identity(tmp_path, self_signed(_client()), _unrelated(MAX_INTERMEDIATES))
+    assert _handshake(pki, server_context, full) == (MAX_INTERMEDIATES,)
+
+
+def test_a_chain_over_the_size_cap_is_refused(pki: Pki, server_context: SSL.Context, tmp_path: Path) -> None:
+    bulky = _identity(tmp_path, self_signed(_client()), _unrelated(5, padding=MAX_CHAIN_BYTES // 4))
+    with pytest.raises(TLSHandshakeError, match="refused: a chain of"):
+        _handshake(pki, server_context, bulky)
+
+
+def test_a_chain_under_the_size_cap_is_accepted(
+    pki: Pki, server_context: SSL.Context, tmp_path: Path
+) -> None:
+    bulky = _identity(tmp_path, self_signed(_client()), _unrelated(4, padding=MAX_CHAIN_BYTES // 6))
+    assert _handshake(pki, server_context, bulky) == (4,)
