@@ -1,4 +1,5 @@
-"""A small client of the admin API (certbound.endpoints.admin) for `certbound clients --url ...`.
+"""A small client of the admin API (certbound.endpoints.admin) for `certbound clients|keys|tui
+--url ...`, and the one place that reads `CERTBOUND_URL`.
 
 It speaks only HTTPS, trusts the system CAs or the `--cacert` file, and turns every error answer
 into AdminAPIError carrying the status and the server's `error_description`.
@@ -7,6 +8,7 @@ into AdminAPIError carrying the status and the server's `error_description`.
 from __future__ import annotations
 
 import json
+import os
 import ssl
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,10 +21,19 @@ import aiohttp
 from certbound.clientmeta import SERVER_ASSIGNED, merge_metadata
 from certbound.errors import ConfigError
 
-__all__ = ["AdminAPIError", "AdminClient"]
+__all__ = ["URL_ENV", "AdminAPIError", "AdminClient", "admin_url"]
 
 _PAGE = 500
 _TIMEOUT = aiohttp.ClientTimeout(total=30)
+#: The admin API's base URL when no --url is given (the token: CERTBOUND_ADMIN_TOKEN, a setting).
+URL_ENV = "CERTBOUND_URL"
+
+
+def admin_url(flag: str | None, environ: Mapping[str, str] | None = None) -> str | None:
+    """--url, else $CERTBOUND_URL (empty counts as unset), else None."""
+    if flag is not None:
+        return flag
+    return (os.environ if environ is None else environ).get(URL_ENV) or None
 
 
 class AdminAPIError(Exception):
@@ -31,6 +42,8 @@ class AdminAPIError(Exception):
     def __init__(self, status: int, error: str, description: str) -> None:
         super().__init__(f"{error}: {description}" if description else error)
         self.status = status
+        self.error = error
+        self.description = description
 
 
 def _path(client_id: str, *rest: str) -> str:
@@ -160,4 +173,12 @@ class AdminClient:
             if exc.status == 404:
                 return None
             raise
+        return rotated
+
+    async def list_keys(self) -> list[dict[str, Any]]:
+        listed: dict[str, list[dict[str, Any]]] = await self._call("GET", "/admin/keys")
+        return listed["keys"]
+
+    async def rotate_key(self) -> dict[str, Any]:
+        rotated: dict[str, Any] = await self._call("POST", "/admin/keys/rotate")
         return rotated

@@ -11,24 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from certbound.app import open_vault
-from certbound.cli.adminclient import AdminAPIError, AdminClient
-from certbound.cli.common import add_setting_flags, settings_from_args
-from certbound.config import Settings
+from certbound.cli.adminclient import AdminAPIError
+from certbound.cli.backend import Backend, add_target_options, open_backend
+from certbound.cli.common import settings_from_args
 from certbound.errors import ConfigError, InvalidClientMetadataError, InvalidRedirectUriError
-from certbound.management import ClientManager, client_information
-from certbound.store import open_store
 
 __all__ = ["register"]
-
-#: Settings these commands read: the database, the scopes metadata is checked against, the secret
-#: lifetime, and the admin token for --url.
-_SETTINGS = {"db", "master_key_file", "scopes", "client_secret_lifetime", "admin_token"}
 
 #: RFC 8705 §2.1.2: a tls_client_auth client registers exactly one of these; setting one with a
 #: flag drops the others.
@@ -41,69 +33,8 @@ _SUBJECT_FLAGS = {
 }
 
 
-class _Backend(Protocol):
-    """What the commands need, over the database or over the admin API. Views are RFC 7591
-    client information dicts."""
-
-    async def add(
-        self, metadata: dict[str, Any], *, client_id: str | None, secret: str | None
-    ) -> dict[str, Any]: ...
-
-    async def list_clients(self, *, method: str | None) -> list[dict[str, Any]]: ...
-
-    async def show(self, client_id: str) -> dict[str, Any] | None: ...
-
-    async def update(
-        self, client_id: str, changes: dict[str, Any], *, secret: str | None
-    ) -> dict[str, Any] | None: ...
-
-    async def delete(self, client_id: str) -> bool: ...
-
-    async def rotate(self, client_id: str) -> dict[str, Any] | None: ...
-
-
-class _LocalBackend:
-    def __init__(self, manager: ClientManager) -> None:
-        self._manager = manager
-
-    async def add(
-        self, metadata: dict[str, Any], *, client_id: str | None, secret: str | None
-    ) -> dict[str, Any]:
-        created = await self._manager.create(metadata, client_id=client_id, secret=secret)
-        return client_information(created.client, secret=created.secret)
-
-    async def list_clients(self, *, method: str | None) -> list[dict[str, Any]]:
-        views: list[dict[str, Any]] = []
-        after: str | None = None
-        while page := await self._manager.list_clients(limit=500, after=after, auth_method=method):
-            views.extend(client_information(client) for client in page)
-            after = page[-1].client_id
-        return views
-
-    async def show(self, client_id: str) -> dict[str, Any] | None:
-        client = await self._manager.get(client_id)
-        return client_information(client) if client is not None else None
-
-    async def update(
-        self, client_id: str, changes: dict[str, Any], *, secret: str | None
-    ) -> dict[str, Any] | None:
-        client = await self._manager.get(client_id)
-        updated = await self._manager.update(client, changes, secret=secret) if client else None
-        return client_information(updated.client, secret=updated.secret) if updated else None
-
-    async def delete(self, client_id: str) -> bool:
-        return await self._manager.delete(client_id)
-
-    async def rotate(self, client_id: str) -> dict[str, Any] | None:
-        client = await self._manager.get(client_id)
-        rotated = await self._manager.rotate_secret(client) if client else None
-        return client_information(rotated.client, secret=rotated.secret) if rotated else None
-
-
 def _add_target_options(command: argparse.ArgumentParser) -> None:
-    add_setting_flags(command, _SETTINGS)
-    command.add_argument("--url", help="a running server's base URL: use its admin API")
-    command.add_argument("--cacert", type=Path, metavar="PEM", help="CA that signed the server's certificate")
+    add_target_options(command)
     command.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -180,31 +111,13 @@ def _run(args: argparse.Namespace) -> int:
 async def _execute(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     try:
-        async with _backend(args, settings) as backend:
+        async with open_backend(args, settings) as backend:
             status: int = await args.action(args, backend)
             return status
     except (InvalidClientMetadataError, InvalidRedirectUriError) as exc:
         raise ConfigError(f"{exc.error}: {exc.description}") from None
     except AdminAPIError as exc:
         raise ConfigError(str(exc)) from None
-
-
-@asynccontextmanager
-async def _backend(args: argparse.Namespace, settings: Settings) -> AsyncIterator[_Backend]:
-    if args.url is not None:
-        if args.db is not None:
-            raise ConfigError("use either --url or --db, not both")
-        if not settings.admin_token:
-            raise ConfigError("--url needs --admin-token (or CERTBOUND_ADMIN_TOKEN)")
-        async with AdminClient(args.url, settings.admin_token, args.cacert) as admin:
-            yield admin
-        return
-    vault = open_vault(settings)
-    store = await open_store(settings.db)
-    try:
-        yield _LocalBackend(ClientManager(store, vault, settings))
-    finally:
-        await store.close()
 
 
 # metadata from flags
@@ -289,7 +202,7 @@ def _not_found(client_id: str) -> int:
 
 
 # commands
-async def _add(args: argparse.Namespace, backend: _Backend) -> int:
+async def _add(args: argparse.Namespace, backend: Backend) -> int:
     metadata = _metadata_from_args(args)
     metadata = {name: value for name, value in metadata.items() if value is not None}
     view = await backend.add(metadata, client_id=args.client_id, secret=args.secret)
@@ -297,7 +210,7 @@ async def _add(args: argparse.Namespace, backend: _Backend) -> int:
     return 0
 
 
-async def _list(args: argparse.Namespace, backend: _Backend) -> int:
+async def _list(args: argparse.Namespace, backend: Backend) -> int:
     views = await backend.list_clients(method=args.method)
     if args.json:
         _print_json(views)
@@ -317,7 +230,7 @@ async def _list(args: argparse.Namespace, backend: _Backend) -> int:
     return 0
 
 
-async def _show(args: argparse.Namespace, backend: _Backend) -> int:
+async def _show(args: argparse.Namespace, backend: Backend) -> int:
     view = await backend.show(args.client_id)
     if view is None:
         return _not_found(args.client_id)
@@ -325,7 +238,7 @@ async def _show(args: argparse.Namespace, backend: _Backend) -> int:
     return 0
 
 
-async def _update(args: argparse.Namespace, backend: _Backend) -> int:
+async def _update(args: argparse.Namespace, backend: Backend) -> int:
     changes = _metadata_from_args(args)
     if not changes and args.secret is None:
         raise ConfigError("nothing to update: give metadata flags, --secret or --data")
@@ -336,7 +249,7 @@ async def _update(args: argparse.Namespace, backend: _Backend) -> int:
     return 0
 
 
-async def _delete(args: argparse.Namespace, backend: _Backend) -> int:
+async def _delete(args: argparse.Namespace, backend: Backend) -> int:
     if not await backend.delete(args.client_id):
         return _not_found(args.client_id)
     if args.json:
@@ -346,7 +259,7 @@ async def _delete(args: argparse.Namespace, backend: _Backend) -> int:
     return 0
 
 
-async def _rotate(args: argparse.Namespace, backend: _Backend) -> int:
+async def _rotate(args: argparse.Namespace, backend: Backend) -> int:
     view = await backend.rotate(args.client_id)
     if view is None:
         return _not_found(args.client_id)

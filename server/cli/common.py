@@ -7,7 +7,7 @@ from pathlib import Path
 
 from certbound.config import OPTIONS, Settings, load_settings
 
-__all__ = ["add_database_options", "add_setting_flags", "settings_from_args"]
+__all__ = ["add_setting_flags", "settings_from_args"]
 
 
 def add_setting_flags(parser: argparse.ArgumentParser, names: set[str] | None = None) -> None:
@@ -26,11 +26,6 @@ def add_setting_flags(parser: argparse.ArgumentParser, names: set[str] | None = 
             )
         else:
             parser.add_argument(option.flag, dest=option.name, metavar=option.metavar, help=option.help)
-
-
-def add_database_options(parser: argparse.ArgumentParser) -> None:
-    """`--db URL | --config FILE` for commands that work on the database directly."""
-    add_setting_flags(parser, {"db", "master_key_file", "scopes", "issuer", "token_lifetime", "signing_alg"})
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

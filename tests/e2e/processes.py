@@ -27,8 +27,9 @@ def free_port() -> int:
 
 
 def run_cli(
-    *args: str, cwd: Path | None = None, stdin: str | None = None
+    *args: str, cwd: Path | None = None, stdin: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """`certbound ARGS`; `env` adds variables (CERTBOUND_* ones included) to server_env()."""
     return subprocess.run(
         [*CERTBOUND, *args],
         capture_output=True,
@@ -36,7 +37,7 @@ def run_cli(
         cwd=cwd,
         input=stdin,
         timeout=60,
-        env=server_env(),
+        env={**server_env(), **(env or {})},
     )
 
 
