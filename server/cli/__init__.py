@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from certbound.cli import certs, clients, demo_resource, keys, serve
+from certbound.cli import certs, clients, demo_resource, keys, serve, tui
 from certbound.errors import ConfigError, StoreError
 
 __all__ = ["main"]
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     clients.register(commands)
     keys.register(commands)
     demo_resource.register(commands)
+    tui.register(commands)
     return parser
 
 

@@ -1,0 +1,39 @@
+"""`certbound tui [--url URL --admin-token T [--cacert PEM] | --db URL | --config FILE]` (SPEC §3):
+manage clients and signing keys in a terminal UI, through the same back end as `certbound clients`
+and `certbound keys`. Textual is imported only when this command runs."""
+
+from __future__ import annotations
+
+import argparse
+from contextlib import nullcontext
+from typing import Any
+
+from certbound.cli.backend import add_target_options, open_backend, target_of
+from certbound.cli.common import settings_from_args
+
+__all__ = ["register"]
+
+
+def register(commands: Any) -> None:
+    command: argparse.ArgumentParser = commands.add_parser(
+        "tui", help="manage clients and signing keys in a terminal UI"
+    )
+    add_target_options(command, frozenset({"signing_alg"}))
+    command.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from certbound.cli import run_async
+
+    return run_async(_tui(args))
+
+
+async def _tui(args: argparse.Namespace) -> int:
+    from certbound.tui.app import CertboundApp
+
+    settings = settings_from_args(args)
+    target = target_of(args) or settings.db
+    # The back end is opened before the screen is taken, so a bad target is one error line.
+    async with open_backend(args, settings) as backend:
+        await CertboundApp(nullcontext(backend), target=target).run_async()
+    return 0
