@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
 from cryptography import x509
@@ -26,8 +26,11 @@ _STEP = 0.02
 _TIMEOUT = 10.0
 
 
-def make_app(backend: Backend) -> CertboundApp:
-    return CertboundApp(nullcontext(backend), target="test", clock=lambda: NOW)
+def make_app(backend: Backend | AbstractAsyncContextManager[Backend]) -> CertboundApp:
+    """The app on an open back end, or on one it opens itself (an AdminClient)."""
+    if not isinstance(backend, AbstractAsyncContextManager):
+        backend = nullcontext(backend)
+    return CertboundApp(backend, target="test", clock=lambda: NOW)
 
 
 async def until(pilot: Pilot[Any], condition: Callable[[], bool], what: str) -> None:

@@ -1,0 +1,191 @@
+"""`certbound tui` against a running server: the admin-API back end in Textual's pilot, and the real
+command in a pseudo-terminal."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import select
+import struct
+import subprocess
+import termios
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from cryptography import x509
+
+from certbound.cli.adminclient import AdminClient
+from certbound.devpki import write_dev_pki
+from certbound.testing import CertboundTestServer
+from certbound.tui.dialogs import ConfirmScreen
+from tests.e2e.processes import CERTBOUND, ServerProcess, free_port, run_cli, server_env
+from tests.helpers import basic_auth
+from tests.tui_kit import (
+    choose_method,
+    client_certificate_pem,
+    fill,
+    make_app,
+    note,
+    open_form,
+    read_subject_from,
+    save,
+    select_row,
+    table_rows,
+    take_secret,
+    until,
+    wait_for_list,
+)
+
+ADMIN_TOKEN = "tui-admin-token-0123456789abcdef"
+
+
+@pytest.fixture
+async def admin_server(tmp_path: Path) -> AsyncIterator[tuple[CertboundTestServer, Path]]:
+    async with CertboundTestServer(admin_token=ADMIN_TOKEN) as running:
+        cacert = tmp_path / "server-ca.pem"
+        running.server_ca.cert_pem.write_to_path(str(cacert))
+        yield running, cacert
+
+
+async def token_status(server: CertboundTestServer, client_id: str, secret: str) -> int:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            server.url + "/token",
+            data={"grant_type": "client_credentials"},
+            headers={"Authorization": basic_auth(client_id, secret)},
+            ssl=server.client_ssl_context(),
+        ) as response,
+    ):
+        return response.status
+
+
+async def test_the_admin_api_back_end(admin_server: tuple[CertboundTestServer, Path], tmp_path: Path) -> None:
+    server, cacert = admin_server
+    cert_file = tmp_path / "client.pem"
+    cert_file.write_bytes(client_certificate_pem(x509.DNSName("svc.example.com")))
+    app = make_app(AdminClient(server.url, ADMIN_TOKEN, cacert))
+    async with app.run_test() as pilot:
+        await wait_for_list(pilot, app, [])
+        # create: a secret client and an mTLS client
+        await open_form(pilot, app, "a")
+        await fill(pilot, app, "client_id", "billing")
+        await fill(pilot, app, "client_name", "Billing")
+        await save(pilot, app)
+        _, secret = await take_secret(pilot, app)
+        assert await token_status(server, "billing", secret) == 200
+        await open_form(pilot, app, "a")
+        await choose_method(pilot, app, "tls_client_auth")
+        await fill(pilot, app, "client_id", "svc")
+        await read_subject_from(pilot, app, "tls_client_auth_san_dns", str(cert_file))
+        await save(pilot, app)
+        await wait_for_list(pilot, app, ["billing", "svc"])
+        # a server validation error lands on its field
+        await select_row(pilot, app, "billing")
+        await open_form(pilot, app, "e")
+        await fill(pilot, app, "scope", "read nonsense")
+        await save(pilot, app)
+        assert note(app, "scope") == "scope includes values this server does not offer: nonsense"
+        # edit
+        await fill(pilot, app, "scope", "read")
+        await fill(pilot, app, "client_name", "Billing EU")
+        await save(pilot, app)
+        await until(
+            pilot,
+            lambda: ["billing", "client_secret_basic", "Billing EU"] in table_rows(app, "#clients"),
+            "edit",
+        )
+        # rotate the secret
+        await select_row(pilot, app, "billing")
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+        await pilot.press("y")
+        _, new_secret = await take_secret(pilot, app)
+        assert await token_status(server, "billing", secret) == 401
+        assert await token_status(server, "billing", new_secret) == 200
+        # delete
+        await wait_for_list(pilot, app, ["billing", "svc"])
+        await select_row(pilot, app, "billing")
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+        await pilot.press("y")
+        await wait_for_list(pilot, app, ["svc"])
+        assert await token_status(server, "billing", new_secret) == 401
+        # keys: rotate, and the server publishes the new key at once
+        [old] = server.running.context.keys.jwks["keys"]
+        await pilot.press("k")
+        await until(
+            pilot, lambda: bool(app.screen.query("#keys")) and len(table_rows(app, "#keys")) == 1, "keys"
+        )
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+        await pilot.press("y")
+        await until(pilot, lambda: len(table_rows(app, "#keys")) == 2, "the new key")
+        rows = table_rows(app, "#keys")
+        assert [row[2] for row in rows] == ["active", "retired"]
+        assert rows[1][0] == old["kid"]
+        assert {key["kid"] for key in server.running.context.keys.jwks["keys"]} == {rows[0][0], old["kid"]}
+    stored = await server.running.context.store.get_client("svc")
+    assert stored is not None
+    assert stored.metadata["tls_client_auth_san_dns"] == "svc.example.com"
+
+
+# the real command in a pseudo-terminal
+_PTY_TIMEOUT = 60.0
+
+
+def _read_until(fd: int, process: subprocess.Popen[bytes], needle: bytes, seen: bytearray) -> None:
+    deadline = time.monotonic() + _PTY_TIMEOUT
+    while needle not in seen:
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise AssertionError(f"{needle!r} never appeared; the screen so far: {bytes(seen[-2000:])!r}")
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                seen += os.read(fd, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+
+
+def test_certbound_tui_in_a_pty_shows_clients_and_quits(tmp_path: Path) -> None:
+    pki = write_dev_pki(tmp_path / "pki").directory
+    db = f"sqlite:///{tmp_path}/tui.db"
+    port = free_port()
+    serve = (
+        "--port", str(port), "--issuer", f"https://localhost:{port}",
+        "--tls-cert", str(pki / "server.pem"), "--tls-key", str(pki / "server.key"),
+        "--db", db, "--admin-token", ADMIN_TOKEN,
+    )  # fmt: skip
+    with ServerProcess(*serve) as server:
+        target = ("--url", server.url, "--admin-token", ADMIN_TOKEN, "--cacert", str(pki / "server-ca.pem"))
+        hostile = "\x1b]0;pwned\x07\x1b[2J[bold]Evil"
+        added = run_cli("clients", "add", "--client-id", "existing-client-42", "--name", hostile, *target)
+        assert added.returncode == 0, added.stderr
+        controller, terminal = pty.openpty()
+        fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        env = {**server_env(), "TERM": "xterm-256color"}
+        process = subprocess.Popen(
+            [*CERTBOUND, "tui", *target], stdin=terminal, stdout=terminal, stderr=terminal, env=env
+        )
+        os.close(terminal)
+        seen = bytearray()
+        try:
+            _read_until(controller, process, b"existing-client-42", seen)
+            _read_until(controller, process, b"[bold]Evil", seen)
+            os.write(controller, b"q")
+            assert process.wait(timeout=_PTY_TIMEOUT) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            os.close(controller)
+        # The name is on screen with its escapes spelled out; none reached the terminal.
+        assert b"\\x1b]0;pwned\\x07\\x1b[2J[bold]Evil" in seen
+        assert b"\x1b]0;pwned" not in seen
+        assert b"pwned\x07" not in seen
+        code, _ = server.stop()
+        assert code == 0
