@@ -4,20 +4,30 @@ the remote (admin API) back-end tests."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager, nullcontext
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Select, Static
 
-from certbound.cli.backend import Backend
+from certbound.cli.backend import Backend, LocalBackend
+from certbound.clientmeta import normalize_metadata
+from certbound.config import Settings
+from certbound.jose import public_jwk, rfc7638_thumbprint
+from certbound.keys import KeyRing, SigningKey
+from certbound.management import ClientManager
+from certbound.models import Client, SigningKeyRecord
+from certbound.store.sqlite import SQLiteStore
 from certbound.tui.app import CertboundApp
 from certbound.tui.dialogs import SecretScreen
 from certbound.tui.form import ClientFormScreen, FieldRow, SubjectRow
+from certbound.vault import Vault
 from tests.unit.pki.builders import issue, make_ca, name
 
 #: The clock the app counts key ages from in tests.
@@ -151,3 +161,94 @@ def client_certificate_pem(*sans: x509.GeneralName) -> bytes:
     ca = make_ca(name((NameOID.COMMON_NAME, "TUI test CA")))
     cert = issue(ca, name((NameOID.ORGANIZATION_NAME, "Acme"), (NameOID.COMMON_NAME, "svc")), sans=sans).cert
     return cert.public_bytes(serialization.Encoding.PEM)
+
+
+# A fixed demo database: the snapshot tests and scripts/tui_screenshots.py (the README's SVGs).
+DEMO_NOW = 1_767_225_600  # 2026-01-01T00:00:00Z
+DEMO_TARGET = "sqlite:///data/certbound.db"
+_DEMO_SETTINGS = Settings(scopes=("read", "write", "admin"))
+_DEMO_VAULT = Vault(bytes(range(32)))
+_HOUR = 3600
+
+
+def _fixed_key(seed: int) -> ec.EllipticCurvePrivateKey:
+    return ec.derive_private_key(seed, ec.SECP256R1())
+
+
+def _fixed_jwks(seed: int) -> dict[str, Any]:
+    jwk = public_jwk(_fixed_key(seed).public_key())
+    return {"keys": [{**jwk, "kid": rfc7638_thumbprint(jwk)}]}
+
+
+DEMO_CLIENTS: list[tuple[str, dict[str, Any]]] = [
+    ("billing-eu", {"client_name": "Billing (EU)", "scope": "read write"}),
+    ("ledger", {"client_name": "Ledger sync", "token_endpoint_auth_method": "client_secret_jwt"}),
+    ("audit", {"client_name": "Audit [bold]log[/bold]", "token_endpoint_auth_method": "client_secret_post"}),
+    (
+        "reports",
+        {"client_name": "Reports", "token_endpoint_auth_method": "private_key_jwt", "jwks": _fixed_jwks(7)},
+    ),
+    (
+        "gateway",
+        {
+            "client_name": "API gateway",
+            "token_endpoint_auth_method": "tls_client_auth",
+            "tls_client_auth_subject_dn": "CN=gateway,O=Acme,C=DE",
+        },
+    ),
+    (
+        "edge-proxy",
+        {"token_endpoint_auth_method": "self_signed_tls_client_auth", "jwks": _fixed_jwks(11)},
+    ),
+    (
+        "mobile-app",
+        {
+            "client_name": "Mobile app",
+            "token_endpoint_auth_method": "none",
+            "redirect_uris": ["https://app.example.com/cb", "http://127.0.0.1/cb"],
+        },
+    ),
+]
+DEMO_IDS = [client_id for client_id, _ in DEMO_CLIENTS]
+
+
+async def _seed(path: Path) -> None:
+    store = SQLiteStore(str(path))
+    await store.open()
+    try:
+        for index, (client_id, metadata) in enumerate(DEMO_CLIENTS):
+            normalized = normalize_metadata(metadata, _DEMO_SETTINGS)
+            issued = DEMO_NOW - (index + 1) * 26 * _HOUR
+            await store.create_client(Client(client_id, normalized, client_id_issued_at=issued))
+        # Each key retires the one before: an expired key, a retired one still published (its
+        # successor is two minutes old), and the active one.
+        for seed, age in ((1, 40 * 24 * _HOUR), (2, 10 * 24 * _HOUR), (3, 120)):
+            key = SigningKey.from_private_key(_fixed_key(seed), "ES256", DEMO_NOW - age)
+            record = SigningKeyRecord(key.kid, "ES256", b"not read by the key list", key.created_at)
+            await store.add_signing_key(record, retire_others_at=key.created_at)
+    finally:
+        await store.close()
+
+
+def seed_demo(path: Path) -> None:
+    """Write the demo database at `path` (a new SQLite file)."""
+    asyncio.run(_seed(path))
+
+
+@asynccontextmanager
+async def _demo_backend(path: Path) -> AsyncIterator[Backend]:
+    store = SQLiteStore(str(path))
+    await store.open()
+    try:
+        grace = 600 + 60  # the default token lifetime plus clock skew
+        keys = KeyRing(
+            store, _DEMO_VAULT, alg="ES256", publish_after_retirement=grace, clock=lambda: DEMO_NOW
+        )
+        yield LocalBackend(ClientManager(store, _DEMO_VAULT, _DEMO_SETTINGS), keys)
+    finally:
+        await store.close()
+
+
+def demo_app(path: Path) -> CertboundApp:
+    """The app on the demo database, its clock fixed: the same screen on every run."""
+    return CertboundApp(_demo_backend(path), target=DEMO_TARGET, clock=lambda: DEMO_NOW)
