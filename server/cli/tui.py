@@ -8,8 +8,10 @@ import argparse
 from contextlib import nullcontext
 from typing import Any
 
+from certbound.cli.adminclient import AdminAPIError
 from certbound.cli.backend import add_target_options, open_backend, target_of
 from certbound.cli.common import settings_from_args
+from certbound.errors import ConfigError
 
 __all__ = ["register"]
 
@@ -33,7 +35,12 @@ async def _tui(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     target = target_of(args) or settings.db
-    # The back end is opened before the screen is taken, so a bad target is one error line.
+    # The back end is opened and tried before the screen is taken, so an unreachable server, a wrong
+    # admin token or a database that cannot be read is one error line, not a screen of errors.
     async with open_backend(args, settings) as backend:
+        try:
+            await backend.list_keys()
+        except AdminAPIError as exc:
+            raise ConfigError(str(exc)) from None
         await CertboundApp(nullcontext(backend), target=target).run_async()
     return 0

@@ -58,8 +58,9 @@ class CertboundApp(App[None]):
     .credential { margin: 0 0 1 2; }
     .note { color: $text-muted; }
     """
+    # `q` quits from the screens without inputs (where it cannot be typed text); ctrl+q anywhere.
     BINDINGS = [
-        Binding("q", "quit", "Quit"),
+        Binding("ctrl+q", "quit", "Quit", show=False),
         Binding("ctrl+t", "toggle_theme", "Light/dark", show=False),
     ]
 

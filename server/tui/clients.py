@@ -101,6 +101,7 @@ class ClientsScreen(_ClientScreen):
         Binding("r", "rotate", "Rotate secret"),
         Binding("k", "keys", "Keys"),
         Binding("slash", "search", "Search"),
+        Binding("q", "app.quit", "Quit"),
         Binding("m", "method", "Method", show=False),
         Binding("f5,ctrl+r", "reload", "Reload", show=False),
         Binding("escape", "focus_list", "List", show=False),
@@ -217,6 +218,7 @@ class ClientDetailScreen(_ClientScreen):
         Binding("e", "edit", "Edit"),
         Binding("d", "delete", "Delete"),
         Binding("r", "rotate", "Rotate secret"),
+        Binding("q", "app.quit", "Quit"),
     ]
 
     def __init__(self, client_id: str) -> None:

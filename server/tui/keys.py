@@ -23,6 +23,7 @@ class KeysScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "back", "Clients"),
         Binding("r", "rotate", "Rotate key"),
+        Binding("q", "app.quit", "Quit"),
         Binding("f5,ctrl+r", "reload", "Reload", show=False),
     ]
 

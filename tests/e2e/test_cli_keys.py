@@ -5,24 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from certbound.testing import CertboundTestServer
 from tests.e2e.processes import run_cli
-
-ADMIN_TOKEN = "keys-admin-token-0123456789abcdef"
-
-
-@pytest.fixture
-async def admin_server(tmp_path: Path) -> AsyncIterator[tuple[CertboundTestServer, Path]]:
-    async with CertboundTestServer(admin_token=ADMIN_TOKEN) as running:
-        cacert = tmp_path / "server-ca.pem"
-        running.server_ca.cert_pem.write_to_path(str(cacert))
-        yield running, cacert
+from tests.helpers import ADMIN_TOKEN
 
 
 async def keys(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -38,8 +27,10 @@ async def published_kids(server: CertboundTestServer) -> set[str]:
         return {key["kid"] for key in (await response.json())["keys"]}
 
 
-async def test_list_and_rotate_through_the_admin_api(admin_server: tuple[CertboundTestServer, Path]) -> None:
-    server, cacert = admin_server
+async def test_list_and_rotate_through_the_admin_api(
+    admin_server_ca: tuple[CertboundTestServer, Path],
+) -> None:
+    server, cacert = admin_server_ca
     target = ("--url", server.url, "--admin-token", ADMIN_TOKEN, "--cacert", str(cacert))
     [old_kid] = await published_kids(server)
     listed = await keys("list", *target)
@@ -65,8 +56,8 @@ async def test_list_and_rotate_through_the_admin_api(admin_server: tuple[Certbou
     assert "  retired " in second
 
 
-async def test_refusals_through_the_admin_api(admin_server: tuple[CertboundTestServer, Path]) -> None:
-    server, cacert = admin_server
+async def test_refusals_through_the_admin_api(admin_server_ca: tuple[CertboundTestServer, Path]) -> None:
+    server, cacert = admin_server_ca
     wrong = await keys("rotate", "--url", server.url, "--admin-token", "wrong", "--cacert", str(cacert))
     assert wrong.returncode == 2
     assert wrong.stdout == ""

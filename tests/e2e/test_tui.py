@@ -3,6 +3,7 @@ command in a pseudo-terminal."""
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import pty
@@ -11,11 +12,8 @@ import struct
 import subprocess
 import termios
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
-import pytest
 from cryptography import x509
 
 from certbound.cli.adminclient import AdminClient
@@ -23,7 +21,7 @@ from certbound.devpki import write_dev_pki
 from certbound.testing import CertboundTestServer
 from certbound.tui.dialogs import ConfirmScreen
 from tests.e2e.processes import CERTBOUND, ServerProcess, free_port, run_cli, server_env
-from tests.helpers import basic_auth
+from tests.helpers import ADMIN_TOKEN, token_status
 from tests.tui_kit import (
     choose_method,
     client_certificate_pem,
@@ -40,32 +38,11 @@ from tests.tui_kit import (
     wait_for_list,
 )
 
-ADMIN_TOKEN = "tui-admin-token-0123456789abcdef"
 
-
-@pytest.fixture
-async def admin_server(tmp_path: Path) -> AsyncIterator[tuple[CertboundTestServer, Path]]:
-    async with CertboundTestServer(admin_token=ADMIN_TOKEN) as running:
-        cacert = tmp_path / "server-ca.pem"
-        running.server_ca.cert_pem.write_to_path(str(cacert))
-        yield running, cacert
-
-
-async def token_status(server: CertboundTestServer, client_id: str, secret: str) -> int:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            server.url + "/token",
-            data={"grant_type": "client_credentials"},
-            headers={"Authorization": basic_auth(client_id, secret)},
-            ssl=server.client_ssl_context(),
-        ) as response,
-    ):
-        return response.status
-
-
-async def test_the_admin_api_back_end(admin_server: tuple[CertboundTestServer, Path], tmp_path: Path) -> None:
-    server, cacert = admin_server
+async def test_the_admin_api_back_end(
+    admin_server_ca: tuple[CertboundTestServer, Path], tmp_path: Path
+) -> None:
+    server, cacert = admin_server_ca
     cert_file = tmp_path / "client.pem"
     cert_file.write_bytes(client_certificate_pem(x509.DNSName("svc.example.com")))
     app = make_app(AdminClient(server.url, ADMIN_TOKEN, cacert))
@@ -189,3 +166,20 @@ def test_certbound_tui_in_a_pty_shows_clients_and_quits(tmp_path: Path) -> None:
         assert b"pwned\x07" not in seen
         code, _ = server.stop()
         assert code == 0
+
+
+async def test_a_wrong_token_or_target_is_one_error_line(
+    admin_server_ca: tuple[CertboundTestServer, Path],
+) -> None:
+    server, cacert = admin_server_ca
+    wrong = await asyncio.to_thread(
+        run_cli, "tui", "--url", server.url, "--admin-token", "wrong", "--cacert", str(cacert)
+    )
+    assert wrong.returncode == 2
+    assert wrong.stdout == ""
+    assert wrong.stderr.splitlines() == ["certbound: error: invalid_token: the admin token is not valid"]
+    both = await asyncio.to_thread(
+        run_cli, "tui", "--url", server.url, "--db", "sqlite:///x.db", "--admin-token", ADMIN_TOKEN
+    )
+    assert both.returncode == 2
+    assert both.stderr.splitlines() == ["certbound: error: use either --url or --db, not both"]
