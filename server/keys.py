@@ -186,8 +186,14 @@ class KeyRing:
         await self.refresh()
 
     async def describe(self) -> list[dict[str, Any]]:
-        """Every stored key, newest first, as `key_information` (what `keys list` shows)."""
-        return [self.information(record) for record in await self._store.list_signing_keys()]
+        """Every stored key as `key_information` (what `keys list` shows): the active key first, then
+        the newest (keys made within one second are told apart by when they were retired)."""
+        records = sorted(
+            await self._store.list_signing_keys(),
+            key=lambda record: (record.active, record.created_at, record.retired_at or 0),
+            reverse=True,
+        )
+        return [self.information(record) for record in records]
 
     def information(self, key: SigningKeyRecord | SigningKey) -> dict[str, Any]:
         return key_information(key, now=int(self._clock()), publish_after_retirement=self._grace)

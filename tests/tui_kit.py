@@ -148,10 +148,12 @@ async def save(pilot: Pilot[Any], app: CertboundApp) -> None:
 
 
 async def take_secret(pilot: Pilot[Any], app: CertboundApp) -> tuple[str, str]:
-    """The client_id and secret the secret screen shows; closes it with Enter."""
+    """The client_id and secret the secret screen shows (`c` copies the secret); closes it with Enter."""
     await until(pilot, lambda: isinstance(app.screen, SecretScreen), "the secret screen")
     client_id = str(app.screen.query_one("#client-id", Static).render())
     secret = str(app.screen.query_one("#client-secret", Static).render())
+    await pilot.press("c")
+    assert app.clipboard == secret
     await pilot.press("enter")
     await until(pilot, lambda: not isinstance(app.screen, SecretScreen), "the secret screen to close")
     return client_id, secret

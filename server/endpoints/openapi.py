@@ -149,7 +149,13 @@ _SCHEMAS: dict[str, Any] = {
     },
     "SigningKeyList": {
         "type": "object",
-        "properties": {"keys": {"type": "array", "items": _ref("SigningKey"), "description": "newest first"}},
+        "properties": {
+            "keys": {
+                "type": "array",
+                "items": _ref("SigningKey"),
+                "description": "the active key first, then the newest",
+            }
+        },
         "required": ["keys"],
         "additionalProperties": False,
     },
@@ -288,7 +294,7 @@ def admin_openapi(issuer: str) -> dict[str, Any]:
             "/admin/keys": {
                 "get": {
                     "operationId": "listSigningKeys",
-                    "summary": "The server's signing keys, newest first",
+                    "summary": "The server's signing keys: the active one first, then the newest",
                     "responses": {
                         "200": _json(_ref("SigningKeyList"), "the keys"),
                         "401": _UNAUTHORIZED,

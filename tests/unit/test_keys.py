@@ -88,3 +88,16 @@ async def test_described_states_follow_the_clock(store: SQLiteStore) -> None:
     assert [key["state"] for key in await ring.describe()] == ["active", "retired"]
     now[0] += 1
     assert [key["state"] for key in await ring.describe()] == ["active", "expired"]
+
+
+async def test_described_active_key_first_within_one_second(store: SQLiteStore) -> None:
+    ring = KeyRing(
+        store, Vault(b"m" * 32), alg="ES256", publish_after_retirement=60, clock=lambda: 1_700_000_000
+    )
+    await ring.ensure_active_key()
+    kids = [ring.active.kid]
+    for _ in range(3):
+        kids.append((await ring.rotate()).kid)
+    described = await ring.describe()
+    assert described[0]["kid"] == kids[-1]
+    assert [key["state"] for key in described] == ["active", "retired", "retired", "retired"]
