@@ -29,11 +29,11 @@ _TIMEOUT = aiohttp.ClientTimeout(total=30)
 URL_ENV = "CERTBOUND_URL"
 
 
-def admin_url(flag: str | None, environ: Mapping[str, str] | None = None) -> str | None:
+def admin_url(flag: str | None) -> str | None:
     """--url, else $CERTBOUND_URL (empty counts as unset), else None."""
     if flag is not None:
         return flag
-    return (os.environ if environ is None else environ).get(URL_ENV) or None
+    return os.environ.get(URL_ENV) or None
 
 
 class AdminAPIError(Exception):

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from certbound.tui.app import CertboundApp
 from certbound.tui.clients import ClientDetailScreen
@@ -46,7 +47,14 @@ async def _listed(pilot: Pilot[Any]) -> CertboundApp:
 def _snapshot(
     snap_compare: Compare, app: CertboundApp, steps: Callable[[Pilot[Any]], Awaitable[None]]
 ) -> bool:
-    return snap_compare(app, terminal_size=(80, 24), run_before=steps)
+    async def steady(pilot: Pilot[Any]) -> None:
+        await steps(pilot)
+        # A blinking cursor would be drawn or not depending on when the picture is taken.
+        for text_input in pilot.app.screen.query(Input):
+            text_input.cursor_blink = False
+        await pilot.pause()
+
+    return snap_compare(app, terminal_size=(80, 24), run_before=steady)
 
 
 def test_client_list(snap_compare: Compare, app: CertboundApp) -> None:
