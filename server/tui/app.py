@@ -105,37 +105,37 @@ class CertboundApp(App[None]):
     def report_missing(self, client_id: str) -> None:
         self.notify(f"no client {printable(client_id)}", severity="warning", markup=False)
 
-    def delete_client(self, client_id: str, done: Callable[[], Awaitable[None]]) -> None:
-        """Ask, then delete the client and its reference tokens; `done` runs after a deletion."""
+    def confirm_then(self, question: Text, operation: Callable[[], Awaitable[None]]) -> None:
+        """Ask `question`; on yes run `operation`, reporting the errors the operator should read."""
 
         async def answered(confirmed: bool | None) -> None:
-            if not confirmed:
-                return
-            try:
-                deleted = await self.backend.delete(client_id)
-            except OPERATION_ERRORS as exc:
-                self.report(exc)
-                return
-            if deleted:
+            if confirmed:
+                try:
+                    await operation()
+                except OPERATION_ERRORS as exc:
+                    self.report(exc)
+
+        self.push_screen(ConfirmScreen(question), answered)
+
+    def delete_client(self, client_id: str, done: Callable[[], Awaitable[None]]) -> None:
+        """Ask, then delete the client and its reference tokens; `done` runs afterwards."""
+
+        async def delete() -> None:
+            if await self.backend.delete(client_id):
                 self.notify(f"deleted {printable(client_id)}", markup=False)
             else:
                 self.report_missing(client_id)
             await done()
 
-        question = Text.assemble("Delete client ", shown(client_id, "bold"), " and its tokens?")
-        self.push_screen(ConfirmScreen(question), answered)
+        self.confirm_then(
+            Text.assemble("Delete client ", shown(client_id, "bold"), " and its tokens?"), delete
+        )
 
     def rotate_secret(self, client_id: str, done: Callable[[], Awaitable[None]]) -> None:
         """Ask, then issue a new secret (the old one stops working at once) and show it once."""
 
-        async def answered(confirmed: bool | None) -> None:
-            if not confirmed:
-                return
-            try:
-                rotated = await self.backend.rotate(client_id)
-            except OPERATION_ERRORS as exc:
-                self.report(exc)
-                return
+        async def rotate() -> None:
+            rotated = await self.backend.rotate(client_id)
             if rotated is None:
                 self.report_missing(client_id)
             else:
@@ -145,4 +145,4 @@ class CertboundApp(App[None]):
         question = Text.assemble(
             "Issue a new secret for ", shown(client_id, "bold"), "? The old one stops working at once."
         )
-        self.push_screen(ConfirmScreen(question), answered)
+        self.confirm_then(question, rotate)

@@ -11,7 +11,6 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from certbound.tui.app import OPERATION_ERRORS, CertboundApp
-from certbound.tui.dialogs import ConfirmScreen
 from certbound.tui.text import age, shown
 
 __all__ = ["KeysScreen"]
@@ -77,14 +76,8 @@ class KeysScreen(Screen[None]):
     def action_rotate(self) -> None:
         app = cast(CertboundApp, self.app)
 
-        async def answered(confirmed: bool | None) -> None:
-            if not confirmed:
-                return
-            try:
-                key = await app.backend.rotate_key()
-            except OPERATION_ERRORS as exc:
-                app.report(exc)
-                return
+        async def rotate() -> None:
+            key = await app.backend.rotate_key()
             app.notify(f"new active key {shown(key['kid']).plain}", markup=False)
             await self.reload()
 
@@ -92,4 +85,4 @@ class KeysScreen(Screen[None]):
             "Add a new active signing key? Every node publishes it within 30 s; the current key is "
             "retired and stays published until its tokens expire."
         )
-        self.app.push_screen(ConfirmScreen(question), answered)
+        app.confirm_then(question, rotate)
