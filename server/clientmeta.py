@@ -4,7 +4,8 @@ One function serves every front door (dynamic registration, admin API, CLI): it 
 metadata as it will be stored, defaults filled and unknown members kept (RFC 7591 §2: "The
 authorization server MUST ignore any client metadata sent by the client that it does not
 understand"; we keep them so a read returns what was registered), or raises
-InvalidClientMetadataError / InvalidRedirectUriError whose description starts with the field.
+InvalidClientMetadataError / InvalidRedirectUriError whose description starts with the field
+(`metadata_error_field` reads it back: the TUI shows the error next to that field).
 
 General rules live here; what a method needs (subject fields, keys that parse, the algorithm family)
 is its `validate_metadata` hook in certbound.clientauth, called last.
@@ -13,6 +14,7 @@ is its `validate_metadata` hook in certbound.clientauth, called last.
 from __future__ import annotations
 
 import ipaddress
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ __all__ = [
     "SERVER_ASSIGNED",
     "ScopeLimit",
     "merge_metadata",
+    "metadata_error_field",
     "normalize_metadata",
 ]
 
@@ -323,3 +326,18 @@ def _merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[st
         else:
             result[name] = value
     return result
+
+
+#: The member an error description starts with: a metadata name (with an optional RFC 7591 §2.2
+#: language tag), then a space, a colon or the end.
+_ERROR_FIELD = re.compile(r"([a-z][a-z0-9_]*)(?:#[A-Za-z0-9-]+)?(?=[\s:]|$)")
+
+
+def metadata_error_field(description: str) -> str | None:
+    """The metadata member an `invalid_client_metadata` / `invalid_redirect_uri` description names.
+
+    Every such description starts with the member at fault (`scope includes ...`, `jwks key 0 ...`,
+    `redirect_uris: ...`), so a client of the API can put the message next to the right input
+    without a non-standard response member. None when the description does not start that way."""
+    match = _ERROR_FIELD.match(description)
+    return match.group(1) if match else None

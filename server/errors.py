@@ -120,14 +120,15 @@ class InvalidScopeError(OAuthError):
 
 
 class InvalidClientMetadataError(OAuthError):
-    """RFC 7591 §3.2.2."""
+    """RFC 7591 §3.2.2. The description starts with the metadata member at fault
+    (certbound.clientmeta.metadata_error_field reads it)."""
 
     error = "invalid_client_metadata"
     status = 400
 
 
 class InvalidRedirectUriError(OAuthError):
-    """RFC 7591 §3.2.2."""
+    """RFC 7591 §3.2.2; the description starts with `redirect_uris`."""
 
     error = "invalid_redirect_uri"
     status = 400

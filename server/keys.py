@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
@@ -23,7 +24,7 @@ from certbound.models import SigningKeyRecord
 from certbound.store import Store
 from certbound.vault import Vault
 
-__all__ = ["KeyRing", "SigningKey", "generate_signing_key"]
+__all__ = ["KEY_STATES", "KeyRing", "SigningKey", "generate_signing_key", "key_information"]
 
 log = logging.getLogger("certbound.keys")
 
@@ -32,6 +33,9 @@ PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519Pri
 #: How often each node re-reads the key table (SPEC: a rotation is published within 30 s).
 REFRESH_SECONDS = 10.0
 _KID_CONTEXT = b"certbound signing key "
+#: What an operator sees of a key (admin API, CLI, TUI): it signs, it is retired but still
+#: published at /jwks (tokens it signed may be alive), or it is no longer published.
+KEY_STATES = ("active", "retired", "expired")
 
 
 def _new_private_key(alg: str) -> PrivateKey:
@@ -107,6 +111,25 @@ def generate_signing_key(alg: str, vault: Vault, now: int) -> tuple[SigningKey, 
     return key, SigningKeyRecord(key.kid, alg, ciphertext, now)
 
 
+def key_information(
+    record: SigningKeyRecord | SigningKey, *, now: int, publish_after_retirement: int
+) -> dict[str, Any]:
+    """The operator's view of a key: never key material, only kid, alg, state and times."""
+    if record.retired_at is None:
+        state = KEY_STATES[0]
+    elif record.retired_at + publish_after_retirement >= now:
+        state = KEY_STATES[1]
+    else:
+        state = KEY_STATES[2]
+    return {
+        "kid": record.kid,
+        "alg": record.alg,
+        "state": state,
+        "created_at": record.created_at,
+        "retired_at": record.retired_at,
+    }
+
+
 def _load(record: SigningKeyRecord, vault: Vault) -> SigningKey:
     pem = vault.decrypt(record.private_key_ciphertext, context=_KID_CONTEXT + record.kid.encode())
     private_key = serialization.load_pem_private_key(pem, password=None)
@@ -118,8 +141,17 @@ def _load(record: SigningKeyRecord, vault: Vault) -> SigningKey:
 class KeyRing:
     """The node's view of the signing keys: the active one and the published set."""
 
-    def __init__(self, store: Store, vault: Vault, *, alg: str, publish_after_retirement: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        vault: Vault,
+        *,
+        alg: str,
+        publish_after_retirement: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._store = store
+        self._clock = clock
         self._vault = vault
         self._alg = alg
         self._grace = publish_after_retirement
@@ -149,7 +181,7 @@ class KeyRing:
     async def ensure_active_key(self) -> None:
         """At start-up: create the first key unless some node already did, then load."""
         if not any(record.active for record in await self._store.list_signing_keys()):
-            _, record = generate_signing_key(self._alg, self._vault, int(time.time()))
+            _, record = generate_signing_key(self._alg, self._vault, int(self._clock()))
             if await self._store.add_first_signing_key(record):
                 log.info("generated signing key kid=%s alg=%s", record.kid, record.alg)
         try:
@@ -160,15 +192,28 @@ class KeyRing:
                 "one database must use the same --master-key-file"
             ) from None
 
+    async def describe(self) -> list[dict[str, Any]]:
+        """Every stored key as `key_information` (what `keys list` shows): the active key first, then
+        the newest (keys made within one second are told apart by when they were retired)."""
+        records = sorted(
+            await self._store.list_signing_keys(),
+            key=lambda record: (record.active, record.created_at, record.retired_at or 0),
+            reverse=True,
+        )
+        return [self.information(record) for record in records]
+
+    def information(self, key: SigningKeyRecord | SigningKey) -> dict[str, Any]:
+        return key_information(key, now=int(self._clock()), publish_after_retirement=self._grace)
+
     async def rotate(self) -> SigningKey:
-        now = int(time.time())
+        now = int(self._clock())
         key, record = generate_signing_key(self._alg, self._vault, now)
         await self._store.add_signing_key(record, retire_others_at=now)
         await self.refresh()
         return key
 
     async def refresh(self) -> None:
-        now = int(time.time())
+        now = int(self._clock())
         records = await self._store.list_signing_keys()
         published: dict[str, SigningKey] = {}
         active: SigningKey | None = None

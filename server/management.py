@@ -223,7 +223,9 @@ class ClientManager:
     async def rotate_secret(self, client: Client, *, secret: str | None = None) -> CreatedClient | None:
         """A new secret (generated, or an administrator's); the old one stops working at once."""
         if client.auth_method not in SECRET_METHODS:
-            raise InvalidClientMetadataError(f"client uses {client.auth_method}, which has no secret")
+            raise InvalidClientMetadataError(
+                f"token_endpoint_auth_method {client.auth_method} has no secret to rotate"
+            )
         chosen = secret is not None
         if secret is not None:
             self._check_chosen_secret(secret, client.auth_method)

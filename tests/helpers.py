@@ -12,11 +12,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus
 
+import aiohttp
+
 from certbound.jose import b64url_decode, json_compact
 from certbound.reasons import DISCLOSED, GENERIC_REFUSAL, Reason
+from certbound.testing import CertboundTestServer
 
 if TYPE_CHECKING:
     from certbound.keys import SigningKey
+
+#: The admin token of the e2e fixture `admin_server_ca`.
+ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef"
 
 
 def basic_auth(client_id: str, secret: str) -> str:
@@ -83,3 +89,17 @@ def readme_code_blocks(section: str, language: str) -> list[str]:
 def sign_jwt(key: SigningKey, typ: str, claims: dict[str, Any]) -> str:
     """A compact JWS signed by a server signing key, as the token issuer signs access tokens."""
     return key.encode_jws(key.header_b64(typ), json_compact(claims))
+
+
+async def token_status(server: CertboundTestServer, client_id: str, secret: str) -> int:
+    """The status of a client_credentials request with client_secret_basic."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            server.url + "/token",
+            data={"grant_type": "client_credentials"},
+            headers={"Authorization": basic_auth(client_id, secret)},
+            ssl=server.client_ssl_context(),
+        ) as response,
+    ):
+        return response.status

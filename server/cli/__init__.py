@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from certbound import __version__
-from certbound.cli import certs, clients, demo_resource, keys, serve
+from certbound.cli import certs, clients, demo_resource, keys, serve, tui
 from certbound.cli.common import Parser, UsageError, usage_without_command
 from certbound.cli.terminal import safe_for_terminal
 from certbound.errors import ConfigError, StoreError
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     clients.register(commands)
     keys.register(commands)
     demo_resource.register(commands)
+    tui.register(commands)
     return parser
 
 

@@ -1,5 +1,5 @@
-"""A small client of the admin API (certbound.endpoints.admin) for `certbound clients --url ...`
-(and the TUI): `AdminClient.to(certbound.config.load_admin_target(...))`.
+"""A small client of the admin API (certbound.endpoints.admin) for `certbound clients|keys|tui
+--url ...` (certbound.cli.backend): `AdminClient.to(certbound.config.load_admin_target(...))`.
 
 It speaks only HTTPS, trusts the system CAs or the `--cacert` file, and turns every error answer
 into AdminAPIError carrying the status and the server's `error_description`.
@@ -12,7 +12,7 @@ import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -33,6 +33,8 @@ class AdminAPIError(Exception):
     def __init__(self, status: int, error: str, description: str) -> None:
         super().__init__(f"{error}: {description}" if description else error)
         self.status = status
+        self.error = error
+        self.description = description
 
 
 def _path(client_id: str, *rest: str) -> str:
@@ -55,10 +57,10 @@ class AdminClient:
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
-    def to(cls, target: AdminTarget) -> AdminClient:
+    def to(cls, target: AdminTarget) -> Self:
         return cls(target.url, target.token, target.cacert)
 
-    async def __aenter__(self) -> AdminClient:
+    async def __aenter__(self) -> Self:
         self._session = aiohttp.ClientSession(timeout=_TIMEOUT, headers=self._headers)
         return self
 
@@ -166,4 +168,12 @@ class AdminClient:
             if exc.status == 404:
                 return None
             raise
+        return rotated
+
+    async def list_keys(self) -> list[dict[str, Any]]:
+        listed: dict[str, list[dict[str, Any]]] = await self._call("GET", "/admin/keys")
+        return listed["keys"]
+
+    async def rotate_key(self) -> dict[str, Any]:
+        rotated: dict[str, Any] = await self._call("POST", "/admin/keys/rotate")
         return rotated

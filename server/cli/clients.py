@@ -18,32 +18,19 @@ import argparse
 import getpass
 import json
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from certbound.app import open_database, open_vault
-from certbound.cli.adminclient import AdminAPIError, AdminClient
-from certbound.cli.common import (
-    add_command_group,
-    add_setting_flags,
-    configure_warnings,
-    run_async,
-    settings_from_args,
-)
+from certbound.cli.adminclient import AdminAPIError
+from certbound.cli.backend import Backend, add_target_options, open_backend
+from certbound.cli.common import add_command_group, configure_warnings, run_async, settings_from_args
 from certbound.cli.terminal import json_for_terminal, safe_for_terminal
-from certbound.clientadvice import log_client_warnings
-from certbound.config import CACERT_ENV, URL_ENV, Settings, load_admin_target, read_secret_file
+from certbound.config import read_secret_file
 from certbound.errors import ConfigError, InvalidClientMetadataError, InvalidRedirectUriError
 from certbound.jose import jwk_set_from_pem
-from certbound.management import ClientManager, client_information
 
 __all__ = ["register"]
-
-#: Settings these commands read: the database, the scopes metadata is checked against, the secret
-#: lifetime, and the admin token for --url.
-_SETTINGS = {"db", "master_key_file", "scopes", "client_secret_lifetime", "admin_token", "admin_token_file"}
 
 #: RFC 8705 §2.1.2: a tls_client_auth client registers exactly one of these; setting one with a
 #: flag drops the others.
@@ -56,95 +43,8 @@ _SUBJECT_FLAGS = {
 }
 
 
-class _Backend(Protocol):
-    """What the commands need, over the database or over the admin API. Views are RFC 7591
-    client information dicts."""
-
-    async def add(
-        self, metadata: dict[str, Any], *, client_id: str | None, secret: str | None
-    ) -> dict[str, Any]: ...
-
-    async def list_clients(self, *, method: str | None) -> list[dict[str, Any]]: ...
-
-    async def show(self, client_id: str) -> dict[str, Any] | None: ...
-
-    async def update(
-        self, client_id: str, changes: dict[str, Any], *, secret: str | None
-    ) -> dict[str, Any] | None: ...
-
-    async def delete(self, client_id: str) -> bool: ...
-
-    async def rotate(self, client_id: str) -> dict[str, Any] | None: ...
-
-
-class _LocalBackend:
-    def __init__(self, manager: ClientManager) -> None:
-        self._manager = manager
-
-    async def add(
-        self, metadata: dict[str, Any], *, client_id: str | None, secret: str | None
-    ) -> dict[str, Any]:
-        created = await self._manager.create(metadata, client_id=client_id, secret=secret)
-        return client_information(created.client, secret=created.secret)
-
-    async def list_clients(self, *, method: str | None) -> list[dict[str, Any]]:
-        views: list[dict[str, Any]] = []
-        after: str | None = None
-        while page := await self._manager.list_clients(limit=500, after=after, auth_method=method):
-            views.extend(client_information(client) for client in page)
-            after = page[-1].client_id
-        return views
-
-    async def show(self, client_id: str) -> dict[str, Any] | None:
-        client = await self._manager.get(client_id)
-        return client_information(client) if client is not None else None
-
-    async def update(
-        self, client_id: str, changes: dict[str, Any], *, secret: str | None
-    ) -> dict[str, Any] | None:
-        client = await self._manager.get(client_id)
-        updated = await self._manager.update(client, changes, secret=secret) if client else None
-        return client_information(updated.client, secret=updated.secret) if updated else None
-
-    async def delete(self, client_id: str) -> bool:
-        return await self._manager.delete(client_id)
-
-    async def rotate(self, client_id: str) -> dict[str, Any] | None:
-        client = await self._manager.get(client_id)
-        rotated = await self._manager.rotate_secret(client) if client else None
-        return client_information(rotated.client, secret=rotated.secret) if rotated else None
-
-
-class _AdminBackend(AdminClient):
-    """The admin API; the server logs its advice on what it registered, and so do we, here."""
-
-    async def add(
-        self, metadata: Mapping[str, Any], *, client_id: str | None, secret: str | None
-    ) -> dict[str, Any]:
-        view = await super().add(metadata, client_id=client_id, secret=secret)
-        log_client_warnings(view["client_id"], view, secret)
-        return view
-
-    async def update(
-        self, client_id: str, changes: Mapping[str, Any], *, secret: str | None
-    ) -> dict[str, Any] | None:
-        view = await super().update(client_id, changes, secret=secret)
-        if view is not None:
-            log_client_warnings(client_id, view, secret)
-        return view
-
-
 def _add_target_options(command: argparse.ArgumentParser) -> None:
-    add_setting_flags(command, _SETTINGS)
-    command.add_argument(
-        "--url", help=f"a running server's base URL: use its admin API (env {URL_ENV}; --db beats it)"
-    )
-    command.add_argument(
-        "--cacert",
-        type=Path,
-        metavar="PEM",
-        help=f"CA that signed the server's certificate (env {CACERT_ENV})",
-    )
+    add_target_options(command)
     command.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -229,30 +129,13 @@ def _run(args: argparse.Namespace) -> int:
 async def _execute(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     try:
-        async with _backend(args, settings) as backend:
+        async with open_backend(args, settings) as backend:
             status: int = await args.action(args, backend)
             return status
     except (InvalidClientMetadataError, InvalidRedirectUriError) as exc:
         raise ConfigError(f"{exc.error}: {exc.description}") from None
     except AdminAPIError as exc:
         raise ConfigError(str(exc)) from None
-
-
-@asynccontextmanager
-async def _backend(args: argparse.Namespace, settings: Settings) -> AsyncIterator[_Backend]:
-    if args.url is not None and args.db is not None:
-        raise ConfigError("use either --url or --db, not both")
-    target = load_admin_target(settings, url=args.url, cacert=args.cacert) if args.db is None else None
-    if target is not None:
-        async with _AdminBackend.to(target) as admin:
-            yield admin
-        return
-    vault = open_vault(settings)
-    store = await open_database(settings)
-    try:
-        yield _LocalBackend(ClientManager(store, vault, settings))
-    finally:
-        await store.close()
 
 
 # metadata from flags
@@ -379,7 +262,7 @@ def _not_found(client_id: str) -> int:
 
 
 # commands
-async def _add(args: argparse.Namespace, backend: _Backend) -> int:
+async def _add(args: argparse.Namespace, backend: Backend) -> int:
     metadata = _metadata_from_args(args)
     metadata = {name: value for name, value in metadata.items() if value is not None}
     secret = _chosen_secret(args)
@@ -388,7 +271,7 @@ async def _add(args: argparse.Namespace, backend: _Backend) -> int:
     return 0
 
 
-async def _list(args: argparse.Namespace, backend: _Backend) -> int:
+async def _list(args: argparse.Namespace, backend: Backend) -> int:
     views = await backend.list_clients(method=args.method)
     if args.json:
         _print_json(views)
@@ -408,7 +291,7 @@ async def _list(args: argparse.Namespace, backend: _Backend) -> int:
     return 0
 
 
-async def _show(args: argparse.Namespace, backend: _Backend) -> int:
+async def _show(args: argparse.Namespace, backend: Backend) -> int:
     view = await backend.show(args.client_id)
     if view is None:
         return _not_found(args.client_id)
@@ -416,7 +299,7 @@ async def _show(args: argparse.Namespace, backend: _Backend) -> int:
     return 0
 
 
-async def _update(args: argparse.Namespace, backend: _Backend) -> int:
+async def _update(args: argparse.Namespace, backend: Backend) -> int:
     changes = _metadata_from_args(args)
     secret = _chosen_secret(args)
     if not changes and secret is None:
@@ -428,7 +311,7 @@ async def _update(args: argparse.Namespace, backend: _Backend) -> int:
     return 0
 
 
-async def _delete(args: argparse.Namespace, backend: _Backend) -> int:
+async def _delete(args: argparse.Namespace, backend: Backend) -> int:
     if not await backend.delete(args.client_id):
         return _not_found(args.client_id)
     if args.json:
@@ -438,7 +321,7 @@ async def _delete(args: argparse.Namespace, backend: _Backend) -> int:
     return 0
 
 
-async def _rotate(args: argparse.Namespace, backend: _Backend) -> int:
+async def _rotate(args: argparse.Namespace, backend: Backend) -> int:
     view = await backend.rotate(args.client_id)
     if view is None:
         return _not_found(args.client_id)

@@ -18,7 +18,6 @@ __all__ = [
     "Parser",
     "UsageError",
     "add_command_group",
-    "add_database_options",
     "add_setting_flags",
     "configure_warnings",
     "option_help",
@@ -76,11 +75,6 @@ def add_setting_flags(parser: argparse.ArgumentParser, names: set[str] | None = 
         metavar = "{" + ",".join(option.choices) + "}" if option.choices else option.metavar
         action = "append" if option.repeatable else "store"
         parser.add_argument(option.flag, dest=option.name, action=action, metavar=metavar, help=help_text)
-
-
-def add_database_options(parser: argparse.ArgumentParser) -> None:
-    """`--db URL | --config FILE` for commands that work on the database directly."""
-    add_setting_flags(parser, {"db", "master_key_file", "scopes", "issuer", "token_lifetime", "signing_alg"})
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

@@ -1,10 +1,13 @@
-"""The admin REST API: client management for operators (SPEC §4), documented by OpenAPI 3.1.
+"""The admin REST API: client and signing-key management for operators (SPEC §4), documented by
+OpenAPI 3.1.
 
 Every operation needs `Authorization: Bearer <admin token>` (compared by digest in constant time;
 only the digest is kept). With no admin token configured every path under /admin answers 404
 `not_found`: the API does not exist on such a server, and a 403 would advertise a door that no
 credential opens. Bodies are RFC 7591 metadata; an administrator may also choose `client_id` and
-`client_secret`. The same ClientManager serves registration, this API and the CLI.
+`client_secret`. The same ClientManager serves registration, this API and the CLI; the signing
+keys are the server's own KeyRing (a rotation here is published by every node within its refresh
+interval, as one made with `certbound keys rotate`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from aiohttp import web
 from certbound.accesslog import note
 from certbound.clientmeta import KNOWN_AUTH_METHODS
 from certbound.config import Settings
-from certbound.context import CONTEXT
+from certbound.context import CONTEXT, ServerContext
 from certbound.endpoints.bearer import StaticToken, require_bearer_token
 from certbound.endpoints.http import NO_STORE, json_response, read_json_object
 from certbound.endpoints.openapi import admin_openapi
@@ -68,6 +71,8 @@ class AdminAPI:
             web.put("/admin/clients/{client_id}", self.replace_client),
             web.delete("/admin/clients/{client_id}", self.delete_client),
             web.post("/admin/clients/{client_id}/rotate-secret", self.rotate_secret),
+            web.get("/admin/keys", self.list_keys),
+            web.post("/admin/keys/rotate", self.rotate_key),
         ]
 
     def _require_enabled(self) -> StaticToken:
@@ -75,10 +80,13 @@ class AdminAPI:
             raise NotFoundError("the admin API is disabled: no admin token is configured")
         return self._token
 
-    def _authorize(self, request: web.Request) -> ClientManager:
+    def _admin_context(self, request: web.Request) -> ServerContext:
         if not self._require_enabled().matches(require_bearer_token(request)):
             raise InvalidTokenError("the admin token is not valid")
-        return ClientManager.for_context(request.app[CONTEXT])
+        return request.app[CONTEXT]
+
+    def _authorize(self, request: web.Request) -> ClientManager:
+        return ClientManager.for_context(self._admin_context(request))
 
     @staticmethod
     async def _client(manager: ClientManager, request: web.Request) -> Client:
@@ -159,3 +167,12 @@ class AdminAPI:
         if rotated is None:
             raise NotFoundError(f"no client {client.client_id}")
         return json_response(client_information(rotated.client, secret=rotated.secret))
+
+    async def list_keys(self, request: web.Request) -> web.Response:
+        keys = self._admin_context(request).keys
+        return json_response({"keys": await keys.describe()})
+
+    async def rotate_key(self, request: web.Request) -> web.Response:
+        """A new active key; the others are retired (still published until their tokens expire)."""
+        keys = self._admin_context(request).keys
+        return json_response(keys.information(await keys.rotate()))

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from certbound.clientmeta import CLIENT_SIGNING_ALGS, KNOWN_AUTH_METHODS
+from certbound.config import SIGNING_ALGS
+from certbound.keys import KEY_STATES
 
 __all__ = ["admin_openapi"]
 
@@ -130,8 +132,37 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["clients", "next"],
         "additionalProperties": False,
     },
+    "SigningKey": {
+        "description": "A server signing key (never its key material). active: it signs new "
+        "tokens; retired: still published at /jwks while tokens it signed may be alive; expired: "
+        "no longer published.",
+        "type": "object",
+        "properties": {
+            "kid": {"type": "string", "minLength": 1, "description": "RFC 7638 thumbprint"},
+            "alg": {"type": "string", "enum": list(SIGNING_ALGS)},
+            "state": {"type": "string", "enum": list(KEY_STATES)},
+            "created_at": {"type": "integer", "minimum": 0},
+            "retired_at": {"type": ["integer", "null"], "minimum": 0},
+        },
+        "required": ["kid", "alg", "state", "created_at", "retired_at"],
+        "additionalProperties": False,
+    },
+    "SigningKeyList": {
+        "type": "object",
+        "properties": {
+            "keys": {
+                "type": "array",
+                "items": _ref("SigningKey"),
+                "description": "the active key first, then the newest",
+            }
+        },
+        "required": ["keys"],
+        "additionalProperties": False,
+    },
     "Error": {
-        "description": "RFC 6749 §5.2 / RFC 7591 §3.2.2 error response.",
+        "description": "RFC 6749 §5.2 / RFC 7591 §3.2.2 error response. For "
+        "`invalid_client_metadata` and `invalid_redirect_uri` the description starts with the "
+        "metadata member at fault (e.g. `scope includes values ...`).",
         "type": "object",
         "properties": {
             "error": {"type": "string", "minLength": 1},
@@ -152,6 +183,7 @@ _CLIENT_ID_PARAMETER = {
 _UNAUTHORIZED = _error("no admin token, or a wrong one (`WWW-Authenticate: Bearer`)")
 _NOT_FOUND = _error("no such client, or the admin API is disabled (no admin token configured)")
 _TOO_LARGE = _error("the body is larger than 256 KiB")
+_DISABLED = _error("the admin API is disabled (no admin token configured)")
 
 
 def _body(schema_name: str) -> dict[str, Any]:
@@ -165,7 +197,8 @@ def admin_openapi(issuer: str) -> dict[str, Any]:
         "info": {
             "title": "certbound admin API",
             "version": "1",
-            "description": "Manage OAuth 2.0 clients. Every operation needs `Authorization: Bearer "
+            "description": "Manage OAuth 2.0 clients and the server's signing keys. Every "
+            "operation needs `Authorization: Bearer "
             "<admin token>`; without a configured admin token the API answers 404.",
         },
         "servers": [{"url": issuer}],
@@ -255,6 +288,30 @@ def admin_openapi(issuer: str) -> dict[str, Any]:
                         "400": _error("the client's method has no secret (`invalid_client_metadata`)"),
                         "401": _UNAUTHORIZED,
                         "404": _NOT_FOUND,
+                    },
+                },
+            },
+            "/admin/keys": {
+                "get": {
+                    "operationId": "listSigningKeys",
+                    "summary": "The server's signing keys: the active one first, then the newest",
+                    "responses": {
+                        "200": _json(_ref("SigningKeyList"), "the keys"),
+                        "401": _UNAUTHORIZED,
+                        "404": _DISABLED,
+                    },
+                },
+            },
+            "/admin/keys/rotate": {
+                "post": {
+                    "operationId": "rotateSigningKey",
+                    "summary": "Add a new active signing key and retire the others; every node "
+                    "publishes it within 30 s, and retired keys stay published until the tokens "
+                    "they signed have expired",
+                    "responses": {
+                        "200": _json(_ref("SigningKey"), "the new active key"),
+                        "401": _UNAUTHORIZED,
+                        "404": _DISABLED,
                     },
                 },
             },

@@ -65,7 +65,9 @@ def require_key_source(metadata: Mapping[str, Any], settings: Settings) -> None:
     has_jwks, has_uri = metadata.get("jwks") is not None, metadata.get("jwks_uri") is not None
     if has_jwks == has_uri:
         which = "both" if has_jwks else "neither"
-        raise InvalidClientMetadataError(f"exactly one of jwks and jwks_uri is required ({which} given)")
+        raise InvalidClientMetadataError(
+            f"jwks: exactly one of jwks and jwks_uri is required ({which} given)"
+        )
     if has_jwks:
         parse_jwks(metadata["jwks"])
     else:

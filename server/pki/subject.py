@@ -24,7 +24,9 @@ def registered_subject(metadata: Mapping[str, Any]) -> tuple[str, str]:
     present = [name for name in SUBJECT_FIELDS if metadata.get(name) is not None]
     if len(present) != 1:
         found = ", ".join(present) if present else "none"
-        raise ValueError(f"exactly one of {', '.join(SUBJECT_FIELDS)} is required (found: {found})")
+        # Named first (SPEC §9, the description starts with the member): the first one found.
+        first = present[0] if present else SUBJECT_DN
+        raise ValueError(f"{first}: exactly one of {', '.join(SUBJECT_FIELDS)} is required (found: {found})")
     field = present[0]
     value = metadata[field]
     if not isinstance(value, str) or not value:

@@ -10,7 +10,7 @@ import pytest
 
 from certbound.testing import CertboundTestServer
 from tests.assertion_kit import JwksServer
-from tests.helpers import basic_auth
+from tests.helpers import ADMIN_TOKEN, basic_auth
 
 __all__ = ["basic_auth"]
 
@@ -39,3 +39,12 @@ async def fetching_server(jwks_server: JwksServer) -> AsyncIterator[CertboundTes
     """A server allowed to fetch the local JWKS server (loopback, its own CA)."""
     async with CertboundTestServer(allow_private_fetch=True, outbound_ca=(jwks_server.ca_file,)) as running:
         yield running
+
+
+@pytest.fixture
+async def admin_server_ca(tmp_path: Path) -> AsyncIterator[tuple[CertboundTestServer, Path]]:
+    """A server with the admin API on (ADMIN_TOKEN), and the file of its server CA (`--cacert`)."""
+    async with CertboundTestServer(admin_token=ADMIN_TOKEN) as running:
+        cacert = tmp_path / "server-ca.pem"
+        running.server_ca.cert_pem.write_to_path(str(cacert))
+        yield running, cacert

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import AsyncIterator
@@ -357,6 +358,45 @@ async def test_bad_list_parameters(admin, query: str) -> None:
     assert reply.body["error"] == "invalid_request"
 
 
+# signing keys
+async def jwks_kids(http: aiohttp.ClientSession, server: CertboundTestServer) -> list[str]:
+    async with http.get(server.url + "/jwks", ssl=server.client_ssl_context()) as response:
+        return [key["kid"] for key in (await response.json())["keys"]]
+
+
+async def test_keys_list_and_rotate(admin, admin_server, http) -> None:
+    listed = await admin("GET", "/admin/keys")
+    assert listed.status == 200
+    [first] = listed.body["keys"]
+    assert first["state"] == "active"
+    assert first["retired_at"] is None
+    assert await jwks_kids(http, admin_server) == [first["kid"]]
+
+    rotated = await admin("POST", "/admin/keys/rotate")
+    assert rotated.status == 200
+    assert rotated.headers["Cache-Control"] == "no-store"
+    new = rotated.body
+    assert new["kid"] != first["kid"]
+    assert new["state"] == "active"
+
+    after = (await admin("GET", "/admin/keys")).body["keys"]
+    assert [key["kid"] for key in after] == [new["kid"], first["kid"]]
+    assert [key["state"] for key in after] == ["active", "retired"]
+    assert after[1]["retired_at"] >= first["created_at"]
+    # The rotating node publishes the new key at once and keeps the retired one.
+    assert set(await jwks_kids(http, admin_server)) == {new["kid"], first["kid"]}
+    created = (await admin("POST", "/admin/clients", {})).body
+    async with http.post(
+        admin_server.url + "/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": basic_auth(created["client_id"], created["client_secret"])},
+        ssl=admin_server.client_ssl_context(),
+    ) as response:
+        token = (await response.json())["access_token"]
+    header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+    assert header["kid"] == new["kid"]
+
+
 # authorization
 OPERATIONS = [
     ("GET", "/admin/clients", None),
@@ -365,6 +405,8 @@ OPERATIONS = [
     ("PUT", "/admin/clients/some-client", {}),
     ("DELETE", "/admin/clients/some-client", None),
     ("POST", "/admin/clients/some-client/rotate-secret", None),
+    ("GET", "/admin/keys", None),
+    ("POST", "/admin/keys/rotate", None),
 ]
 
 
@@ -375,7 +417,9 @@ async def test_without_or_with_a_wrong_admin_token_is_401(admin, method: str, pa
         assert reply.status == 401, (method, path, token)
         assert reply.body["error"] == "invalid_token"
         assert reply.headers["WWW-Authenticate"].startswith("Bearer")
-    assert await admin.server.running.context.store.list_clients() == []
+    store = admin.server.running.context.store
+    assert await store.list_clients() == []
+    assert len(await store.list_signing_keys()) == 1
 
 
 async def test_disabled_admin_api_is_404_everywhere(server, http) -> None:

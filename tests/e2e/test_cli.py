@@ -55,8 +55,9 @@ def test_a_value_outside_the_shown_choices_is_refused_by_the_options_parser() ->
     ]
 
 
-def test_clients_help_names_the_admin_api_variables() -> None:
-    text = words(run_cli("clients", "list", "--help").stdout)
+@pytest.mark.parametrize("command", [("clients", "list"), ("keys", "list"), ("tui",)])
+def test_management_help_names_the_admin_api_variables(command: tuple[str, ...]) -> None:
+    text = words(run_cli(*command, "--help").stdout)
     for name in ("CERTBOUND_URL", "CERTBOUND_ADMIN_TOKEN", "CERTBOUND_CACERT", "CERTBOUND_DB"):
         assert f"env {name}" in text
 
@@ -69,7 +70,7 @@ def test_version() -> None:
 @pytest.mark.parametrize(
     ("command", "subcommands"),
     [
-        ((), ["serve", "certs", "clients", "keys", "demo-resource"]),
+        ((), ["serve", "certs", "clients", "keys", "demo-resource", "tui"]),
         (("clients",), ["add", "list", "update", "show", "delete", "rotate-secret"]),
         (("keys",), ["list", "rotate"]),
         (("certs",), ["dev"]),

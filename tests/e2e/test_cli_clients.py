@@ -7,11 +7,9 @@ import asyncio
 import json
 import subprocess
 import unicodedata
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -20,9 +18,7 @@ from certbound.models import Client
 from certbound.store import Store, open_store
 from certbound.testing import CertboundTestServer
 from tests.e2e.processes import run_cli
-from tests.helpers import basic_auth
-
-ADMIN_TOKEN = "cli-admin-token-0123456789abcdef"
+from tests.helpers import ADMIN_TOKEN, token_status
 
 
 def ok(*args: str) -> str:
@@ -57,19 +53,6 @@ def jwks_file(tmp_path: Path) -> Path:
     path = tmp_path / "jwks.json"
     path.write_text(json.dumps({"keys": [{**public_jwk(key.public_key()), "kid": "k1"}]}))
     return path
-
-
-async def token_status(server: CertboundTestServer, client_id: str, secret: str) -> int:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            server.url + "/token",
-            data={"grant_type": "client_credentials"},
-            headers={"Authorization": basic_auth(client_id, secret)},
-            ssl=server.client_ssl_context(),
-        ) as response,
-    ):
-        return response.status
 
 
 # on the database
@@ -208,14 +191,6 @@ def test_update_without_changes_is_bad_input(db: str) -> None:
 
 
 # through the admin API
-@pytest.fixture
-async def admin_server(tmp_path: Path) -> AsyncIterator[tuple[CertboundTestServer, Path]]:
-    async with CertboundTestServer(admin_token=ADMIN_TOKEN) as running:
-        cacert = tmp_path / "server-ca.pem"
-        running.server_ca.cert_pem.write_to_path(str(cacert))
-        yield running, cacert
-
-
 async def remote(server: CertboundTestServer, cacert: Path, *args: str, token: str = ADMIN_TOKEN) -> Any:
     """Run the CLI in a thread: the server it talks to runs on this event loop."""
     return await asyncio.to_thread(
@@ -228,8 +203,10 @@ def stdout_of(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout
 
 
-async def test_url_mode_round_trip(admin_server: tuple[CertboundTestServer, Path], jwks_file: Path) -> None:
-    server, cacert = admin_server
+async def test_url_mode_round_trip(
+    admin_server_ca: tuple[CertboundTestServer, Path], jwks_file: Path
+) -> None:
+    server, cacert = admin_server_ca
     created = credentials(
         stdout_of(await remote(server, cacert, "add", "--client-id", "svc", "--scope", "read"))
     )
@@ -258,8 +235,8 @@ async def test_url_mode_round_trip(admin_server: tuple[CertboundTestServer, Path
     assert await token_status(server, "svc", rotated["client_secret"]) == 401
 
 
-async def test_url_mode_refusals(admin_server: tuple[CertboundTestServer, Path]) -> None:
-    server, cacert = admin_server
+async def test_url_mode_refusals(admin_server_ca: tuple[CertboundTestServer, Path]) -> None:
+    server, cacert = admin_server_ca
     wrong = await remote(server, cacert, "list", token="not-the-token")
     assert wrong.returncode == 2
     assert wrong.stderr.splitlines() == ["certbound: error: invalid_token: the admin token is not valid"]
@@ -319,9 +296,9 @@ async def test_stored_escapes_never_reach_the_terminal(db: str) -> None:
 
 
 async def test_escapes_from_a_server_never_reach_the_terminal(
-    admin_server: tuple[CertboundTestServer, Path],
+    admin_server_ca: tuple[CertboundTestServer, Path],
 ) -> None:
-    server, cacert = admin_server
+    server, cacert = admin_server_ca
     await store_hostile_client(server.running.context.store)
     for args in (("list",), ("show", "hostile"), ("list", "--json"), ("show", "hostile", "--json")):
         assert_terminal_safe(stdout_of(await remote(server, cacert, *args)))
@@ -372,9 +349,9 @@ def test_secret_input_refusals(db: str, tmp_path: Path) -> None:
 
 
 async def test_url_mode_reads_the_admin_token_from_a_file(
-    admin_server: tuple[CertboundTestServer, Path], tmp_path: Path
+    admin_server_ca: tuple[CertboundTestServer, Path], tmp_path: Path
 ) -> None:
-    server, cacert = admin_server
+    server, cacert = admin_server_ca
     token_file = tmp_path / "admin-token"
     token_file.write_text(ADMIN_TOKEN + "\n")
     args = (

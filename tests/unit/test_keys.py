@@ -74,3 +74,39 @@ async def test_keys_are_encrypted_at_rest(store: SQLiteStore) -> None:
     wrong = KeyRing(store, Vault(b"x" * 32), alg="ES256", publish_after_retirement=60)
     with pytest.raises(ValueError, match="master key"):
         await wrong.refresh()
+
+
+async def test_described_states_follow_the_clock(store: SQLiteStore) -> None:
+    now = [1_700_000_000.0]
+    ring = KeyRing(store, Vault(b"m" * 32), alg="ES256", publish_after_retirement=60, clock=lambda: now[0])
+    await ring.ensure_active_key()
+    first = ring.active.kid
+    now[0] += 5
+    second = (await ring.rotate()).kid
+    assert await ring.describe() == [
+        {"kid": second, "alg": "ES256", "state": "active", "created_at": 1_700_000_005, "retired_at": None},
+        {
+            "kid": first,
+            "alg": "ES256",
+            "state": "retired",
+            "created_at": 1_700_000_000,
+            "retired_at": 1_700_000_005,
+        },
+    ]
+    now[0] += 60  # the last second the retired key is published
+    assert [key["state"] for key in await ring.describe()] == ["active", "retired"]
+    now[0] += 1
+    assert [key["state"] for key in await ring.describe()] == ["active", "expired"]
+
+
+async def test_described_active_key_first_within_one_second(store: SQLiteStore) -> None:
+    ring = KeyRing(
+        store, Vault(b"m" * 32), alg="ES256", publish_after_retirement=60, clock=lambda: 1_700_000_000
+    )
+    await ring.ensure_active_key()
+    kids = [ring.active.kid]
+    for _ in range(3):
+        kids.append((await ring.rotate()).kid)
+    described = await ring.describe()
+    assert described[0]["kid"] == kids[-1]
+    assert [key["state"] for key in described] == ["active", "retired", "retired", "retired"]
