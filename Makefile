@@ -14,11 +14,12 @@ BENCH_ARGS ?= --workers 2
 # certbound installed editable with the extras in $(1), pip showing what it does. The package's
 # source is server/ but it imports as `certbound` (SPEC §2). pip's editable install maps the name
 # with an import hook, which mypy cannot follow; a symlink .venv/src/certbound -> server on a .pth
-# path gives mypy and the interpreter the same files, new modules included.
+# path gives mypy and the interpreter the same files, new modules included. (PYTHONWARNINGS: the
+# build backend's banner about editable installs is not for the person running `make run`.)
 define install_certbound
 	@echo '==> $(VENV): certbound$(1), editable (pip)'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --disable-pip-version-check --no-input --progress-bar off -e '.$(1)'
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --disable-pip-version-check --no-input --progress-bar off -e '.$(1)'
 	mkdir -p $(VENV)/src && ln -sfn ../../server $(VENV)/src/certbound
 	$(BIN)/python -c 'import site, sys; open(site.getsitepackages()[0] + "/certbound-src.pth", "w").write(sys.argv[1] + "\n")' "$(CURDIR)/$(VENV)/src"
 endef
@@ -58,7 +59,7 @@ bench: $(STAMP)
 # A wheel in dist/ (installs the `certbound` package and console script): pip install dist/certbound-*.whl
 dist: $(RUN_STAMP)
 	rm -rf dist build
-	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist .
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist .
 
 clean:
 	rm -rf $(VENV) data dist build .mypy_cache .ruff_cache .pytest_cache
