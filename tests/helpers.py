@@ -6,9 +6,7 @@ import base64
 import contextlib
 import json
 import logging
-import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus
 
@@ -70,20 +68,6 @@ def check_refusal(line: dict[str, Any], body: dict[str, Any], detail: str) -> Re
     expected = line["detail"] if reason in DISCLOSED else GENERIC_REFUSAL
     assert body["error_description"] == expected, (reason, body)
     return reason
-
-
-README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-def readme_code_blocks(section: str, language: str) -> list[str]:
-    """The fenced `language` code blocks of the README section whose heading is `section`: tests run
-    them as written, so the README cannot drift from what works."""
-    text = README.read_text(encoding="utf-8")
-    start = text.index(f"\n{section}\n")
-    level = len(section) - len(section.lstrip("#"))
-    following = re.search(rf"\n#{{1,{level}}} ", text[start + 1 :])
-    body = text[start : start + 1 + following.start()] if following else text[start:]
-    return re.findall(rf"```{language}\n(.*?)```", body, flags=re.DOTALL)
 
 
 def sign_jwt(key: SigningKey, typ: str, claims: dict[str, Any]) -> str:

@@ -242,13 +242,22 @@ class AssertionValidator:
         self._skew = settings.clock_skew
         self._max_lifetime = settings.assertion_max_lifetime
         audiences = [settings.issuer]
+        # Descriptions of claim checks are disclosed (certbound.reasons): each names the server
+        # flag that relaxes it, so a client library's defaults (Authlib: aud = the token endpoint,
+        # exp an hour ahead) can be told from a broken client.
+        audience_rule = (
+            f"{settings.issuer}, the issuer (a server run with --assertion-audience legacy also "
+            "accepts the token endpoint URL)"
+        )
         if settings.assertion_audience == "legacy":
             # RFC 7523 §3 item 3 let clients use the token endpoint URL; rfc7523bis keeps it only
             # as an opt-in for older clients, one value at a time.
             audiences.append(settings.token_endpoint)
             if settings.mtls_base_url is not None:
                 audiences.append(settings.mtls_base_url + "/token")
+            audience_rule = " or ".join(audiences)
         self.audiences: tuple[str, ...] = tuple(audiences)
+        self._audience_rule = audience_rule
 
     def check_algorithm(self, parsed: ParsedAssertion, client: Client, family: Collection[str]) -> str:
         """Refuse an alg outside `family` (the method's list) or other than the client's registered
@@ -311,7 +320,8 @@ class AssertionValidator:
             raise InvalidClientError("client_assertion has expired", reason=Reason.EXPIRED)
         if exp > now + self._max_lifetime + self._skew:
             raise InvalidClientError(
-                f"client_assertion exp is more than {self._max_lifetime} seconds ahead (too long-lived)",
+                f"client_assertion exp is more than {self._max_lifetime} seconds ahead "
+                "(too long-lived: the server's --assertion-max-lifetime)",
                 reason=Reason.EXP_TOO_FAR,
             )
         for name in ("nbf", "iat"):
@@ -343,5 +353,6 @@ class AssertionValidator:
                 )
             aud = aud[0]
         if not isinstance(aud, str) or aud not in self.audiences:
-            expected = " or ".join(self.audiences)
-            raise InvalidClientError(f"client_assertion aud must be {expected}", reason=Reason.AUD_NOT_ISSUER)
+            raise InvalidClientError(
+                f"client_assertion aud must be {self._audience_rule}", reason=Reason.AUD_NOT_ISSUER
+            )

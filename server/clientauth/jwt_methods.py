@@ -42,7 +42,8 @@ async def _record_jti(verified: VerifiedAssertion, context: ServerContext) -> No
     )
     if not fresh:
         raise InvalidClientError(
-            "client_assertion jti has already been used (replay)", reason=Reason.JTI_REPLAYED
+            "client_assertion jti has already been used (replay): each assertion needs a new jti",
+            reason=Reason.JTI_REPLAYED,
         )
 
 

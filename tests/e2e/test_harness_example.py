@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import readme_code_blocks
+from tests.readme import readme_code_blocks
 
 pytest_plugins = ["pytester"]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import readme_code_blocks
+from tests.readme import readme_code_blocks
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -12,7 +12,7 @@ import pytest
 from certbound.announce import announce_ready, next_commands
 from certbound.config import Settings
 from certbound.devpki import DEV_CERTS_DIR, DevPKI
-from tests.helpers import readme_code_blocks
+from tests.readme import readme_code_blocks
 
 DEV = Settings(tls_cert=DEV_CERTS_DIR / "server.pem", tls_key=DEV_CERTS_DIR / "server.key")
 
@@ -27,7 +27,7 @@ def make_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 def _readme_commands() -> list[list[str]]:
-    (block, *_) = readme_code_blocks("## Get a token (client_secret_basic)", "sh")
+    (block, *_) = readme_code_blocks("### Get a token (client_secret_basic)", "sh")
     return [shlex.split(command) for command in block.replace("\\\n", " ").splitlines()]
 
 

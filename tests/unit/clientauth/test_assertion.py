@@ -318,6 +318,17 @@ def test_legacy_mode_still_refuses_several_values_and_unknown_endpoints(aud: Any
     _refused(_hs(_claims(aud=aud)), "aud must", _validator(assertion_audience="legacy"))
 
 
+def test_the_audience_refusal_names_the_flag_that_accepts_the_token_endpoint() -> None:
+    """Authlib's default aud is the token endpoint URL: the description says how a server accepts it."""
+    _refused(_hs(_claims(aud=ISSUER + "/token")), "the issuer .*--assertion-audience legacy")
+
+
+def test_in_legacy_mode_the_audience_refusal_lists_what_is_accepted() -> None:
+    with pytest.raises(InvalidClientError) as refused:
+        _validate_hs(_hs(_claims(aud="https://other.example")), _validator(assertion_audience="legacy"))
+    assert refused.value.description == f"client_assertion aud must be {ISSUER} or {ISSUER}/token"
+
+
 # --- time ---------------------------------------------------------------------------------------
 
 
@@ -339,6 +350,14 @@ def test_lifetime_longer_than_the_maximum_is_refused() -> None:
     _refused(_hs(_claims(exp=NOW + 300 + 61)), "too long-lived")
     assert _validate_hs(_hs(_claims(exp=NOW + 300 + 59)))
     _refused(_hs(_claims(exp=NOW + 100)), "too long-lived", _validator(assertion_max_lifetime=30))
+
+
+def test_the_lifetime_refusal_names_the_flag_that_raises_the_limit() -> None:
+    """Authlib's assertions live an hour by default: the description names the server's limit."""
+    _refused(
+        _hs(_claims(exp=NOW + 3600)),
+        r"300 seconds ahead \(too long-lived: the server's --assertion-max-lifetime\)",
+    )
 
 
 def test_nbf_within_the_skew_is_accepted_and_beyond_refused() -> None:

@@ -143,7 +143,10 @@ def _expected_claims(claims: Mapping[str, Any]) -> str | None:
             return "client_assertion aud must hold exactly one value, the issuer"
         aud = aud[0]
     if aud != ISSUER:
-        return f"client_assertion aud must be {ISSUER}"
+        return (
+            f"client_assertion aud must be {ISSUER}, the issuer (a server run with "
+            "--assertion-audience legacy also accepts the token endpoint URL)"
+        )
     exp, problem = _numeric(claims, "exp")
     if problem is not None:
         return problem
@@ -152,7 +155,10 @@ def _expected_claims(claims: Mapping[str, Any]) -> str | None:
     if exp + SKEW <= NOW:
         return "client_assertion has expired"
     if exp > NOW + MAX_LIFETIME + SKEW:
-        return f"client_assertion exp is more than {MAX_LIFETIME} seconds ahead (too long-lived)"
+        return (
+            f"client_assertion exp is more than {MAX_LIFETIME} seconds ahead "
+            "(too long-lived: the server's --assertion-max-lifetime)"
+        )
     for name in ("nbf", "iat"):
         value, problem = _numeric(claims, name)
         if problem is not None:
