@@ -28,6 +28,7 @@ DIGEST = hashlib.sha256(PROXY.leaf_der).digest()
         ":".join(f"{byte:02X}" for byte in DIGEST),  # as `openssl x509 -fingerprint -sha256` prints it
         f"  {DIGEST.hex()}\n",
     ],
+    ids=["lower", "upper", "openssl-colons", "padded"],
 )
 def test_fingerprint_spellings(text: str) -> None:
     assert sha256_fingerprint(text) == DIGEST
