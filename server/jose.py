@@ -23,13 +23,12 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import JWKRegistry, Key
 
 from certbound.keypolicy import RSA_MAX_BITS, RSA_MAX_EXPONENT, KeyPolicyError, check_public_key
-from certbound.pki.spki import public_key_der
 
 __all__ = [
     "JWS_ASYMMETRIC_ALGS",
@@ -41,6 +40,7 @@ __all__ = [
     "json_compact",
     "jwk_set_from_pem",
     "public_jwk",
+    "public_key_der",
     "public_key_from_jwk",
     "rfc7638_thumbprint",
 ]
@@ -64,6 +64,7 @@ JWS_ASYMMETRIC_ALGS: tuple[str, ...] = (
 JWS_SIGNING_ALGS: tuple[str, ...] = JWS_HMAC_ALGS + JWS_ASYMMETRIC_ALGS
 
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+_ASYMMETRIC = (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)
 
 _CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 
@@ -109,6 +110,15 @@ def public_jwk(key: PublicKey) -> dict[str, str]:
         raw = key.public_bytes(Encoding.Raw, PublicFormat.Raw)
         return {"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(raw)}
     raise TypeError(f"unsupported key type {type(key).__name__}")
+
+
+def public_key_der(key: object) -> bytes | None:
+    """The DER SubjectPublicKeyInfo of an RSA, EC or EdDSA public key; None for anything else.
+    That encoding is canonical, so equal DER means the same key (certbound.pki.spki compares keys
+    with it)."""
+    if not isinstance(key, _ASYMMETRIC):
+        return None
+    return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
 _THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"), "OKP": ("crv", "kty", "x")}
