@@ -47,9 +47,9 @@ __all__ = [
 
 #: `dpop_signing_alg_values_supported` (SPEC §12): asymmetric only, never `none` or a MAC.
 DPOP_SIGNING_ALGS: tuple[str, ...] = ("ES256", "ES384", "ES512", "EdDSA", "RS256", "PS256")
-#: A proof is a few hundred bytes (an 8192-bit RSA key makes it about 4 KB): anything larger is
-#: refused before it is decoded.
-MAX_PROOF_CHARS = 8 * 1024
+#: A proof is a few hundred bytes (an 8192-bit RSA key makes it about 3.6 KB): anything larger is
+#: refused before it is decoded. (aiohttp refuses a header line over 8190 bytes before this.)
+MAX_PROOF_CHARS = 6 * 1024
 #: The jti is remembered for replay detection: bound what a client can make us store.
 _MAX_JTI_CHARS = 256
 #: RFC 9449 §4.2; media type names are case-insensitive (RFC 2045 §5.1).

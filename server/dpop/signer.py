@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 import secrets
 import time
+import warnings
 from typing import Any
 
 from joserfc import jws
+from joserfc.errors import SecurityWarning
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from certbound.dpop.proof import access_token_hash
@@ -69,4 +71,7 @@ class DPoPKey:
             claims["nonce"] = nonce
         header = {"typ": "dpop+jwt", "alg": self.alg, "jwk": self.public_jwk}
         payload = json.dumps(claims, separators=(",", ":")).encode("utf-8")
-        return jws.serialize_compact(header, payload, self.key, algorithms=[self.alg])
+        with warnings.catch_warnings():
+            # joserfc flags `EdDSA` as superseded (RFC 9864); SPEC §12 lists it, and servers know it.
+            warnings.simplefilter("ignore", SecurityWarning)
+            return jws.serialize_compact(header, payload, self.key, algorithms=[self.alg])

@@ -46,7 +46,11 @@ async def test_a_valid_jwt_is_verified(authorization_server, verifier) -> None:
         ({"jti": None}, "has no jti"),
         ({"exp": "tomorrow"}, "exp is not a number"),
         ({"client_id": 7}, "client_id is not a string"),
-        ({"cnf": {"jkt": "abc"}}, "not a certificate thumbprint"),
+        ({"cnf": {"jkt": "abc"}}, "DPoP-bound: send it with the DPoP scheme"),
+        ({"cnf": {"x5t": "abc"}}, "not a certificate or DPoP key thumbprint"),
+        ({"cnf": {"jkt": 5}}, "not a certificate or DPoP key thumbprint"),
+        ({"cnf": {}}, "not a certificate or DPoP key thumbprint"),
+        ({"cnf": "abc"}, "not a certificate or DPoP key thumbprint"),
     ],
 )
 async def test_claims_that_fail(authorization_server, verifier, changes, description) -> None:
