@@ -4,11 +4,12 @@
 exactly one header (§4.3 item 1), a size cap, a compact JWS with strict JSON (duplicate members
 refused), `typ: dpop+jwt`, an allowed asymmetric `alg`, and a public `jwk` within the key policy
 (certbound.jose.public_key_from_jwk: private members refused, sizes checked before any number is
-decoded), which must be able to verify that alg. `ProofChecker.verify` then checks the signature
-with that one key, `htm`, `htu` (certbound.dpop.urls), `iat` within the leeway on both sides, the
-`jti`, and at a resource the `ath` (§4.3 item 12). It records nothing: the caller checks the nonce
-and records the jti (`VerifiedProof.remember_until`) once everything else passed, so a proof that
-fails a later check does not burn its jti.
+decoded), which must be able to verify that alg. A header that passed is remembered (bounded), so
+a client's next proofs, whose header is the same, skip the key import. `ProofChecker.verify` then
+checks the signature with that one key, `htm`, `htu` (certbound.dpop.urls), `iat` within the leeway
+on both sides, the `jti`, and at a resource the `ath` (§4.3 item 12). It records nothing: the caller
+checks the nonce and records the jti (`VerifiedProof.remember_until`) once everything else passed,
+so a proof that fails a later check does not burn its jti.
 
 Every refusal is a DPoPProofError whose message says what was wrong and whose `reason` is the code
 of certbound.reasons.ProofReason; each side wraps it in its own OAuth error (400 at the token
@@ -23,6 +24,7 @@ import hmac
 import json
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +54,8 @@ DPOP_SIGNING_ALGS: tuple[str, ...] = ("ES256", "ES384", "ES512", "EdDSA", "RS256
 MAX_PROOF_CHARS = 6 * 1024
 #: The jti is remembered for replay detection: bound what a client can make us store.
 _MAX_JTI_CHARS = 256
+#: Proof headers whose key stays imported (one per active client key, typically).
+_CACHED_HEADERS = 1024
 #: RFC 9449 §4.2; media type names are case-insensitive (RFC 2045 §5.1).
 _TYP = "dpop+jwt"
 _B64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
@@ -157,6 +161,7 @@ class ProofChecker:
         self.algs: tuple[str, ...] = tuple(algs)
         self.leeway = leeway
         self._clock = clock
+        self._headers: OrderedDict[str, tuple[str, Key, str]] = OrderedDict()
 
     def parse(self, values: Sequence[str]) -> ParsedProof:
         """The request's one proof, read and its key imported; DPoPProofError otherwise."""
@@ -164,9 +169,28 @@ class ProofChecker:
         segments = proof.split(".")
         if len(segments) != 3 or not all(segments) or not all(_B64URL.issuperset(part) for part in segments):
             raise DPoPProofError("the DPoP proof is not a compact JWS", ProofReason.MALFORMED)
-        header = _decoded_object(segments[0], "header")
+        alg, key, jkt = self._read_header(segments[0])
         claims = _decoded_object(segments[1], "claims")
         signature = b64url_decode(segments[2])  # the alphabet was checked above
+        signing_input = f"{segments[0]}.{segments[1]}".encode("ascii")
+        return ParsedProof(alg, key, jkt, claims, signing_input, signature)
+
+    def _read_header(self, segment: str) -> tuple[str, Key, str]:
+        """The alg, key and thumbprint of a header segment. A client sends the same header with
+        every proof (only the claims change), so what it yields is kept for the next proof: a
+        bounded cache of the last _CACHED_HEADERS headers that passed, keyed by the segment itself;
+        a header that fails is not kept and fails again each time."""
+        cached = self._headers.get(segment)
+        if cached is not None:
+            self._headers.move_to_end(segment)
+            return cached
+        read = self._check_header(_decoded_object(segment, "header"))
+        self._headers[segment] = read
+        if len(self._headers) > _CACHED_HEADERS:
+            self._headers.popitem(last=False)
+        return read
+
+    def _check_header(self, header: Mapping[str, Any]) -> tuple[str, Key, str]:
         typ = header.get("typ")
         if not isinstance(typ, str) or typ.lower().removeprefix("application/") != _TYP:
             raise DPoPProofError(f"the DPoP proof's typ must be {_TYP}", ProofReason.TYP)
@@ -191,8 +215,7 @@ class ProofChecker:
             raise DPoPProofError(f"the DPoP proof's jwk {exc}", ProofReason.KEY) from None
         except JoseError:
             raise DPoPProofError(f"the DPoP proof's jwk cannot verify {alg}", ProofReason.KEY) from None
-        signing_input = f"{segments[0]}.{segments[1]}".encode("ascii")
-        return ParsedProof(alg, key, _jwk_thumbprint(jwk), claims, signing_input, signature)
+        return alg, key, _jwk_thumbprint(jwk)
 
     def verify(
         self, parsed: ParsedProof, *, method: str, url: str, access_token: str | None = None

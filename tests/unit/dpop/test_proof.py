@@ -116,3 +116,18 @@ def test_ath_is_the_base64url_sha256_of_the_token() -> None:
     assert access_token_hash("Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU") == (
         "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"
     )
+
+
+def test_a_clients_header_is_read_once_and_the_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("certbound.dpop.proof._CACHED_HEADERS", 2)
+    checker = ProofChecker()
+    first, again = checker.parse([KEY.proof("POST", URL)]), checker.parse([KEY.proof("POST", URL)])
+    assert first.key is again.key  # the same header: the key imported once
+    assert first.claims["jti"] != again.claims["jti"]
+    for _ in range(3):
+        checker.parse([DPoPKey().proof("POST", URL)])
+    assert checker.parse([KEY.proof("POST", URL)]).key is not first.key  # evicted, imported again
+    # A cached header still needs its own valid signature on every proof.
+    forged = KEY.proof("POST", URL, signer=ECKey.generate_key("P-256"))
+    with pytest.raises(DPoPProofError, match="signature is invalid"):
+        checker.verify(checker.parse([forged]), method="POST", url=URL)
