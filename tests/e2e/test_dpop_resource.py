@@ -6,6 +6,11 @@ with a DPoP challenge."""
 
 from __future__ import annotations
 
+import ast
+import asyncio
+import os
+import sys
+from asyncio.subprocess import PIPE
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +22,10 @@ from certbound.resource import certificate_thumbprint
 from certbound.testing import CertboundTestServer, ReadyClient
 from tests.dpop_kit import ProofKey, accepted_variants, refusals
 from tests.e2e.test_resource_server import resource_server
+from tests.helpers import access_log, readme_code_blocks
 
 ALGS = " ".join(DPOP_SIGNING_ALGS)
+README_SECTION = "## DPoP: sender-constrained tokens without a client certificate (RFC 9449)"
 
 
 async def call(
@@ -153,3 +160,29 @@ async def test_a_token_bound_to_a_certificate_and_a_key_needs_both(server, api) 
     assert challenge.startswith("DPoP ")
     headers = {"Authorization": f"Bearer {token}"}
     assert_dpop_refusal(await call(api, both, headers), "invalid_token", "send it with the DPoP scheme")
+
+
+async def test_the_readme_recipe_works_as_written(tmp_path: Path) -> None:
+    """README's DPoP section: its Python client, against a server requiring nonces and the demo API."""
+    (recipe,) = readme_code_blocks(README_SECTION, "python")
+    async with CertboundTestServer(dpop_nonce=True) as server, resource_server(server, tmp_path) as api:
+        client = await server.new_client("client_secret_basic")
+        environment = {
+            **os.environ,
+            "ISSUER": server.issuer,
+            "RESOURCE": api + "/resource",
+            "CLIENT_ID": client.client_id,
+            "CLIENT_SECRET": client.secret or "",
+            "CA": str(server.server_ca_file),
+        }
+        with access_log() as lines:
+            python = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", recipe, env=environment, stdout=PIPE, stderr=PIPE
+            )
+            stdout, stderr = await asyncio.wait_for(python.communicate(), timeout=60)
+    assert python.returncode == 0, stderr.decode()
+    answer = ast.literal_eval(stdout.decode())
+    assert answer["client_id"] == client.client_id
+    assert set(answer["cnf"]) == {"jkt"}
+    # It met the nonce requirement (RFC 9449 §8) and retried with the nonce.
+    assert [line["error"] for line in lines if line["path"] == "/token"] == ["use_dpop_nonce", None]
