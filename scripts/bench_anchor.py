@@ -55,6 +55,7 @@ __all__ = [
     "check_prerequisites",
     "client_of",
     "client_specs",
+    "load_anchor_harness",
     "main",
     "port_in_use",
     "prepare_workdir",
@@ -710,9 +711,9 @@ def _dpop_loadgen(work: Path) -> str:
     return str(work / _OWN_TOOLS_DIR / DPOP_LOADGEN.name)
 
 
-def _anchor_harness(work: Path) -> ModuleType:
+def load_anchor_harness(work: Path) -> ModuleType:
     """The anchor's scripts/bench.py as a module: its CPU window and child runner measure our own
-    tool exactly as they measure loadgen.mjs."""
+    tool exactly as they measure loadgen.mjs (and profile_token.py drives the benchmark's load)."""
     spec = importlib.util.spec_from_file_location("anchor_bench", work / "scripts" / "bench.py")
     if spec is None or spec.loader is None:
         raise BenchError(f"cannot load {work / 'scripts' / 'bench.py'}")
@@ -823,7 +824,7 @@ def _run_reps(
         if runs:
             _run_harness(work, toml_path, rep_out, defaults, pidfiles, runs, rep, per_run)
         if own:
-            harness = _anchor_harness(work)
+            harness = load_anchor_harness(work)
             with rep_out.open("a") as records:
                 for run in own:
                     record = _run_own_tool(work, harness, run, defaults, pidfiles[run["server"]])

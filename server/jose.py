@@ -37,6 +37,7 @@ __all__ = [
     "JWKError",
     "b64url_decode",
     "b64url_encode",
+    "decode_json_segment",
     "json_compact",
     "jwk_set_from_pem",
     "public_jwk",
@@ -82,6 +83,32 @@ def b64url_decode(text: str) -> bytes:
 
 #: One encoder for the hot path: `json.dumps` with non-default arguments builds a new one per call.
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # RFC 7515 §5.2 / RFC 7519 §4: duplicate member names are either rejected or resolved to the
+    # last one; rejecting means two parsers can never disagree about a header member or a claim.
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate member name")
+    return result
+
+
+# Built once: a JSONDecoder is immutable, and building one per call was a third of the parse cost.
+_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_object_without_duplicates, parse_constant=_refuse_constant)
+
+
+def decode_json_segment(segment: str) -> Any:
+    """The JSON value of a base64url segment of a compact JWS (RFC 7515 §7.1), read strictly:
+    duplicate member names, NaN and Infinity are refused. ValueError for anything else."""
+    try:
+        return _STRICT_JSON.decode(b64url_decode(segment).decode("utf-8"))
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
 
 
 def json_compact(value: Any) -> bytes:

@@ -18,10 +18,8 @@ endpoint, 401 at a resource).
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import hmac
-import json
 import math
 import time
 from collections import OrderedDict
@@ -34,7 +32,14 @@ from joserfc.jwk import Key
 from joserfc.jws import JWSRegistry
 
 from certbound.dpop.urls import normalized_htu
-from certbound.jose import JWKError, b64url_decode, b64url_encode, public_key_from_jwk, rfc7638_thumbprint
+from certbound.jose import (
+    JWKError,
+    b64url_decode,
+    b64url_encode,
+    decode_json_segment,
+    public_key_from_jwk,
+    rfc7638_thumbprint,
+)
 from certbound.reasons import ProofReason
 
 __all__ = [
@@ -98,26 +103,10 @@ def access_token_hash(access_token: str) -> str:
     return b64url_encode(hashlib.sha256(access_token.encode("ascii")).digest())
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # RFC 7515 §5.2 allows refusing duplicate member names; refusing means no two parsers can
-    # read different claims from one proof.
-    members = dict(pairs)
-    if len(members) != len(pairs):
-        raise ValueError("duplicate member name")
-    return members
-
-
-_JSON = json.JSONDecoder(object_pairs_hook=_unique_members, parse_constant=_refuse_constant)
-
-
 def _decoded_object(segment: str, what: str) -> dict[str, Any]:
     try:
-        value = _JSON.decode(b64url_decode(segment).decode("utf-8"))
-    except (ValueError, RecursionError, binascii.Error):
+        value = decode_json_segment(segment)
+    except ValueError:
         raise DPoPProofError(
             f"the DPoP proof's {what} is not base64url JSON", ProofReason.MALFORMED
         ) from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,25 +158,36 @@ async def test_assertion_jti_is_recorded_once_even_concurrently(store: Store) ->
     assert await store.record_assertion_jti("other-client", "j1", 10**10)
 
 
-async def test_one_jti_raced_by_two_processes_is_accepted_once(store: Store, backend: Backend) -> None:
+#: The two replay records (RFC 7523 §3 item 7, RFC 9449 §11.1): same contract, separate tables.
+RECORDS: dict[str, Callable[[Store, str], Awaitable[bool]]] = {
+    "assertion": lambda store, jti: store.record_assertion_jti("c", jti, 10**10),
+    "proof": lambda store, jti: store.record_proof_jti(jti, 10**10),
+}
+
+
+@pytest.mark.parametrize("kind", RECORDS)
+async def test_one_jti_raced_by_two_processes_is_accepted_once(
+    store: Store, backend: Backend, kind: str
+) -> None:
+    record = RECORDS[kind]
     other = await backend.open()
     try:
-        results = await asyncio.gather(
-            *(s.record_assertion_jti("c", f"j{n}", 10**10) for n in range(20) for s in (store, other))
-        )
+        results = await asyncio.gather(*(record(s, f"j{n}") for n in range(20) for s in (store, other)))
     finally:
         await other.close()
     # results[2n] and results[2n + 1] are the two processes' answers for jti n: exactly one wins.
     assert all(results[2 * n] != results[2 * n + 1] for n in range(20))
 
 
-async def test_a_burst_of_jtis_is_committed_together_and_each_answered(store: Store) -> None:
+@pytest.mark.parametrize("kind", RECORDS)
+async def test_a_burst_of_jtis_is_committed_together_and_each_answered(store: Store, kind: str) -> None:
+    record = RECORDS[kind]
     jtis = [f"j{n % 50}" for n in range(200)]  # every jti four times, in one burst
-    results = await asyncio.gather(*(store.record_assertion_jti("c", jti, 10**10) for jti in jtis))
+    results = await asyncio.gather(*(record(store, jti) for jti in jtis))
     for jti in set(jtis):
         assert [ok for name, ok in zip(jtis, results, strict=True) if name == jti].count(True) == 1
     assert sum(results) == 50
-    assert not await store.record_assertion_jti("c", "j7", 10**10)
+    assert not await record(store, "j7")
 
 
 # DPoP proof replay
@@ -187,25 +198,6 @@ async def test_proof_jti_is_recorded_once_whoever_sends_it(store: Store) -> None
     # Proof jtis and assertion jtis are separate: the same string is new in the other.
     assert await store.record_assertion_jti("c", "p1", 10**10)
     assert not await store.record_proof_jti("p1", 10**10)
-
-
-async def test_one_proof_jti_raced_by_two_processes_is_accepted_once(store: Store, backend: Backend) -> None:
-    other = await backend.open()
-    try:
-        results = await asyncio.gather(
-            *(s.record_proof_jti(f"p{n}", 10**10) for n in range(20) for s in (store, other))
-        )
-    finally:
-        await other.close()
-    assert all(results[2 * n] != results[2 * n + 1] for n in range(20))
-
-
-async def test_a_burst_of_proof_jtis_is_each_answered(store: Store) -> None:
-    jtis = [f"p{n % 40}" for n in range(160)]
-    results = await asyncio.gather(*(store.record_proof_jti(jti, 10**10) for jti in jtis))
-    for jti in set(jtis):
-        assert [ok for name, ok in zip(jtis, results, strict=True) if name == jti].count(True) == 1
-    assert sum(results) == 40
 
 
 async def test_purge_expired(store: Store) -> None:
