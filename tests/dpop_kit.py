@@ -5,6 +5,7 @@ kit, independently of certbound.dpop.signer; and the table of refusals every sid
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 import uuid
 from collections.abc import Callable
@@ -92,10 +93,17 @@ def _authority(host: str, port: int | None) -> str:
     return host if port is None else f"{host}:{port}"
 
 
+@functools.cache
 def _weak_rsa_jwk() -> dict[str, Any]:
-    """The public JWK of a 1024-bit RSA key: below the key policy."""
+    """The public JWK of a 1024-bit RSA key: below the key policy (made once: key generation is slow)."""
     numbers = rsa.generate_private_key(65537, 1024).public_key().public_numbers()
     return {"kty": "RSA", "n": _b64int(numbers.n), "e": _b64int(numbers.e)}
+
+
+@functools.cache
+def _rsa_jwk() -> dict[str, Any]:
+    """The public JWK of an RSA key, which no ES256 proof can be verified with (made once)."""
+    return RSAKey.generate_key(2048).as_dict(private=False)
 
 
 def _b64int(number: int) -> str:
@@ -103,7 +111,8 @@ def _b64int(number: int) -> str:
 
 
 def refusals(key: ProofKey, method: str, url: str, *, access_token: str | None = None) -> list[Case]:
-    """Every way a proof for `method url` (with `access_token`, at a resource) is refused."""
+    """Every way a proof for `method url` (with `access_token`, at a resource) is refused. The
+    proofs carry the current time: build the table when the test runs, not when it is collected."""
     now = int(time.time())
     split = urlsplit(url)
 
@@ -155,7 +164,7 @@ def refusals(key: ProofKey, method: str, url: str, *, access_token: str | None =
             "jwk of another type than alg",
             ProofReason.KEY,
             "cannot verify ES256",
-            jwk=RSAKey.generate_key(2048).as_dict(private=False),
+            jwk=_rsa_jwk(),
         ),
         Case(
             "signed by another key",
