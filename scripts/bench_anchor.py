@@ -4,11 +4,12 @@
 Our speed is always quoted as a ratio against oidc-provider measured in the same run: the machine is
 shared and noisy, so numbers from different runs are never compared. The load comes from the anchor's
 own harness (`scripts/bench.py`: ApacheBench, or `loadgen.mjs` for private_key_jwt), with its
-[defaults] (32 connections, 3 s warm-up, 12 s measured). Both servers run at the same time on
-127.0.0.1 with the anchor's PKI and the same four clients; every rep measures each scenario on both
-servers back to back, alternating which one goes first.
+[defaults] (32 connections, 3 s warm-up, 12 s measured); the DPoP scenario `f-dpop-ka` (a fresh
+proof per request) is ours: scripts/dpop_loadgen.mjs, measured with the harness's own CPU window.
+Both servers run at the same time on 127.0.0.1 with the anchor's PKI and the same four clients;
+every rep measures each scenario on both servers back to back, alternating which one goes first.
 
-    scripts/bench_anchor.py                 # 6 scenarios x 2 servers x 3 reps (about 11 min)
+    scripts/bench_anchor.py                 # 7 scenarios x 2 servers x 3 reps (about 13 min)
     scripts/bench_anchor.py --quick         # 1 rep of 5 s each (about 2.5 min), for development
     scripts/bench_anchor.py --only a-,c- --reps 5
     scripts/bench_anchor.py --only a-,c-,d- --backends sqlite,postgresql,postgresql-2nodes
@@ -26,9 +27,11 @@ import base64
 import contextlib
 import hashlib
 import http.client
+import importlib.util
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -36,13 +39,14 @@ import ssl
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
+from types import FrameType, ModuleType
 from typing import Any
 
 __all__ = [
@@ -51,6 +55,7 @@ __all__ = [
     "check_prerequisites",
     "client_of",
     "client_specs",
+    "load_anchor_harness",
     "main",
     "port_in_use",
     "prepare_workdir",
@@ -61,7 +66,15 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ANCHOR = Path(os.environ.get("CERTBOUND_BENCH_ANCHOR", "/work/shared/bench-anchor"))
 DEFAULT_WORKDIR = ROOT / "run" / "bench-anchor"
 DEFAULT_POSTGRES = os.environ.get("CERTBOUND_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-SCENARIOS = ("a-mtls-ka", "b-mtls-nc", "c-basic-ka", "c2-basic-nc", "d-pkjwt-ka", "e1-selfsigned-ka")
+SCENARIOS = (
+    "a-mtls-ka",
+    "b-mtls-nc",
+    "c-basic-ka",
+    "c2-basic-nc",
+    "d-pkjwt-ka",
+    "e1-selfsigned-ka",
+    "f-dpop-ka",
+)
 TARGET_RATIO = 2.0
 _BUSY_OTHER_CPU = 25.0  # % of a core used by other tenants above which a run is flagged as noisy
 
@@ -88,6 +101,23 @@ class Side:
 
 
 OP = Side("oidc-provider", "op1", OP_PORT)
+
+#: Ours, not the anchor's: a DPoP token request (RFC 9449 §5) carries a fresh proof header, which
+#: neither ab nor the anchor's loadgen.mjs can send. scripts/dpop_loadgen.mjs does, from a copy in
+#: the work directory (its node_modules has undici); it is measured with the anchor harness's own
+#: CPU window (_run_own_tool), the same way for both servers.
+DPOP_SCENARIO: dict[str, Any] = {
+    "name": "f-dpop-ka",
+    "desc": "(f) DPoP, client_secret_basic, fresh ES256 proof per request, JWT AT, keep-alive",
+    "server": OP.server,
+    "tool": "dpop",
+    "mode": "keepalive",
+    "url": f"https://127.0.0.1:{OP_PORT}/token",
+    "basic": "basic-client:bench-secret",
+    "body": "grant_type=client_credentials&scope=api%3Aread",
+}
+DPOP_LOADGEN = ROOT / "scripts" / "dpop_loadgen.mjs"
+_OWN_TOOLS_DIR = "certbound-tools"
 
 
 class BenchError(Exception):
@@ -146,6 +176,9 @@ def prepare_workdir(anchor: Path, work: Path) -> None:
     if not (work / "pki" / "client-ca.crt").is_file():
         _run_step(["scripts/make-pki.sh"], work, 300, "make PKI")
     (work / "run").mkdir(exist_ok=True)
+    # Copied every run, so an edit takes effect; beside the anchor's node_modules (undici).
+    (work / _OWN_TOOLS_DIR).mkdir(exist_ok=True)
+    shutil.copy(DPOP_LOADGEN, work / _OWN_TOOLS_DIR / DPOP_LOADGEN.name)
 
 
 def port_in_use(port: int) -> bool:
@@ -553,6 +586,19 @@ def _probe(work: Path, scenario: dict[str, Any]) -> Probe:
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     if scenario.get("basic"):
         headers["Authorization"] = "Basic " + base64.b64encode(str(scenario["basic"]).encode()).decode()
+    jkt: str | None = None
+    if scenario.get("tool") == "dpop":
+        made = json.loads(
+            subprocess.run(
+                ["node", _dpop_loadgen(work), "--print-proof", "--htu", str(scenario["htu"])],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=30,
+            ).stdout
+        )
+        headers["DPoP"], jkt = made["proof"], made["jkt"]
+        headers["Host"] = urllib.parse.urlsplit(str(scenario["htu"])).netloc
     body = str(scenario["body"])
     if scenario.get("pkjwt_client"):
         assertion = subprocess.run(
@@ -583,12 +629,13 @@ def _probe(work: Path, scenario: dict[str, Any]) -> Probe:
         connection.close()
     if status != 200:
         return Probe(False, f"HTTP {status}: {text[:300]}")
-    return _check_token(text, cert_file)
+    return _check_token(text, cert_file, jkt)
 
 
-def _check_token(text: str, cert_file: Path | None) -> Probe:
+def _check_token(text: str, cert_file: Path | None, jkt: str | None = None) -> Probe:
     try:
-        token = json.loads(text)["access_token"]
+        answer = json.loads(text)
+        token = answer["access_token"]
         header_b64, payload_b64, _ = token.split(".")
         header = json.loads(base64.urlsafe_b64decode(header_b64 + "=" * (-len(header_b64) % 4)))
         claims = json.loads(base64.urlsafe_b64decode(payload_b64 + "=" * (-len(payload_b64) % 4)))
@@ -602,6 +649,16 @@ def _check_token(text: str, cert_file: Path | None) -> Probe:
         ok = ok and bound == expected
         notes.append(
             "cnf.x5t#S256 matches the client cert" if bound == expected else f"cnf is {claims.get('cnf')}"
+        )
+    if jkt is not None:
+        dpop_bound = (
+            str(answer.get("token_type")).lower() == "dpop" and claims.get("cnf", {}).get("jkt") == jkt
+        )
+        ok = ok and dpop_bound
+        notes.append(
+            "token_type DPoP, cnf.jkt matches the proof's key"
+            if dpop_bound
+            else f"cnf is {claims.get('cnf')}"
         )
     return Probe(ok, ", ".join(notes))
 
@@ -643,7 +700,67 @@ def _side_scenario(base: dict[str, Any], side: Side) -> dict[str, Any]:
     run["url"] = urllib.parse.urlunsplit(url._replace(netloc=f"{url.hostname}:{side.port}"))
     if "pkjwt_aud" in base:
         run["pkjwt_aud"] = f"https://localhost:{side.port}"
+    if run["tool"] == "dpop":
+        # The URL both servers see (the loadgen sends Host: localhost:PORT): oidc-provider expects
+        # the request's own URL, certbound its token endpoint under the issuer, the same here.
+        run["htu"] = f"https://localhost:{side.port}/token"
     return run
+
+
+def _dpop_loadgen(work: Path) -> str:
+    return str(work / _OWN_TOOLS_DIR / DPOP_LOADGEN.name)
+
+
+def load_anchor_harness(work: Path) -> ModuleType:
+    """The anchor's scripts/bench.py as a module: its CPU window and child runner measure our own
+    tool exactly as they measure loadgen.mjs (and profile_token.py drives the benchmark's load)."""
+    spec = importlib.util.spec_from_file_location("anchor_bench", work / "scripts" / "bench.py")
+    if spec is None or spec.loader is None:
+        raise BenchError(f"cannot load {work / 'scripts' / 'bench.py'}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run_own_tool(
+    work: Path, harness: ModuleType, run: dict[str, Any], defaults: dict[str, Any], pidfile: Path
+) -> dict[str, Any]:
+    """One measured run of dpop_loadgen.mjs, recorded like the harness records loadgen.mjs runs:
+    the server's CPU over the measured window (sampling starts after the warm-up, +0.3 s for node
+    to start), the load generator's CPU from its rusage."""
+    duration, warmup = float(defaults["duration"]), float(defaults["warmup"])
+    cmd = [
+        "node", _dpop_loadgen(work), "--url", str(run["url"]), "--htu", str(run["htu"]),
+        "--basic", str(run["basic"]), "--body", str(run["body"]), "--conns", str(defaults["conns"]),
+        "--duration", str(duration), "--warmup", str(warmup),
+    ]  # fmt: skip
+    roots = [int(pidfile.read_text().split()[0])]
+    record: dict[str, Any] = {key: run.get(key) for key in ("name", "desc", "tool", "mode", "url", "server")}
+    record.update(
+        conns=defaults["conns"], ts=time.strftime("%Y-%m-%dT%H:%M:%S"), duration=duration, warmup=warmup
+    )
+    window: dict[str, Any] = {}
+
+    def sample() -> None:
+        time.sleep(warmup + 0.3)
+        window["cpu"] = harness.CpuWindow(roots).__enter__()
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    started = time.monotonic()
+    rc, out, err, cpu = harness.run_child(cmd, duration + warmup + 60)
+    wall = time.monotonic() - started
+    sampler.join()
+    measured = window["cpu"].stop()
+    with contextlib.suppress(ValueError, IndexError):
+        record.update(json.loads(out.strip().splitlines()[-1]))
+    record["failed"] = record.pop("errors", 0)
+    record["loadgen_cpu_pct"] = round(100.0 * cpu / wall, 1)
+    record.update({key: value for key, value in measured.items() if key != "window_s"})
+    record.update(rc=rc, cmd=shlex.join(cmd))
+    if rc != 0 or not record.get("requests"):
+        record["stderr_tail"] = (err or out)[-500:]
+    return record
 
 
 @contextlib.contextmanager
@@ -656,6 +773,28 @@ def _child_group(cmd: Sequence[str], cwd: Path) -> Iterator[subprocess.Popen[byt
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=30)
+
+
+def _run_harness(
+    work: Path,
+    toml_path: Path,
+    rep_out: Path,
+    defaults: dict[str, Any],
+    pidfiles: dict[str, Path],
+    runs: list[dict[str, Any]],
+    rep: int,
+    per_run: float,
+) -> None:
+    """The anchor's own harness (ab, loadgen.mjs) for one rep of `runs`, into `rep_out`."""
+    _write_scenarios(toml_path, defaults, pidfiles, runs)
+    cmd = [sys.executable, "scripts/bench.py", "run", str(toml_path), "--out", str(rep_out), "--reps", "1"]
+    with _child_group(cmd, work) as process:
+        try:
+            process.wait(timeout=per_run * len(runs) + 60)
+        except subprocess.TimeoutExpired as exc:
+            raise BenchError(f"rep {rep} overran its time budget") from exc
+    if process.returncode != 0:
+        raise BenchError(f"the anchor harness failed in rep {rep} (exit {process.returncode})")
 
 
 def _run_reps(
@@ -679,25 +818,25 @@ def _run_reps(
         toml_path = work / "run" / "certbound-vs-op.toml"
         rep_out = work / "run" / f"rep-{rep}.jsonl"
         rep_out.unlink(missing_ok=True)
-        _write_scenarios(toml_path, defaults, pidfiles, runs)
-        print(f"== rep {rep}/{reps}: {len(runs)} runs", flush=True)
-        cmd = [
-            sys.executable,
-            "scripts/bench.py",
-            "run",
-            str(toml_path),
-            "--out",
-            str(rep_out),
-            "--reps",
-            "1",
-        ]
-        with _child_group(cmd, work) as process:
-            try:
-                process.wait(timeout=per_run * len(runs) + 60)
-            except subprocess.TimeoutExpired as exc:
-                raise BenchError(f"rep {rep} overran its time budget") from exc
-        if process.returncode != 0:
-            raise BenchError(f"the anchor harness failed in rep {rep} (exit {process.returncode})")
+        own = [run for run in runs if run["tool"] == "dpop"]
+        runs = [run for run in runs if run["tool"] != "dpop"]
+        print(f"== rep {rep}/{reps}: {len(runs) + len(own)} runs", flush=True)
+        if runs:
+            _run_harness(work, toml_path, rep_out, defaults, pidfiles, runs, rep, per_run)
+        if own:
+            harness = load_anchor_harness(work)
+            with rep_out.open("a") as records:
+                for run in own:
+                    record = _run_own_tool(work, harness, run, defaults, pidfiles[run["server"]])
+                    records.write(json.dumps(record) + "\n")
+                    print(
+                        f"[rep {rep}] {run['name']:<28} {record.get('rps') or 0:>9.1f} req/s  "
+                        f"p50 {record.get('p50_ms')}  p99 {record.get('p99_ms')} ms  "
+                        f"fail {record.get('failed')} non2xx {record.get('non2xx')}  "
+                        f"srvCPU {record.get('server_cpu_pct')}%  genCPU {record.get('loadgen_cpu_pct')}%",
+                        file=sys.stderr,
+                        flush=True,
+                    )
         with out.open("a") as merged:
             for line in rep_out.read_text().splitlines():
                 if line.strip():
@@ -940,6 +1079,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def _select(work: Path, only: str | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     config = tomllib.loads((work / "scenarios" / "oidc-provider.toml").read_text())
     by_name = {scenario["name"]: scenario for scenario in config["scenario"]}
+    by_name[DPOP_SCENARIO["name"]] = DPOP_SCENARIO
     prefixes = only.split(",") if only else [""]
     names = [name for name in SCENARIOS if any(name.startswith(prefix) for prefix in prefixes)]
     if not names:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import importlib.util
 import re
 import shutil
 import subprocess
@@ -30,7 +29,6 @@ import time
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 
 from bench_anchor import (
     CB_PORT,
@@ -42,6 +40,7 @@ from bench_anchor import (
     check_prerequisites,
     client_of,
     client_specs,
+    load_anchor_harness,
     port_in_use,
     prepare_workdir,
     register_clients,
@@ -68,16 +67,6 @@ LAYERS: tuple[tuple[str, str], ...] = (
     ("asyncio loop and socket send/recv", r"asyncio/|selectors\.py|socket\.py"),
 )
 _LAYER_PATTERNS = tuple((layer, re.compile(pattern)) for layer, pattern in LAYERS)
-
-
-def _load_anchor_harness(work: Path) -> ModuleType:
-    """The anchor's own bench.py, so the load is byte for byte the benchmark's."""
-    spec = importlib.util.spec_from_file_location("anchor_bench", work / "scripts" / "bench.py")
-    if spec is None or spec.loader is None:
-        raise BenchError(f"cannot load {work}/scripts/bench.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _child_pid(pid: int) -> int:
@@ -157,7 +146,7 @@ def _profile(args: argparse.Namespace, py_spy: str, raw: Path) -> str:
         raise BenchError(f"{args.scenario} is not an ab scenario of the anchor")
     url = scenario["url"].replace(":8443/", f":{args.port}/")
     scenario = {**config["defaults"], **scenario, "url": url}
-    harness = _load_anchor_harness(work)
+    harness = load_anchor_harness(work)
     cb_dir = work / "profile"
     shutil.rmtree(cb_dir, ignore_errors=True)
     cb_dir.mkdir()

@@ -13,6 +13,7 @@ from aiohttp import web
 from certbound.clients import ClientCache
 from certbound.config import Settings
 from certbound.context import CONTEXT, ServerContext
+from certbound.dpop import NonceIssuer, ProofChecker
 from certbound.endpoints.admin import AdminAPI
 from certbound.endpoints.health import healthz_endpoint, metrics_endpoint
 from certbound.endpoints.introspect import introspection_endpoint
@@ -36,6 +37,9 @@ from certbound.tokens import AccessTokenIssuer
 from certbound.vault import Vault, load_or_create_master_key
 
 __all__ = ["build_context", "create_app", "master_key_path", "open_database", "open_vault"]
+
+#: What the DPoP nonce key is derived for: every node sharing the master key derives the same.
+DPOP_NONCE_KEY = b"certbound dpop nonce v1"
 
 
 def master_key_path(settings: Settings) -> Path | None:
@@ -93,7 +97,16 @@ async def build_context(
         client_keys=ClientKeyResolver(settings),
         trust=trust,
         secret_checker=SecretChecker(vault),
+        proofs=ProofChecker(leeway=settings.clock_skew),
+        dpop_nonces=_nonce_issuer(settings, vault),
     )
+
+
+def _nonce_issuer(settings: Settings, vault: Vault) -> NonceIssuer | None:
+    """--dpop-nonce: nonces under a key every node sharing the master key derives alike."""
+    if not settings.dpop_nonce:
+        return None
+    return NonceIssuer(vault.subkey(DPOP_NONCE_KEY), skew=settings.clock_skew)
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:

@@ -299,6 +299,9 @@ def normalize_metadata(
     result["tls_client_certificate_bound_access_tokens"] = _boolean(
         result, "tls_client_certificate_bound_access_tokens", method in MTLS_METHODS
     )
+    if "dpop_bound_access_tokens" in result:
+        # RFC 9449 §5.2; omitted means false, and is kept omitted.
+        result["dpop_bound_access_tokens"] = _boolean(result, "dpop_bound_access_tokens", False)
     auth_method.validate_metadata(result, settings)
     return result
 

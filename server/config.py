@@ -282,6 +282,14 @@ OPTIONS: tuple[Option, ...] = (
         DEFAULT_LIMITS.max_handshakes_per_source,
         "TLS handshakes in progress per worker from one IPv4 address or IPv6 /64 (--trusted-proxy exempt)",
     ),
+    # DPoP (issue 13, RFC 9449).
+    Option(
+        "dpop_nonce",
+        _as_bool,
+        False,
+        "DPoP proofs at the token endpoint must carry a nonce this server issued (RFC 9449 §8)",
+        is_flag=True,
+    ),
 )
 
 _BY_NAME = {option.name: option for option in OPTIONS}
@@ -332,6 +340,7 @@ class Settings:
     max_connections: int = DEFAULT_LIMITS.max_connections
     max_connections_per_ip: int = DEFAULT_LIMITS.max_connections_per_source
     max_handshakes_per_ip: int = DEFAULT_LIMITS.max_handshakes_per_source
+    dpop_nonce: bool = False
     config: Path | None = field(default=None, compare=False)
 
     @property

@@ -9,6 +9,7 @@ from aiohttp import web
 from certbound.clients import ClientCache
 from certbound.config import Settings
 from certbound.cpupool import CpuPool
+from certbound.dpop import NonceIssuer, ProofChecker
 from certbound.jwks import ClientKeyResolver
 from certbound.keys import KeyRing
 from certbound.metrics import Metrics
@@ -37,6 +38,10 @@ class ServerContext:
     secret_checker: SecretChecker
     #: Path building and client-key signature checks run here, off the event loop (issue 9).
     cpu: CpuPool = field(default_factory=CpuPool)
+    #: DPoP proofs at the token endpoint (RFC 9449), with --clock-skew as their iat window.
+    proofs: ProofChecker = field(default_factory=ProofChecker)
+    #: Server nonces proofs must carry (--dpop-nonce, RFC 9449 §8); None when not required.
+    dpop_nonces: NonceIssuer | None = None
 
 
 CONTEXT = web.AppKey("certbound.context", ServerContext)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from certbound.dpop import NONCE_HEADER
 from certbound.endpoints.http import NO_STORE
 from certbound.errors import (
     InvalidClientError,
@@ -20,6 +21,7 @@ from certbound.errors import (
     MissingTokenError,
     OAuthError,
     TemporarilyUnavailableError,
+    UseDPoPNonceError,
 )
 
 __all__ = ["ErrorAnswer", "error_answer", "error_response"]
@@ -51,7 +53,16 @@ def error_answer(exc: OAuthError) -> ErrorAnswer:
     elif isinstance(exc, InvalidTokenError):
         # RFC 6750 §3: the description is a quoted-string; keep it to safe characters.
         safe = description.replace("\\", "").replace('"', "'")
-        headers["WWW-Authenticate"] = f'Bearer error="{exc.error}", error_description="{safe}"'
+        if exc.dpop_algs is None:
+            headers["WWW-Authenticate"] = f'Bearer error="{exc.error}", error_description="{safe}"'
+        else:
+            # RFC 9449 §7.1: the DPoP scheme's challenge names the algorithms it accepts.
+            algs = " ".join(exc.dpop_algs)
+            headers["WWW-Authenticate"] = (
+                f'DPoP error="{exc.error}", error_description="{safe}", algs="{algs}"'
+            )
+    elif isinstance(exc, UseDPoPNonceError):
+        headers[NONCE_HEADER] = exc.nonce
     elif isinstance(exc, MethodNotAllowedError):
         headers["Allow"] = "POST"
     elif isinstance(exc, TemporarilyUnavailableError):

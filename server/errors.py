@@ -1,4 +1,4 @@
-"""Error hierarchy: OAuth 2.0 error codes (RFC 6749 §5.2, RFC 6750 §3.1, RFC 7591 §3.2.2).
+"""Error hierarchy: OAuth 2.0 error codes (RFC 6749 §5.2, RFC 6750 §3.1, RFC 7591 §3.2.2, RFC 9449).
 
 Each class carries its wire code and HTTP status as class attributes; handlers raise them and the
 error middleware (the only place that builds error responses) turns them into JSON.
@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from certbound.reasons import DISCLOSED, GENERIC_REFUSAL, Reason
+from certbound.reasons import DISCLOSED, GENERIC_REFUSAL, ProofReason, Reason
 
 __all__ = [
     "AccessDeniedError",
     "ConfigError",
     "InvalidClientError",
     "InvalidClientMetadataError",
+    "InvalidDPoPProofError",
     "InvalidRedirectUriError",
     "InvalidRequestError",
     "InvalidScopeError",
     "InvalidTokenError",
+    "InvalidTokenProofError",
     "MethodNotAllowedError",
     "MissingTokenError",
     "NotFoundError",
@@ -31,6 +33,7 @@ __all__ = [
     "UnauthorizedClientError",
     "UnsupportedGrantTypeError",
     "UnsupportedMediaTypeError",
+    "UseDPoPNonceError",
 ]
 
 
@@ -134,11 +137,44 @@ class InvalidRedirectUriError(OAuthError):
     status = 400
 
 
+class InvalidDPoPProofError(OAuthError):
+    """RFC 9449 §5: the token endpoint's refusal of a DPoP proof (malformed, or failing a check of
+    §4.3); `reason` is the machine code of the access log (certbound.reasons.ProofReason)."""
+
+    error = "invalid_dpop_proof"
+    status = 400
+
+    def __init__(self, description: str, *, reason: ProofReason) -> None:
+        super().__init__(description)
+        self.reason = reason
+
+
+class UseDPoPNonceError(InvalidDPoPProofError):
+    """RFC 9449 §8: the proof must carry a nonce this server issued; the answer carries a fresh
+    one, `nonce`, in its `DPoP-Nonce` header."""
+
+    error = "use_dpop_nonce"
+
+    def __init__(self, description: str, *, nonce: str, reason: ProofReason) -> None:
+        super().__init__(description, reason=reason)
+        self.nonce = nonce
+
+
 class InvalidTokenError(OAuthError):
     """RFC 6750 §3.1: a bearer token that is expired, revoked, malformed or wrongly bound."""
 
     error = "invalid_token"
     status = 401
+
+    #: Set by a resource that accepts DPoP when the request used the DPoP scheme or the token is
+    #: DPoP-bound: the challenge is then `DPoP ..., algs="..."` (RFC 9449 §7.1) with these algs.
+    dpop_algs: tuple[str, ...] | None = None
+
+
+class InvalidTokenProofError(InvalidTokenError):
+    """RFC 9449 §7.1: a resource's refusal of the DPoP proof that came with a token (401)."""
+
+    error = "invalid_dpop_proof"
 
 
 class MissingTokenError(InvalidTokenError):

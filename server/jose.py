@@ -23,13 +23,12 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import JWKRegistry, Key
 
 from certbound.keypolicy import RSA_MAX_BITS, RSA_MAX_EXPONENT, KeyPolicyError, check_public_key
-from certbound.pki.spki import public_key_der
 
 __all__ = [
     "JWS_ASYMMETRIC_ALGS",
@@ -38,9 +37,11 @@ __all__ = [
     "JWKError",
     "b64url_decode",
     "b64url_encode",
+    "decode_json_segment",
     "json_compact",
     "jwk_set_from_pem",
     "public_jwk",
+    "public_key_der",
     "public_key_from_jwk",
     "rfc7638_thumbprint",
 ]
@@ -64,6 +65,7 @@ JWS_ASYMMETRIC_ALGS: tuple[str, ...] = (
 JWS_SIGNING_ALGS: tuple[str, ...] = JWS_HMAC_ALGS + JWS_ASYMMETRIC_ALGS
 
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+_ASYMMETRIC = (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)
 
 _CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 
@@ -81,6 +83,32 @@ def b64url_decode(text: str) -> bytes:
 
 #: One encoder for the hot path: `json.dumps` with non-default arguments builds a new one per call.
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # RFC 7515 §5.2 / RFC 7519 §4: duplicate member names are either rejected or resolved to the
+    # last one; rejecting means two parsers can never disagree about a header member or a claim.
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate member name")
+    return result
+
+
+# Built once: a JSONDecoder is immutable, and building one per call was a third of the parse cost.
+_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_object_without_duplicates, parse_constant=_refuse_constant)
+
+
+def decode_json_segment(segment: str) -> Any:
+    """The JSON value of a base64url segment of a compact JWS (RFC 7515 §7.1), read strictly:
+    duplicate member names, NaN and Infinity are refused. ValueError for anything else."""
+    try:
+        return _STRICT_JSON.decode(b64url_decode(segment).decode("utf-8"))
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
 
 
 def json_compact(value: Any) -> bytes:
@@ -109,6 +137,15 @@ def public_jwk(key: PublicKey) -> dict[str, str]:
         raw = key.public_bytes(Encoding.Raw, PublicFormat.Raw)
         return {"kty": "OKP", "crv": "Ed25519", "x": b64url_encode(raw)}
     raise TypeError(f"unsupported key type {type(key).__name__}")
+
+
+def public_key_der(key: object) -> bytes | None:
+    """The DER SubjectPublicKeyInfo of an RSA, EC or EdDSA public key; None for anything else.
+    That encoding is canonical, so equal DER means the same key (certbound.pki.spki compares keys
+    with it)."""
+    if not isinstance(key, _ASYMMETRIC):
+        return None
+    return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
 _THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"), "OKP": ("crv", "kty", "x")}

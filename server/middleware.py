@@ -22,6 +22,7 @@ from certbound.context import CONTEXT
 from certbound.errorresponse import error_response
 from certbound.errors import (
     InvalidClientError,
+    InvalidDPoPProofError,
     InvalidRequestError,
     OAuthError,
     StoreUnavailableError,
@@ -61,6 +62,8 @@ def _refused(request: web.Request, record: AccessRecord, exc: OAuthError) -> web
         record.client_id = exc.client_id or record.client_id
         record.auth_method = exc.auth_method or record.auth_method
         metrics.client_auth_refused(exc.reason)
+    elif isinstance(exc, InvalidDPoPProofError):
+        record.reason = exc.reason
     return error_response(exc)
 
 

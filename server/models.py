@@ -44,6 +44,8 @@ class Client:
     access_token_as_jwt: bool = field(init=False, compare=False)
     #: RFC 8705 §3.4 `tls_client_certificate_bound_access_tokens`.
     certificate_bound: bool = field(init=False, compare=False)
+    #: RFC 9449 §5.2 `dpop_bound_access_tokens`: every token request must carry a DPoP proof.
+    dpop_bound: bool = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         metadata = self.metadata
@@ -53,6 +55,7 @@ class Client:
             "scopes": tuple(str(metadata.get("scope", "")).split()),
             "access_token_as_jwt": bool(metadata.get("access_token_as_jwt", True)),
             "certificate_bound": bool(metadata.get("tls_client_certificate_bound_access_tokens", False)),
+            "dpop_bound": bool(metadata.get("dpop_bound_access_tokens", False)),
         }
         for name, value in derived.items():
             object.__setattr__(self, name, value)  # frozen: set once, here
@@ -92,3 +95,5 @@ class ReferenceToken:
     cnf_x5t_s256: str | None = None
     revoked: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: RFC 9449 §6: the thumbprint of the DPoP key the token is bound to.
+    cnf_jkt: str | None = None

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["DISCLOSED", "GENERIC_REFUSAL", "Reason"]
+__all__ = ["DISCLOSED", "GENERIC_REFUSAL", "ProofReason", "Reason"]
 
 #: What a client is told when its refusal reason is not disclosed.
 GENERIC_REFUSAL = "client authentication failed"
@@ -113,3 +113,30 @@ DISCLOSED: frozenset[Reason] = frozenset(
         Reason.JTI_REPLAYED,
     }
 )
+
+
+class ProofReason(StrEnum):
+    """Why a DPoP proof (RFC 9449) was refused, at the token endpoint or at a resource: logged on
+    the access line and always disclosed (a proof is the request's own, and is checked only after
+    client authentication, so its refusal tells nothing about any registration)."""
+
+    MISSING = "dpop_missing"
+    REPEATED = "dpop_repeated"
+    TOO_LARGE = "dpop_too_large"
+    MALFORMED = "dpop_malformed"
+    TYP = "dpop_typ"
+    ALG = "dpop_alg"
+    KEY = "dpop_key"
+    BAD_SIGNATURE = "dpop_bad_signature"
+    CLAIM_MISSING = "dpop_claim_missing"
+    HTM_MISMATCH = "dpop_htm_mismatch"
+    HTU_MISMATCH = "dpop_htu_mismatch"
+    IAT_TOO_OLD = "dpop_iat_too_old"
+    IAT_IN_FUTURE = "dpop_iat_in_future"
+    JTI_TOO_LONG = "dpop_jti_too_long"
+    JTI_REPLAYED = "dpop_jti_replayed"
+    NONCE_MISSING = "dpop_nonce_missing"
+    NONCE_INVALID = "dpop_nonce_invalid"
+    NONCE_EXPIRED = "dpop_nonce_expired"
+    ATH_MISMATCH = "dpop_ath_mismatch"
+    KEY_MISMATCH = "dpop_key_mismatch"

@@ -3,6 +3,8 @@
     async with CertboundTestServer() as server:              # on the running event loop
         client = await server.new_client("tls_client_auth")   # any of the seven methods
         access_token = await client.fetch_token(scope="read")
+        dpop_token = await client.fetch_token(dpop=True)       # DPoP-bound (RFC 9449)
+        headers = client.dpop_headers("GET", "https://api.example/x", dpop_token)
 
     with CertboundServerThread() as server:                  # on its own loop in a thread
         client = server.new_client("tls_client_auth")         # from synchronous code
@@ -15,9 +17,10 @@ dynamic registration is open unless `registration` says otherwise: the server is
 loopback, and suites testing RFC 7591 clients need it. Other keyword arguments are `certbound serve`
 options (certbound.config.OPTIONS), checked by the same parsers; `mtls_port=0` adds an --mtls-port
 listener on another kernel-picked port. `new_client` registers a client and hands back a
-`ReadyClient`: its credentials, the certificate and key its method needs (objects and files), and an
-SSL context that trusts the server and presents that certificate. `add_client` only registers. The
-pytest plugin (certbound.pytest_plugin) wraps CertboundServerThread.
+`ReadyClient`: its credentials, the certificate and key its method needs (objects and files), an
+SSL context that trusts the server and presents that certificate, and a DPoP key of its own
+(`dpop_key`, certbound.dpop.DPoPKey) for DPoP-bound tokens and the proofs of resource calls.
+`add_client` only registers. The pytest plugin (certbound.pytest_plugin) wraps CertboundServerThread.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey
 
 from certbound.config import Settings, build_settings, parse_options
+from certbound.dpop import DPOP_HEADER, NONCE_HEADER, DPoPKey
 from certbound.jose import public_jwk
 from certbound.management import ClientManager, CreatedClient
 from certbound.models import MTLS_METHODS
@@ -105,6 +109,11 @@ class ReadyClient:
     key_file: Path | None = None
     #: The private key (a joserfc key) private_key_jwt assertions are signed with.
     signing_key: ECKey | None = None
+    #: The URL of the token endpoint as the server names it (the `htu` of token requests' DPoP
+    #: proofs): under the issuer, or the mTLS alias when `base_url` is the mTLS listener.
+    token_endpoint: str = ""
+    #: The client's DPoP key (RFC 9449): `fetch_token(dpop=True)` binds tokens to it.
+    dpop_key: DPoPKey = dataclasses.field(default_factory=DPoPKey)
 
     @property
     def method(self) -> str:
@@ -148,29 +157,59 @@ class ReadyClient:
             raise RuntimeError(f"client {self.client_id} has no key to sign an assertion with")
         return jwt.encode({"alg": "HS256"}, claims, OctKey.import_key(self.secret))
 
-    async def post(self, path: str, form: Mapping[str, str]) -> tuple[int, Any]:
-        """POST `form` to `path` (e.g. "/introspect"), authenticated as this client; returns the
-        status and the JSON body (None when the body is empty)."""
+    async def post(
+        self, path: str, form: Mapping[str, str], *, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, Any]:
+        """POST `form` to `path` (e.g. "/introspect"), authenticated as this client, with `headers`
+        added; returns the status and the JSON body (None when the body is empty)."""
+        status, body, _ = await self._post(path, form, headers or {})
+        return status, body
+
+    async def _post(
+        self, path: str, form: Mapping[str, str], extra_headers: Mapping[str, str]
+    ) -> tuple[int, Any, Mapping[str, str]]:
         headers, credentials = self.authentication()
         async with (
             self.session() as http,
-            http.post(self.base_url + path, data={**form, **credentials}, headers=headers) as response,
+            http.post(
+                self.base_url + path, data={**form, **credentials}, headers={**headers, **extra_headers}
+            ) as response,
         ):
             body = await response.read()
-            return response.status, json.loads(body) if body else None
+            return response.status, json.loads(body) if body else None, response.headers
 
-    async def fetch_token(self, *, scope: str | None = None, resource: str | None = None) -> str:
-        """A client_credentials access token (RFC 6749 §4.4); TokenRequestError when refused."""
+    async def fetch_token(
+        self, *, scope: str | None = None, resource: str | None = None, dpop: bool = False
+    ) -> str:
+        """A client_credentials access token (RFC 6749 §4.4); TokenRequestError when refused.
+        `dpop=True` sends a DPoP proof of `dpop_key` (RFC 9449 §5), and once more with the
+        server's nonce when it answers `use_dpop_nonce` (§8): the token is then DPoP-bound."""
         form = {"grant_type": "client_credentials"}
         if scope is not None:
             form["scope"] = scope
         if resource is not None:
             form["resource"] = resource
-        status, body = await self.post("/token", form)
+        if not dpop:
+            status, body, _ = await self._post("/token", form, {})
+        else:
+            proof = self.dpop_key.proof("POST", self.token_endpoint)
+            status, body, headers = await self._post("/token", form, {DPOP_HEADER: proof})
+            nonce = headers.get(NONCE_HEADER)
+            if status == 400 and isinstance(body, dict) and body.get("error") == "use_dpop_nonce" and nonce:
+                proof = self.dpop_key.proof("POST", self.token_endpoint, nonce=nonce)
+                status, body, _ = await self._post("/token", form, {DPOP_HEADER: proof})
         if status != 200:
             raise TokenRequestError(status, body)
         access_token: str = body["access_token"]
         return access_token
+
+    def dpop_headers(self, method: str, url: str, access_token: str) -> dict[str, str]:
+        """The headers of a resource request with a DPoP-bound token (RFC 9449 §7.1): the token
+        in `Authorization: DPoP` and a fresh proof of `dpop_key` for `method url`."""
+        return {
+            "Authorization": f"DPoP {access_token}",
+            DPOP_HEADER: self.dpop_key.proof(method, url, access_token=access_token),
+        }
 
 
 class CertboundTestServer:
@@ -336,6 +375,7 @@ class CertboundTestServer:
         registered = await self.add_client(method, **metadata)
         # With --mtls-port only that listener asks for a certificate (RFC 8705 §5).
         mtls = cert_pem is not None and self.settings.mtls_port is not None
+        alias = self.settings.mtls_base_url
         return ReadyClient(
             client_id=registered.client_id,
             secret=registered.secret,
@@ -348,6 +388,7 @@ class CertboundTestServer:
             cert_file=cert_file,
             key_file=key_file,
             signing_key=signing_key,
+            token_endpoint=alias + "/token" if mtls and alias is not None else self.settings.token_endpoint,
         )
 
     def _mtls_url(self) -> str:

@@ -1,8 +1,9 @@
 """Access-token minting: RFC 9068 JWT access tokens and stored reference (opaque) tokens.
 
 Both carry the RFC 8705 §3 confirmation `cnf: {"x5t#S256": ...}` when the client is bound to its
-certificate. A JWT costs no database write; a reference token is one insert (it must be
-introspectable from any node).
+certificate, and the RFC 9449 §6 one `cnf: {"jkt": ...}` when the request proved a DPoP key (both
+members when both apply, SPEC §12). A JWT costs no database write; a reference token is one insert
+(it must be introspectable from any node).
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from certbound.keys import KeyRing
 from certbound.models import Client, ReferenceToken
 from certbound.store import Store
 
-__all__ = ["AccessTokenIssuer", "IssuedToken", "access_token_claims", "reference_token_hash"]
+__all__ = [
+    "AccessTokenIssuer",
+    "IssuedToken",
+    "access_token_claims",
+    "confirmation_members",
+    "reference_token_hash",
+    "token_type",
+]
 
 _JWT_TYP = "at+jwt"  # RFC 9068 §2.1
 
@@ -27,6 +35,23 @@ class IssuedToken:
     access_token: str
     expires_in: int
     scope: str
+    #: RFC 6749 §7.1 `token_type`: `Bearer`, or `DPoP` for a DPoP-bound token (RFC 9449 §5).
+    token_type: str = "Bearer"
+
+
+def token_type(jkt: str | None) -> str:
+    """RFC 9449 §5: `DPoP` for a token bound to a DPoP key, else RFC 6750's `Bearer`."""
+    return "DPoP" if jkt is not None else "Bearer"
+
+
+def confirmation_members(x5t_s256: str | None, jkt: str | None) -> dict[str, str]:
+    """The `cnf` members of a token (RFC 8705 §3.1, RFC 9449 §6.1); empty when it is unbound."""
+    members: dict[str, str] = {}
+    if x5t_s256 is not None:
+        members["x5t#S256"] = x5t_s256
+    if jkt is not None:
+        members["jkt"] = jkt
+    return members
 
 
 def access_token_claims(
@@ -40,13 +65,17 @@ def access_token_claims(
     jti: str,
     scope: str,
     x5t_s256: str | None,
+    jkt: str | None = None,
 ) -> bytes:
-    """The RFC 9068 §2.2 claims (plus RFC 8705 §3.1 `cnf`) as compact JSON.
+    """The RFC 9068 §2.2 claims (plus `cnf`, RFC 8705 §3.1 and RFC 9449 §6.1) as compact JSON.
 
     Written out rather than built as a dict and encoded: the shape never changes, and every
     string goes through the json module's C string encoder, so escaping is exactly json.dumps's.
     """
-    cnf = f',"cnf":{{"x5t#S256":{_json_string(x5t_s256)}}}' if x5t_s256 is not None else ""
+    members = ",".join(
+        f'"{name}":{_json_string(value)}' for name, value in confirmation_members(x5t_s256, jkt).items()
+    )
+    cnf = f',"cnf":{{{members}}}' if members else ""
     return (
         f'{{"iss":{_json_string(issuer)},"sub":{_json_string(subject)},'
         f'"client_id":{_json_string(client_id)},"aud":{_json_string(audience)},'
@@ -75,8 +104,16 @@ class AccessTokenIssuer:
         return self._header_cache[1]
 
     async def issue(
-        self, client: Client, *, subject: str, scope: str, audience: str, x5t_s256: str | None
+        self,
+        client: Client,
+        *,
+        subject: str,
+        scope: str,
+        audience: str,
+        x5t_s256: str | None,
+        jkt: str | None = None,
     ) -> IssuedToken:
+        """A new access token; `x5t_s256` and `jkt` are what it is bound to (`cnf`), if anything."""
         now = int(time.time())
         expires_at = now + self._lifetime
         jti = secrets.token_urlsafe(16)
@@ -91,6 +128,7 @@ class AccessTokenIssuer:
                 jti=jti,
                 scope=scope,
                 x5t_s256=x5t_s256,
+                jkt=jkt,
             )
             token = self._keys.active.encode_jws(self._header_b64(), payload)
         else:
@@ -106,6 +144,7 @@ class AccessTokenIssuer:
                     issued_at=now,
                     expires_at=expires_at,
                     cnf_x5t_s256=x5t_s256,
+                    cnf_jkt=jkt,
                 )
             )
-        return IssuedToken(token, self._lifetime, scope)
+        return IssuedToken(token, self._lifetime, scope, token_type(jkt))

@@ -15,7 +15,7 @@ from joserfc.jwk import JWKRegistry
 
 from certbound.accesstoken import read_access_token_jwt, verified_claims
 from certbound.errors import InvalidTokenError
-from certbound.tokens import reference_token_hash
+from certbound.tokens import confirmation_members, reference_token_hash, token_type
 
 if TYPE_CHECKING:
     from certbound.context import ServerContext
@@ -38,6 +38,8 @@ class TokenState:
     x5t_s256: str | None
     revoked: bool
     reference_hash: bytes | None
+    #: RFC 9449 §6: the thumbprint of the DPoP key the token is bound to.
+    jkt: str | None = None
 
     def is_active(self, now: float) -> bool:
         # RFC 9068 §4 / RFC 7519 §4.1.4: not accepted on or after exp. The server keeps the
@@ -55,12 +57,14 @@ class TokenState:
             "iat": self.issued_at,
             "iss": issuer,
             "aud": self.audience,
-            "token_type": "Bearer",
+            # RFC 9449 §6.2: a DPoP-bound token is introspected as such.
+            "token_type": token_type(self.jkt),
             "jti": self.jti,
         }
-        if self.x5t_s256 is not None:
-            # RFC 8705 §3.2: introspection returns the same confirmation as the token carries.
-            body["cnf"] = {"x5t#S256": self.x5t_s256}
+        cnf = confirmation_members(self.x5t_s256, self.jkt)
+        if cnf:
+            # RFC 8705 §3.2, RFC 9449 §6.2: the same confirmation as the token carries.
+            body["cnf"] = cnf
         return body
 
 
@@ -86,11 +90,13 @@ async def find_token(token: str, context: ServerContext) -> TokenState | None:
             x5t_s256=record.cnf_x5t_s256,
             revoked=record.revoked,
             reference_hash=record.token_hash,
+            jkt=record.cnf_jkt,
         )
     try:
         claims = _own_jwt_claims(token, context)
     except InvalidTokenError:
         return None
+    cnf: dict[str, str] = claims.get("cnf", {})
     return TokenState(
         jti=claims["jti"],
         client_id=claims["client_id"],
@@ -99,9 +105,10 @@ async def find_token(token: str, context: ServerContext) -> TokenState | None:
         audience=claims["aud"],
         issued_at=claims["iat"],
         expires_at=claims["exp"],
-        x5t_s256=claims["cnf"]["x5t#S256"] if "cnf" in claims else None,
+        x5t_s256=cnf.get("x5t#S256"),
         revoked=await context.store.is_jwt_revoked(claims["jti"]),
         reference_hash=None,
+        jkt=cnf.get("jkt"),
     )
 
 
@@ -120,10 +127,20 @@ def _own_jwt_claims(token: str, context: ServerContext) -> dict[str, Any]:
     if not (
         all(isinstance(claims.get(name), str) for name in ("jti", "client_id", "sub", "scope", "aud"))
         and all(isinstance(claims.get(name), int) for name in ("iat", "exp"))
-        and (cnf is None or (isinstance(cnf, dict) and isinstance(cnf.get("x5t#S256"), str)))
+        and (cnf is None or _is_confirmation(cnf))
     ):
         raise InvalidTokenError("claims of a shape this server does not issue")
     return claims
+
+
+def _is_confirmation(cnf: object) -> bool:
+    """A `cnf` this server issues: `x5t#S256`, `jkt` or both, as strings."""
+    return (
+        isinstance(cnf, dict)
+        and bool(cnf)
+        and set(cnf) <= {"x5t#S256", "jkt"}
+        and all(isinstance(value, str) for value in cnf.values())
+    )
 
 
 async def revoke_token(state: TokenState, store: Store) -> None:

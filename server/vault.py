@@ -131,14 +131,20 @@ def _derive(master_key: bytes, purpose: bytes) -> bytes:
 class Vault:
     """Keyed hashing and authenticated encryption under subkeys of one master key."""
 
-    __slots__ = ("_aead", "_hmac_keyed")
+    __slots__ = ("_aead", "_hmac_keyed", "_master_key")
 
     def __init__(self, master_key: bytes) -> None:
+        self._master_key = master_key
         # Keyed once and copied per use: OpenSSL 3 makes a one-shot HMAC set up its MAC each time.
         self._hmac_keyed = hmac.new(
             _derive(master_key, b"certbound client secret hmac v1"), digestmod="sha256"
         )
         self._aead = AESGCM(_derive(master_key, b"certbound at-rest encryption v1"))
+
+    def subkey(self, purpose: bytes) -> bytes:
+        """A 32-byte key for `purpose` (HKDF-SHA-256 of the master key), the same on every node and
+        worker sharing the master key (e.g. the DPoP nonce key, certbound.dpop.nonces)."""
+        return _derive(self._master_key, purpose)
 
     def hash_secret(self, secret: str) -> bytes:
         """HMAC-SHA-256: for generated secrets and registration access tokens."""

@@ -84,6 +84,12 @@ def _add_metadata_flags(command: argparse.ArgumentParser) -> None:
         help="tls_client_certificate_bound_access_tokens (default: true for the mTLS methods)",
     )
     command.add_argument(
+        "--dpop-bound",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="dpop_bound_access_tokens: token requests must carry a DPoP proof (RFC 9449; default: no)",
+    )
+    command.add_argument(
         "--data", type=Path, metavar="FILE", help="JSON file with RFC 7591 metadata ('-': standard input)"
     )
 
@@ -198,6 +204,7 @@ def _metadata_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "jwks_uri": args.jwks_uri,
         "token_endpoint_auth_signing_alg": args.client_signing_alg,
         "tls_client_certificate_bound_access_tokens": args.certificate_bound,
+        "dpop_bound_access_tokens": args.dpop_bound,
     }
     metadata.update({name: value for name, value in simple.items() if value is not None})
     if args.opaque is not None:

@@ -45,6 +45,9 @@ class AuthenticatedClient:
     client: Client
     method: str
     certificate: PeerCertificates | None
+    #: The thumbprint of the DPoP key the request proved (RFC 9449 §5), set by the token endpoint
+    #: once the proof passed: what the grant binds the token to.
+    dpop_jkt: str | None = None
 
 
 async def authenticate_client(

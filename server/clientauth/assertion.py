@@ -15,7 +15,6 @@ reach the validator another way).
 from __future__ import annotations
 
 import binascii
-import json
 import math
 import re
 import time
@@ -29,7 +28,13 @@ from joserfc.jws import JWSRegistry
 
 from certbound.config import Settings
 from certbound.errors import InvalidClientError
-from certbound.jose import JWS_ASYMMETRIC_ALGS, JWS_HMAC_ALGS, JWS_SIGNING_ALGS, b64url_decode
+from certbound.jose import (
+    JWS_ASYMMETRIC_ALGS,
+    JWS_HMAC_ALGS,
+    JWS_SIGNING_ALGS,
+    b64url_decode,
+    decode_json_segment,
+)
 from certbound.keypolicy import KeyPolicyError, check_public_key
 from certbound.models import Client
 from certbound.reasons import Reason
@@ -93,29 +98,10 @@ class VerifiedAssertion:
     jti_expires_at: int
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # RFC 7515 §4 / RFC 7519 §4: duplicate member names are either rejected or resolved to the
-    # last one; rejecting means two parsers can never disagree about a claim.
-    result: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in result:
-            raise ValueError(f"duplicate member {name}")
-        result[name] = value
-    return result
-
-
-# Built once: a JSONDecoder is immutable, and building one per call was a third of the parse cost.
-_DECODER = json.JSONDecoder(object_pairs_hook=_object_without_duplicates, parse_constant=_refuse_constant)
-
-
 def _json_object(segment: str, what: str) -> dict[str, Any]:
     try:
-        value = _DECODER.decode(b64url_decode(segment).decode("utf-8"))
-    except (ValueError, RecursionError, binascii.Error):
+        value = decode_json_segment(segment)
+    except ValueError:
         raise InvalidClientError(
             f"client_assertion {what} is not a base64url JSON object", reason=Reason.ASSERTION_MALFORMED
         ) from None

@@ -11,6 +11,7 @@ from certbound.clientauth import AUTH_METHODS
 from certbound.clientauth.assertion import ASSERTION_SIGNING_ALGS
 from certbound.config import Settings
 from certbound.context import CONTEXT
+from certbound.dpop import DPOP_SIGNING_ALGS
 from certbound.endpoints.http import json_response
 from certbound.grants import GRANTS
 
@@ -43,6 +44,8 @@ def build_metadata(settings: Settings) -> dict[str, Any]:
         "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_SIGNING_ALGS),
         "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_SIGNING_ALGS),
         "tls_client_certificate_bound_access_tokens": True,
+        # RFC 9449 §5.1.
+        "dpop_signing_alg_values_supported": list(DPOP_SIGNING_ALGS),
     }
     mtls_base = settings.mtls_base_url
     if mtls_base is not None:

@@ -55,6 +55,10 @@ _METADATA_PROPERTIES: dict[str, Any] = {
     "token_endpoint_auth_signing_alg": {"type": "string", "enum": list(CLIENT_SIGNING_ALGS)},
     "access_token_as_jwt": {"type": "boolean"},
     "tls_client_certificate_bound_access_tokens": {"type": "boolean"},
+    "dpop_bound_access_tokens": {
+        "type": "boolean",
+        "description": "RFC 9449 §5.2: token requests must carry a DPoP proof (default false)",
+    },
     "tls_client_auth_subject_dn": {"type": "string"},
     "tls_client_auth_san_dns": {"type": "string"},
     "tls_client_auth_san_uri": {"type": "string"},

@@ -24,11 +24,16 @@ class ClientCredentialsGrant:
         audience = token_audience(form.get("resource"), context.settings.issuer)
         thumbprint = certificate_thumbprint_for(client, caller.certificate)
         issued = await context.tokens.issue(
-            client, subject=client.client_id, scope=scope, audience=audience, x5t_s256=thumbprint
+            client,
+            subject=client.client_id,
+            scope=scope,
+            audience=audience,
+            x5t_s256=thumbprint,
+            jkt=caller.dpop_jkt,
         )
         return {
             "access_token": issued.access_token,
-            "token_type": "Bearer",
+            "token_type": issued.token_type,
             "expires_in": issued.expires_in,
             "scope": issued.scope,
         }

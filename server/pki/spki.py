@@ -14,9 +14,10 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from joserfc.jwk import Key
+
+# Defined beside the JWK import, which needs it without loading the PKI package.
+from certbound.jose import public_key_der
 
 __all__ = [
     "certificate_key_der",
@@ -24,20 +25,6 @@ __all__ = [
     "public_key_der",
     "registered_key_ders",
 ]
-
-_ASYMMETRIC = (
-    rsa.RSAPublicKey,
-    ec.EllipticCurvePublicKey,
-    ed25519.Ed25519PublicKey,
-    ed448.Ed448PublicKey,
-)
-
-
-def public_key_der(key: object) -> bytes | None:
-    """The DER SubjectPublicKeyInfo of an RSA, EC or EdDSA public key; None for anything else."""
-    if not isinstance(key, _ASYMMETRIC):
-        return None
-    return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
 def registered_key_ders(keys: Iterable[Key]) -> frozenset[bytes]:

@@ -1,5 +1,5 @@
 """certbound.resource: protect an API with certbound access tokens (RFC 9068, RFC 7662, RFC 6750)
-and their certificate binding (RFC 8705 §3), on ordinary stacks.
+and their binding to a certificate (RFC 8705 §3) or a DPoP key (RFC 9449 §7), on ordinary stacks.
 
 - `TokenVerifier` (framework-free): JWT mode with the AS's JWK Set, or introspection mode.
 - aiohttp: `install_token_verifier` + `@bearer_required`, served by `aiohttp.web` with a stdlib
@@ -17,7 +17,7 @@ from certbound.proxytrust import TrustedProxies
 from certbound.resource.asgi import TOKEN_SCOPE_KEY, BearerTokenMiddleware, get_verified_token
 from certbound.resource.authserver import AuthorizationServerError, basic_authorization
 from certbound.resource.server import ResourceServer, start_resource_server
-from certbound.resource.verifier import TokenVerifier, VerifiedToken, certificate_thumbprint
+from certbound.resource.verifier import DPoPRequest, TokenVerifier, VerifiedToken, certificate_thumbprint
 from certbound.resource.web import (
     TOKEN_KEY,
     TOKEN_VERIFIER,
@@ -33,6 +33,7 @@ __all__ = [
     "TRUSTED_PROXIES",
     "AuthorizationServerError",
     "BearerTokenMiddleware",
+    "DPoPRequest",
     "ResourceServer",
     "TokenVerifier",
     "TrustedProxies",

@@ -18,17 +18,25 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import quote
 
 from cryptography import x509
 from multidict import CIMultiDict
 
+from certbound.dpop import DPOP_HEADER
 from certbound.errors import InvalidRequestError
 from certbound.proxytrust import TrustedProxies, log_wide_networks
 from certbound.resource.guard import Refusal, check_request
-from certbound.resource.verifier import TokenVerifier, VerifiedToken
+from certbound.resource.verifier import DPoPRequest, TokenVerifier, VerifiedToken
 from certbound.tls.peer import PeerCertificates
 
-__all__ = ["TOKEN_SCOPE_KEY", "BearerTokenMiddleware", "get_verified_token", "tls_extension_certificate"]
+__all__ = [
+    "TOKEN_SCOPE_KEY",
+    "BearerTokenMiddleware",
+    "get_verified_token",
+    "request_url",
+    "tls_extension_certificate",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -64,6 +72,19 @@ def tls_extension_certificate(scope: Scope) -> PeerCertificates | None:
         raise InvalidRequestError("the client certificate cannot be parsed") from None
 
 
+def request_url(scope: Scope, headers: CIMultiDict[str]) -> str:
+    """The URL the client sent the request to (ASGI 3 HTTP scope): scheme, Host (else the server's
+    address), the raw path as sent when the server gives it. A WebSocket handshake is a GET."""
+    scheme = {"ws": "http", "wss": "https"}.get(scope.get("scheme", "http"), scope.get("scheme", "http"))
+    host = headers.get("Host")
+    if host is None:
+        server = scope.get("server") or ("localhost", None)
+        host = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
+    raw_path = scope.get("raw_path")
+    path = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else quote(scope.get("path", "/"))
+    return f"{scheme}://{host}{path}"
+
+
 def _headers(scope: Scope) -> CIMultiDict[str]:
     # ASGI header names and values are bytes; HTTP field values are ISO-8859-1 at most (RFC 9110 §5.5).
     return CIMultiDict((name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"])
@@ -94,6 +115,9 @@ class BearerTokenMiddleware:
             headers.getall("Authorization", []),
             lambda: self._client_certificate(scope, headers),
             where=f"{scope.get('method', 'WEBSOCKET')} {scope.get('path', '')}",
+            dpop_request=lambda: DPoPRequest(
+                scope.get("method", "GET"), request_url(scope, headers), headers.getall(DPOP_HEADER, [])
+            ),
         )
         if isinstance(result, Refusal):
             await self._refuse(kind, result, receive, send)

@@ -1,11 +1,18 @@
-"""Verifying access tokens at a resource server (RFC 9068 §4, RFC 7662 §2) and their certificate
-binding (RFC 8705 §3), framework-free.
+"""Verifying access tokens at a resource server (RFC 9068 §4, RFC 7662 §2) and their binding to a
+certificate (RFC 8705 §3) or a DPoP key (RFC 9449 §7), framework-free.
 
-`TokenVerifier.verify(token, certificate)` returns a VerifiedToken or raises InvalidTokenError with
-a description for the RFC 6750 error; AuthorizationServerError when the AS is needed and cannot
-answer. JWT mode checks signatures against the AS's published keys and cannot see revocation: a
-revoked JWT is accepted until it expires. Introspection mode asks the AS about every token, so a
-revocation is seen at once, unless answers are cached (`introspection_cache_ttl` > 0, default 0).
+`TokenVerifier.verify(token, certificate, dpop=...)` returns a VerifiedToken or raises
+InvalidTokenError with a description for the RFC 6750 / RFC 9449 §7.1 error; AuthorizationServerError
+when the AS is needed and cannot answer. JWT mode checks signatures against the AS's published keys
+and cannot see revocation: a revoked JWT is accepted until it expires. Introspection mode asks the
+AS about every token, so a revocation is seen at once, unless answers are cached
+(`introspection_cache_ttl` > 0, default 0).
+
+A token sent with the DPoP scheme comes with its request (`DPoPRequest`): the proof is checked
+first (certbound.dpop: signature, `htm`, `htu`, `iat`, `ath`), then the token, then that the proof's
+key is the one the token is bound to (`cnf.jkt`), and last its jti is recorded (`dpop_replay`). A
+DPoP-bound token sent as Bearer and an unbound token sent as DPoP are refused; a token bound to both
+a certificate and a key needs both.
 """
 
 from __future__ import annotations
@@ -18,21 +25,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import hdrs
 from cryptography import x509
 
 from certbound.accesstoken import read_access_token_jwt, verified_claims
-from certbound.errors import InvalidTokenError
+from certbound.dpop import (
+    DPOP_SIGNING_ALGS,
+    DPoPProofError,
+    ProofChecker,
+    ProofReplayCache,
+    ProofReplayCheck,
+    VerifiedProof,
+)
+from certbound.errors import InvalidTokenError, InvalidTokenProofError
 from certbound.resource.authserver import AuthorizationServer, AuthorizationServerError, basic_authorization
 from certbound.resource.keyset import PublishedKeys
 from certbound.tls.peer import PeerCertificates
 
-__all__ = ["TokenVerifier", "VerifiedToken", "certificate_thumbprint"]
+__all__ = ["DPoPRequest", "TokenVerifier", "VerifiedToken", "certificate_thumbprint"]
 
 #: Introspection answers cached at most; tokens are attacker-chosen, so memory must be bounded.
 _MAX_CACHED_ANSWERS = 10_000
 _X5T_S256 = "x5t#S256"
+_JKT = "jkt"
 #: RFC 9068 §2.2 lists the claims every JWT access token carries.
 _JWT_REQUIRED_CLAIMS = ("iss", "exp", "aud", "client_id", "iat", "jti")
 
@@ -49,7 +66,8 @@ class VerifiedToken:
     issuer: str | None
     expires_at: int | None
     jti: str | None
-    #: RFC 8705 §3.1 `{"x5t#S256": ...}` of a bound token (already matched), else None.
+    #: The confirmation of a bound token, already matched: RFC 8705 §3.1 `x5t#S256` and/or
+    #: RFC 9449 §6.1 `jkt`; None for an unbound token.
     cnf: dict[str, str] | None
     claims: Mapping[str, Any]
 
@@ -65,18 +83,59 @@ def certificate_thumbprint(certificate: x509.Certificate | PeerCertificates) -> 
     return PeerCertificates.from_certs(certificate, ()).x5t_s256
 
 
-def _binding(cnf: object, certificate: x509.Certificate | PeerCertificates | None) -> dict[str, str] | None:
+@dataclass(frozen=True, slots=True)
+class DPoPRequest:
+    """What a proof is checked against (RFC 9449 §4.3): the request's method, its URL as the client
+    sent it (query and fragment are ignored), and the values of its `DPoP` headers."""
+
+    method: str
+    url: str
+    proofs: Sequence[str]
+
+
+def _certificate_binding(expected: str, certificate: x509.Certificate | PeerCertificates | None) -> None:
     """RFC 8705 §3: a bound token is accepted only from the connection with its certificate."""
-    if cnf is None:
-        return None
-    if not isinstance(cnf, dict) or set(cnf) != {_X5T_S256} or not isinstance(cnf[_X5T_S256], str):
-        raise InvalidTokenError("the token's confirmation (cnf) is not a certificate thumbprint")
     if certificate is None:
         raise InvalidTokenError("the token is bound to a client certificate: present it over mutual TLS")
-    expected: str = cnf[_X5T_S256]
     if not hmac.compare_digest(certificate_thumbprint(certificate).encode(), expected.encode()):
         raise InvalidTokenError("the client certificate does not match the token's binding (cnf)")
-    return {_X5T_S256: expected}
+
+
+class _DPoPBoundTokenError(InvalidTokenError):
+    """A DPoP-bound token sent as Bearer: challenged with the DPoP scheme all the same."""
+
+
+def _key_binding(expected: str | None, proof: VerifiedProof | None) -> None:
+    """RFC 9449 §7.1: a DPoP-bound token comes with the DPoP scheme and a proof of its key; an
+    unbound token does not."""
+    if expected is None:
+        if proof is not None:
+            raise InvalidTokenError("the token is not DPoP-bound: send it with the Bearer scheme")
+        return
+    if proof is None:
+        raise _DPoPBoundTokenError("the token is DPoP-bound: send it with the DPoP scheme and a proof")
+    if not hmac.compare_digest(proof.jkt.encode(), expected.encode()):
+        raise InvalidTokenError("the DPoP proof's key is not the one the token is bound to (cnf.jkt)")
+
+
+def _binding(
+    cnf: object, certificate: x509.Certificate | PeerCertificates | None, proof: VerifiedProof | None
+) -> dict[str, str] | None:
+    """Every confirmation the token carries must hold; one this resource cannot check refuses it."""
+    if cnf is None:
+        _key_binding(None, proof)
+        return None
+    if (
+        not isinstance(cnf, dict)
+        or not cnf
+        or not set(cnf) <= {_X5T_S256, _JKT}
+        or not all(isinstance(value, str) for value in cnf.values())
+    ):
+        raise InvalidTokenError("the token's confirmation (cnf) is not a certificate or DPoP key thumbprint")
+    if _X5T_S256 in cnf:
+        _certificate_binding(cnf[_X5T_S256], certificate)
+    _key_binding(cnf.get(_JKT), proof)
+    return dict(cnf)
 
 
 def _number(claims: Mapping[str, Any], name: str) -> float | None:
@@ -102,8 +161,14 @@ class TokenVerifier:
     Introspection mode (when given introspection client credentials, sent with
     client_secret_basic): RFC 7662; answers are cached only when `introspection_cache_ttl` > 0,
     for at most that many seconds and never past the token's exp. Either way: iss, aud, exp/nbf
-    with `clock_skew` seconds of leeway, and the certificate binding. `ca_file` adds a CA trusted
-    for the AS's TLS certificate to the system's; `clock` gives the time (seconds since the epoch).
+    with `clock_skew` seconds of leeway, and the certificate or DPoP binding. `ca_file` adds a CA
+    trusted for the AS's TLS certificate to the system's; `clock` gives the time (seconds since the
+    epoch).
+
+    DPoP (RFC 9449): proofs signed with one of `dpop_algs`, their `iat` within `clock_skew`, each
+    jti accepted once by `dpop_replay` (default: this process's memory). `dpop_origin`
+    (`https://api.example`) is the scheme and authority clients address this resource at, for the
+    `htu` check; by default the request's own (its Host header), which a proxy may change.
     """
 
     def __init__(
@@ -120,6 +185,9 @@ class TokenVerifier:
         jwks_max_age: float = 300.0,
         timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
+        dpop_algs: Sequence[str] = DPOP_SIGNING_ALGS,
+        dpop_replay: ProofReplayCheck | None = None,
+        dpop_origin: str | None = None,
     ) -> None:
         if (introspection_client_id is None) != (introspection_client_secret is None):
             raise ValueError("introspection needs both a client_id and a client secret")
@@ -138,6 +206,14 @@ class TokenVerifier:
         self._clock = clock
         self._server = AuthorizationServer(issuer, ca_file=ca_file, timeout=timeout)
         self._keys = PublishedKeys(self._fetch_jwks, cooldown=jwks_refresh_cooldown, max_age=jwks_max_age)
+        self._proofs = ProofChecker(algs=dpop_algs, leeway=clock_skew, clock=clock)
+        self._replay = dpop_replay if dpop_replay is not None else ProofReplayCache(clock=clock)
+        self._dpop_origin = dpop_origin.rstrip("/") if dpop_origin is not None else None
+
+    @property
+    def dpop_algs(self) -> tuple[str, ...]:
+        """The algorithms DPoP proofs may use here (the challenge's `algs`, RFC 9449 §7.1)."""
+        return self._proofs.algs
 
     @property
     def uses_introspection(self) -> bool:
@@ -159,26 +235,61 @@ class TokenVerifier:
         return f"introspecting access tokens at {self.issuer} for audience {self.audience}; {cache}"
 
     async def verify(
-        self, token: str, certificate: x509.Certificate | PeerCertificates | None = None
+        self,
+        token: str,
+        certificate: x509.Certificate | PeerCertificates | None = None,
+        *,
+        dpop: DPoPRequest | None = None,
     ) -> VerifiedToken:
-        """The verified token, or InvalidTokenError saying what is wrong with it;
-        AuthorizationServerError when the AS is needed and cannot answer."""
+        """The verified token, or InvalidTokenError saying what is wrong with it (its challenge is
+        DPoP's when the request used that scheme or the token is DPoP-bound);
+        AuthorizationServerError when the AS is needed and cannot answer. `dpop` is given when the
+        token came with the DPoP scheme (`Authorization: DPoP <token>`)."""
+        try:
+            proof = self._proof(token, dpop) if dpop is not None else None
+            verified = await self._verify(token, certificate, proof)
+            if proof is not None and not await self._replay.first_use(proof.jti, proof.remember_until):
+                raise InvalidTokenProofError("the DPoP proof has already been used (jti replay)")
+        except InvalidTokenError as exc:
+            if dpop is not None or isinstance(exc, _DPoPBoundTokenError):
+                exc.dpop_algs = self.dpop_algs
+            raise
+        return verified
+
+    def _proof(self, token: str, dpop: DPoPRequest) -> VerifiedProof:
+        url = dpop.url
+        if self._dpop_origin is not None:
+            parts = urlsplit(url)
+            url = self._dpop_origin + parts.path
+        try:
+            parsed = self._proofs.parse(dpop.proofs)
+            return self._proofs.verify(parsed, method=dpop.method, url=url, access_token=token)
+        except DPoPProofError as exc:
+            raise InvalidTokenProofError(str(exc)) from None
+
+    async def _verify(
+        self,
+        token: str,
+        certificate: x509.Certificate | PeerCertificates | None,
+        proof: VerifiedProof | None,
+    ) -> VerifiedToken:
         if self._introspection_auth is not None:
             answer = await self._introspect(token)
             if answer["active"] is not True:
                 raise InvalidTokenError("the token is not active (expired, revoked or unknown)")
-            return self._accept(answer, certificate, required=("client_id",))
+            return self._accept(answer, certificate, proof, required=("client_id",))
         signed = read_access_token_jwt(token)
         key = await self._keys.get(signed.headers()["kid"])
         if key is None:
             raise InvalidTokenError("the token is signed by a key the authorization server does not publish")
         claims = verified_claims(signed, key)
-        return self._accept(claims, certificate, required=_JWT_REQUIRED_CLAIMS)
+        return self._accept(claims, certificate, proof, required=_JWT_REQUIRED_CLAIMS)
 
     def _accept(
         self,
         claims: Mapping[str, Any],
         certificate: x509.Certificate | PeerCertificates | None,
+        proof: VerifiedProof | None,
         *,
         required: Sequence[str],
     ) -> VerifiedToken:
@@ -210,7 +321,7 @@ class TokenVerifier:
             issuer=issuer,
             expires_at=int(expires_at) if expires_at is not None else None,
             jti=_optional_str(claims, "jti"),
-            cnf=_binding(claims.get("cnf"), certificate),
+            cnf=_binding(claims.get("cnf"), certificate, proof),
             claims=claims,
         )
 

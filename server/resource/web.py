@@ -19,9 +19,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from certbound.clientcert import resolve_client_certificate
+from certbound.dpop import DPOP_HEADER
 from certbound.proxytrust import TrustedProxies, log_wide_networks
 from certbound.resource.guard import Refusal, check_request
-from certbound.resource.verifier import TokenVerifier, VerifiedToken
+from certbound.resource.verifier import DPoPRequest, TokenVerifier, VerifiedToken
 
 __all__ = ["TOKEN_KEY", "TOKEN_VERIFIER", "TRUSTED_PROXIES", "bearer_required", "install_token_verifier"]
 
@@ -52,7 +53,9 @@ def bearer_required(handler: Handler) -> Handler:
     """Protect an aiohttp handler: it runs only for a verified token, found at request[TOKEN_KEY].
 
     No token: 401 with a bare `WWW-Authenticate: Bearer` (RFC 6750 §3.1: no error code when the
-    request has no authentication). A token that fails: 401 invalid_token with its description.
+    request has no authentication). A token that fails: 401 invalid_token with its description;
+    with the DPoP scheme, or for a DPoP-bound token, the challenge is DPoP's (RFC 9449 §7.1) and a
+    bad proof is invalid_dpop_proof.
     A malformed forwarded certificate from a trusted proxy: 400 invalid_request. The
     authorization server unreachable: 503.
     """
@@ -65,6 +68,9 @@ def bearer_required(handler: Handler) -> Handler:
             request.headers.getall("Authorization", []),
             lambda: resolve_client_certificate(request, proxies),
             where=f"{request.method} {request.path}",
+            dpop_request=lambda: DPoPRequest(
+                request.method, str(request.url), request.headers.getall(DPOP_HEADER, [])
+            ),
         )
         if isinstance(result, Refusal):
             return web.Response(status=result.status, headers=result.headers, body=result.body)

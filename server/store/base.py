@@ -2,7 +2,7 @@
 (store/postgres.py).
 
 Domain objects in, domain objects out; each implementation owns its SQL. Methods that must be
-atomic across processes and nodes say so (assertion replay, the first signing key, leases).
+atomic across processes and nodes say so (assertion and proof replay, the first signing key, leases).
 Every implementation raises StoreUnavailableError when the database does not answer in time, so
 callers (and the error middleware) can tell "try again" from a bug.
 
@@ -76,9 +76,14 @@ class Store(Protocol):
     async def record_assertion_jti(self, client_id: str, jti: str, expires_at: int) -> bool:
         """Insert if absent; True when the jti was new. Two concurrent callers: exactly one wins."""
 
+    # DPoP proof replay (RFC 9449 §11.1)
+    async def record_proof_jti(self, jti: str, expires_at: int) -> bool:
+        """Insert if absent; True when the proof jti was new, whoever sent it. Two concurrent
+        callers: exactly one wins."""
+
     async def purge_expired(self, now: int) -> int:
-        """Drop expired jti rows, expired reference tokens, expired revocations and client change
-        log rows older than CLIENT_CHANGE_RETENTION."""
+        """Drop expired jti rows (assertions and proofs), expired reference tokens, expired
+        revocations and client change log rows older than CLIENT_CHANGE_RETENTION."""
 
     # housekeeping
     async def acquire_lease(self, name: str, holder: str, *, now: int, seconds: int) -> bool:

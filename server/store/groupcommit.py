@@ -1,26 +1,27 @@
-"""Group commit of assertion jtis (RFC 7523 §3 item 7), shared by both stores.
+"""Group commit of replay-protection ids (assertion jtis, RFC 7523 §3 item 7; DPoP proof jtis,
+RFC 9449 §11.1), shared by both stores.
 
-Requests that arrive while a jti insert is in flight wait and are then inserted together by one
-statement, so a burst of assertions costs one commit, not one each. The store supplies the
-statement (`insert`: rows in, the (client_id, jti) pairs it inserted out) and the lock that keeps
-one batch in flight at a time.
+Requests that arrive while an insert is in flight wait and are then inserted together by one
+statement, so a burst costs one commit, not one each. The store supplies the statement (`insert`:
+(key, expires_at) rows in, the keys it inserted out) and the lock that keeps one batch in flight at
+a time. A key is whatever identifies one use: (client_id, jti) for assertions, the jti for proofs.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Generic, TypeVar
 
-__all__ = ["JtiGroupCommit", "JtiRow"]
+__all__ = ["JtiGroupCommit"]
 
-#: (client_id, jti, expires_at)
-JtiRow = tuple[str, str, int]
+K = TypeVar("K", bound=Hashable)
 
 
-class JtiGroupCommit:
+class JtiGroupCommit(Generic[K]):
     def __init__(
         self,
-        insert: Callable[[Sequence[JtiRow]], Awaitable[set[tuple[str, str]]]],
+        insert: Callable[[Sequence[tuple[K, int]]], Awaitable[set[K]]],
         *,
         lock: asyncio.Lock,
         max_batch: int,
@@ -28,13 +29,13 @@ class JtiGroupCommit:
         self._insert = insert
         self._lock = lock
         self._max_batch = max_batch
-        self._pending: list[tuple[JtiRow, asyncio.Future[bool]]] = []
+        self._pending: list[tuple[tuple[K, int], asyncio.Future[bool]]] = []
         self._writers: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak refs
 
-    async def record(self, client_id: str, jti: str, expires_at: int) -> bool:
-        """True when the jti was new; every copy of a jti but the first is a replay."""
+    async def record(self, key: K, expires_at: int) -> bool:
+        """True when `key` was new; every copy of a key but the first is a replay."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append(((client_id, jti, expires_at), future))
+        self._pending.append(((key, expires_at), future))
         if len(self._pending) == 1:
             self._start_writer()
         return await future
@@ -57,9 +58,9 @@ class JtiGroupCommit:
                     if not future.done():
                         future.set_exception(exc)
                 return
-        for (client_id, jti, _), future in batch:
-            fresh = (client_id, jti) in inserted
-            # The same jti twice in one batch: the first one won, every other copy is a replay.
-            inserted.discard((client_id, jti))
+        for (key, _), future in batch:
+            fresh = key in inserted
+            # The same key twice in one batch: the first one won, every other copy is a replay.
+            inserted.discard(key)
             if not future.done():
                 future.set_result(fresh)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,7 +25,7 @@ import asyncpg
 from certbound.errors import StoreError, StoreUnavailableError
 from certbound.models import Client, ReferenceToken, SigningKeyRecord
 from certbound.store.base import CLIENT_CHANGE_RETENTION, ClientExistsError
-from certbound.store.groupcommit import JtiGroupCommit, JtiRow
+from certbound.store.groupcommit import JtiGroupCommit
 from certbound.store.rows import (
     CLIENT_COLUMNS,
     TOKEN_COLUMNS,
@@ -100,6 +100,16 @@ MIGRATIONS: tuple[str, ...] = (
         expires_at BIGINT NOT NULL
     );
     """,
+    # v2: DPoP (RFC 9449): proof jtis seen (replay state of every node) and the key thumbprint a
+    # reference token is bound to.
+    """
+    CREATE TABLE dpop_jtis (
+        jti TEXT PRIMARY KEY,
+        expires_at BIGINT NOT NULL
+    );
+    CREATE INDEX dpop_jtis_expiry ON dpop_jtis (expires_at);
+    ALTER TABLE reference_tokens ADD COLUMN cnf_jkt TEXT;
+    """,
 )
 
 # Advisory lock keys (one 64-bit space per database, shared with other applications: ours
@@ -152,6 +162,7 @@ class PostgresStore:
         self._timeout = timeout
         self._pool: asyncpg.Pool | None = None
         self._jtis = JtiGroupCommit(self._insert_jtis, lock=asyncio.Lock(), max_batch=_JTI_BATCH)
+        self._proof_jtis = JtiGroupCommit(self._insert_proof_jtis, lock=asyncio.Lock(), max_batch=_JTI_BATCH)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -344,15 +355,33 @@ class PostgresStore:
 
     # assertion replay
     async def record_assertion_jti(self, client_id: str, jti: str, expires_at: int) -> bool:
+        return await self._bounded(self._jtis.record((client_id, jti), expires_at))
+
+    async def record_proof_jti(self, jti: str, expires_at: int) -> bool:
+        return await self._bounded(self._proof_jtis.record(jti, expires_at))
+
+    async def _bounded(self, recording: Awaitable[bool]) -> bool:
         try:
             # Bounds the wait for the batch in flight too, not only this request's own statement.
             async with asyncio.timeout(self._timeout):
-                return await self._jtis.record(client_id, jti, expires_at)
+                return await recording
         except TimeoutError as exc:
             raise StoreUnavailableError(f"PostgreSQL {_where(self._dsn)} did not answer") from exc
 
-    async def _insert_jtis(self, rows: Sequence[JtiRow]) -> set[tuple[str, str]]:
-        client_ids, jtis, expiries = zip(*rows, strict=True)
+    async def _insert_proof_jtis(self, rows: Sequence[tuple[str, int]]) -> set[str]:
+        jtis, expiries = zip(*rows, strict=True)
+        async with self._connection() as connection:
+            inserted = await connection.fetch(
+                "INSERT INTO dpop_jtis (jti, expires_at) "
+                "SELECT * FROM unnest($1::text[], $2::bigint[]) "
+                "ON CONFLICT DO NOTHING RETURNING jti",
+                jtis,
+                expiries,
+            )
+        return {row[0] for row in inserted}
+
+    async def _insert_jtis(self, rows: Sequence[tuple[tuple[str, str], int]]) -> set[tuple[str, str]]:
+        client_ids, jtis, expiries = zip(*((*key, expires_at) for key, expires_at in rows), strict=True)
         async with self._connection() as connection:
             # A jti twice in one batch: ON CONFLICT DO NOTHING skips the second copy.
             inserted = await connection.fetch(
@@ -369,6 +398,7 @@ class PostgresStore:
         removed = 0
         for table, column, before in (
             ("assertion_jtis", "expires_at", now),
+            ("dpop_jtis", "expires_at", now),
             ("reference_tokens", "expires_at", now),
             ("revoked_jwts", "expires_at", now),
             ("client_changes", "changed_at", now - CLIENT_CHANGE_RETENTION),
@@ -405,7 +435,7 @@ class PostgresStore:
         async with self._connection() as connection:
             await connection.execute(
                 f"INSERT INTO reference_tokens ({TOKEN_COLUMNS}) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 *reference_token_values(token),
             )
 

@@ -26,7 +26,7 @@ CLIENT_COLUMNS = (
 )
 TOKEN_COLUMNS = (
     "token_hash, jti, client_id, subject, scope, audience, issued_at, expires_at, "
-    "cnf_x5t_s256, revoked, extra"
+    "cnf_x5t_s256, revoked, extra, cnf_jkt"
 )
 
 
@@ -69,6 +69,7 @@ def reference_token_from_row(row: Sequence[Any]) -> ReferenceToken:
         cnf_x5t_s256=row[8],
         revoked=bool(row[9]),
         extra=json.loads(row[10]),
+        cnf_jkt=row[11],
     )
 
 
@@ -86,4 +87,5 @@ def reference_token_values(token: ReferenceToken) -> tuple[Any, ...]:
         token.cnf_x5t_s256,
         token.revoked,
         json.dumps(dict(token.extra)),
+        token.cnf_jkt,
     )

@@ -35,7 +35,7 @@ from certbound.errors import StoreError, StoreUnavailableError
 from certbound.models import Client, ReferenceToken, SigningKeyRecord
 from certbound.privatefiles import create_private_file, ensure_private_directory, warn_if_exposed
 from certbound.store.base import CLIENT_CHANGE_RETENTION, ClientExistsError
-from certbound.store.groupcommit import JtiGroupCommit, JtiRow
+from certbound.store.groupcommit import JtiGroupCommit
 from certbound.store.rows import (
     CLIENT_COLUMNS,
     TOKEN_COLUMNS,
@@ -112,11 +112,22 @@ MIGRATIONS: tuple[str, ...] = (
         expires_at INTEGER NOT NULL
     );
     """,
+    # v3: DPoP (RFC 9449): proof jtis seen (replay state of every worker and node) and the key
+    # thumbprint a reference token is bound to.
+    """
+    CREATE TABLE dpop_jtis (
+        jti TEXT PRIMARY KEY,
+        expires_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX dpop_jtis_expiry ON dpop_jtis (expires_at);
+    ALTER TABLE reference_tokens ADD COLUMN cnf_jkt TEXT;
+    """,
 )
 
 #: How long a single-statement write keeps retrying SQLite's immediate "busy" answers.
 _WRITE_RETRY_SECONDS = 10.0
-#: Assertion jtis inserted by one statement at most (3 bound parameters each; SQLite allows 32766).
+#: Assertion or proof jtis inserted by one statement at most (3 bound parameters each at most;
+#: SQLite allows 32766).
 _JTI_BATCH = 500
 
 _T = TypeVar("_T")
@@ -139,6 +150,9 @@ class SQLiteStore:
         self._db: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
         self._jtis = JtiGroupCommit(self._insert_jtis, lock=self._write_lock, max_batch=_JTI_BATCH)
+        self._proof_jtis = JtiGroupCommit(
+            self._insert_proof_jtis, lock=self._write_lock, max_batch=_JTI_BATCH
+        )
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -353,22 +367,36 @@ class SQLiteStore:
 
     # assertion replay
     async def record_assertion_jti(self, client_id: str, jti: str, expires_at: int) -> bool:
-        return await self._jtis.record(client_id, jti, expires_at)
+        return await self._jtis.record((client_id, jti), expires_at)
 
-    async def _insert_jtis(self, rows: Sequence[JtiRow]) -> set[tuple[str, str]]:
+    async def _insert_jtis(self, rows: Sequence[tuple[tuple[str, str], int]]) -> set[tuple[str, str]]:
         """One statement for a batch; called with `_write_lock` held (JtiGroupCommit)."""
         sql = (
             "INSERT OR IGNORE INTO assertion_jtis (client_id, jti, expires_at) VALUES "
             + ", ".join(["(?, ?, ?)"] * len(rows))
             + " RETURNING client_id, jti"
         )
+        parameters = tuple(itertools.chain.from_iterable((*key, expires_at) for key, expires_at in rows))
         # RETURNING lists exactly the rows this statement inserted (SQLite >= 3.35).
-        returned = await self._retrying(self.db.execute_fetchall, sql, tuple(itertools.chain(*rows)))
+        returned = await self._retrying(self.db.execute_fetchall, sql, parameters)
         return {(row[0], row[1]) for row in returned}
+
+    async def record_proof_jti(self, jti: str, expires_at: int) -> bool:
+        return await self._proof_jtis.record(jti, expires_at)
+
+    async def _insert_proof_jtis(self, rows: Sequence[tuple[str, int]]) -> set[str]:
+        """One statement for a batch; called with `_write_lock` held (JtiGroupCommit)."""
+        sql = (
+            "INSERT OR IGNORE INTO dpop_jtis (jti, expires_at) VALUES "
+            + ", ".join(["(?, ?)"] * len(rows))
+            + " RETURNING jti"
+        )
+        returned = await self._retrying(self.db.execute_fetchall, sql, tuple(itertools.chain(*rows)))
+        return {row[0] for row in returned}
 
     async def purge_expired(self, now: int) -> int:
         removed = 0
-        for table in ("assertion_jtis", "reference_tokens", "revoked_jwts"):
+        for table in ("assertion_jtis", "dpop_jtis", "reference_tokens", "revoked_jwts"):
             cursor = await self._write(f"DELETE FROM {table} WHERE expires_at < ?", (now,))
             removed += cursor.rowcount
         cursor = await self._write(
@@ -389,7 +417,7 @@ class SQLiteStore:
     # reference tokens and revocation
     async def save_reference_token(self, token: ReferenceToken) -> None:
         await self._write(
-            f"INSERT INTO reference_tokens ({TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO reference_tokens ({TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             reference_token_values(token),
         )
 

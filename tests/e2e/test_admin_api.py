@@ -210,6 +210,18 @@ async def test_round_trip(admin, admin_server, http) -> None:
     assert await client_credentials(http, admin_server, client_id, new_secret) == 401
 
 
+async def test_dpop_bound_access_tokens_round_trip(admin, admin_server, http) -> None:
+    # RFC 9449 §5.2 metadata, documented in the OpenAPI schema the checker validates against.
+    created = await admin("POST", "/admin/clients", {"dpop_bound_access_tokens": True})
+    assert created.status == 201, created.body
+    assert created.body["dpop_bound_access_tokens"] is True
+    client_id, secret = created.body["client_id"], created.body["client_secret"]
+    assert await client_credentials(http, admin_server, client_id, secret) == 400  # no proof
+    replaced = await admin("PUT", client_path(client_id), {"dpop_bound_access_tokens": False})
+    assert replaced.body["dpop_bound_access_tokens"] is False
+    assert await client_credentials(http, admin_server, client_id, secret) == 200
+
+
 async def test_admin_chooses_client_id_and_secret(admin, admin_server, http) -> None:
     secret = "pässwört"  # 8 characters of Unicode text: accepted (with a warning in the log)
     created = await admin("POST", "/admin/clients", {"client_id": "billing/eu 1", "client_secret": secret})
@@ -249,6 +261,7 @@ async def test_short_secret_is_invalid_client_metadata(admin, secret: str) -> No
         ({"token_endpoint_auth_method": "none", "client_secret": "x" * 40}, "client_secret"),
         ({"scope": "everything"}, "scope"),
         ({"jwks": {"keys": []}, "jwks_uri": "https://example.com/jwks"}, "jwks"),
+        ({"dpop_bound_access_tokens": "yes"}, "dpop_bound_access_tokens"),
     ],
 )
 async def test_create_refusals(admin, body: dict[str, Any], field: str) -> None:

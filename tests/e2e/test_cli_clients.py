@@ -113,6 +113,11 @@ def test_add_from_a_data_file_with_flags_on_top(db: str, tmp_path: Path) -> None
     assert created["x_team"] == "payments"
     assert created["access_token_as_jwt"] is False
     assert len(created["client_secret"]) == 43
+    assert "dpop_bound_access_tokens" not in created
+    dpop = json.loads(ok("update", created["client_id"], "--db", db, "--dpop-bound", "--json"))
+    assert dpop["dpop_bound_access_tokens"] is True
+    undone = json.loads(ok("update", created["client_id"], "--db", db, "--no-dpop-bound", "--json"))
+    assert undone["dpop_bound_access_tokens"] is False
 
 
 async def test_rotate_secret_and_delete_take_effect_on_a_server(db: str) -> None:

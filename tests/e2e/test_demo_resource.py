@@ -22,6 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from certbound.devpki import write_dev_pki
+from certbound.dpop import DPoPKey
 from tests.e2e.processes import ServerProcess, free_port, run_cli
 from tests.helpers import basic_auth
 
@@ -143,6 +144,52 @@ def test_jwt_mode_accepts_a_bound_token_only_with_its_certificate(pki, authoriza
         assert status == 0
         # Issue 9 finding 17: the start-up line says what JWT mode means for revoked tokens.
         assert "JWT mode cannot see revocation" in stderr
+
+
+def test_dpop_bound_tokens_from_a_server_requiring_nonces(pki, tmp_path) -> None:
+    """SPEC §12 through the command line: `serve --dpop-nonce` and `clients add --dpop-bound`; the
+    demo API takes the token with a proof, and refuses it as Bearer, with DPoP challenges."""
+    db, port = f"sqlite:///{tmp_path}/certbound.db", free_port()
+    issuer = f"https://localhost:{port}"
+    flags = ["--port", str(port), "--issuer", issuer, "--db", db, "--dpop-nonce", *tls_flags(pki)]
+    with ServerProcess(*flags) as server:
+        client = add_client(db, "--method", "client_secret_basic", "--dpop-bound")
+        authorization = basic_auth(client["client_id"], client["client_secret"])
+        form = "grant_type=client_credentials"
+        status, body, _ = https(server.url + "/token", pki, form=form, authorization=authorization)
+        assert (status, body["error"]) == (400, "invalid_request")  # dpop_bound_access_tokens
+        key = DPoPKey()
+        token_request = {"Authorization": authorization}
+        proof = {"DPoP": key.proof("POST", issuer + "/token")}
+        nonce = server_nonce(server.url + "/token", pki, {**token_request, **proof})
+        proof = {"DPoP": key.proof("POST", issuer + "/token", nonce=nonce)}
+        status, body, _ = https(server.url + "/token", pki, form=form, headers={**token_request, **proof})
+        assert (status, body["token_type"]) == (200, "DPoP"), body
+        token = body["access_token"]
+        with DemoResourceProcess(*demo_flags(pki, str(port))) as demo:
+            resource = demo.url + "/resource"
+            dpop = {"Authorization": f"DPoP {token}", "DPoP": key.proof("GET", resource, access_token=token)}
+            status, body, _ = https(resource, pki, headers=dpop)
+            assert (status, body["cnf"]) == (200, {"jkt": key.jkt}), body
+            status, body, challenge = https(resource, pki, token=token)
+            assert (status, body["error"]) == (401, "invalid_token")
+            assert challenge is not None
+            assert challenge.startswith('DPoP error="invalid_token"')
+
+
+def server_nonce(url: str, pki: Path, headers: dict[str, str]) -> str:
+    """The DPoP-Nonce of a token request refused with use_dpop_nonce (RFC 9449 §8)."""
+    context = ssl.create_default_context(cafile=str(pki / "server-ca.pem"))
+    request = urllib.request.Request(
+        url,
+        data=b"grant_type=client_credentials",
+        headers={**headers, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, context=context, timeout=10)
+    assert (refused.value.code, json.loads(refused.value.read())["error"]) == (400, "use_dpop_nonce")
+    nonce: str = refused.value.headers["DPoP-Nonce"]
+    return nonce
 
 
 def test_introspection_mode_sees_a_revocation(pki, authorization_server, tmp_path) -> None:

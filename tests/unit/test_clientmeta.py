@@ -108,6 +108,8 @@ def test_scope_outside_server_or_wrong_type_refused(scope: object) -> None:
         ("software_version", 2),
         ("access_token_as_jwt", "false"),
         ("tls_client_certificate_bound_access_tokens", 1),
+        ("dpop_bound_access_tokens", "true"),
+        ("dpop_bound_access_tokens", 1),
     ],
 )
 def test_member_types(name: str, value: object) -> None:
@@ -214,6 +216,13 @@ def test_binding_flag_kept_when_given() -> None:
     assert normalize(tls_client_certificate_bound_access_tokens=True)[
         "tls_client_certificate_bound_access_tokens"
     ]
+
+
+def test_dpop_binding_flag_kept_when_given_and_omitted_otherwise() -> None:
+    # RFC 9449 §5.2: omitted means false; the member stays omitted rather than filled.
+    assert normalize(dpop_bound_access_tokens=True)["dpop_bound_access_tokens"] is True
+    assert normalize(dpop_bound_access_tokens=False)["dpop_bound_access_tokens"] is False
+    assert "dpop_bound_access_tokens" not in normalize()
 
 
 def test_merge_patch_replaces_deletes_and_merges_objects() -> None:

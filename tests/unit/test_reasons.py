@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import certbound
-from certbound.errors import InvalidClientError
-from certbound.reasons import DISCLOSED, GENERIC_REFUSAL, Reason
+from certbound.errors import InvalidClientError, InvalidDPoPProofError
+from certbound.reasons import DISCLOSED, GENERIC_REFUSAL, ProofReason, Reason
 
 SOURCE = Path(certbound.__file__).resolve().parent
 
@@ -69,3 +69,20 @@ def test_the_default_reason_is_unclassified_and_not_disclosed() -> None:
     refused = InvalidClientError("something new")
     assert refused.reason is Reason.UNCLASSIFIED
     assert refused.public_description == GENERIC_REFUSAL
+
+
+def test_proof_reasons_are_unique_snake_case_and_apart_from_client_reasons() -> None:
+    codes = [reason.value for reason in ProofReason]
+    assert len(set(codes)) == len(codes)
+    assert all(
+        code.startswith("dpop_") and code.replace("_", "").isalpha() and code.islower() for code in codes
+    )
+    assert not set(codes) & {reason.value for reason in Reason}
+
+
+def test_a_refused_proof_carries_its_reason_and_is_always_described() -> None:
+    refused = InvalidDPoPProofError(
+        "the DPoP proof's htu is not https://as/token", reason=ProofReason.HTU_MISMATCH
+    )
+    assert (refused.error, refused.status, refused.reason) == ("invalid_dpop_proof", 400, "dpop_htu_mismatch")
+    assert refused.public_description == refused.description

@@ -10,9 +10,16 @@ from certbound.tokens import access_token_claims
 _TEXT = st.text(st.characters(blacklist_categories=("Cs",)))
 
 
-@given(_TEXT, _TEXT, _TEXT, _TEXT, st.integers(0, 2**40), _TEXT, st.none() | _TEXT)
+@given(_TEXT, _TEXT, _TEXT, _TEXT, st.integers(0, 2**40), _TEXT, st.none() | _TEXT, st.none() | _TEXT)
 def test_claims_are_the_json_of_the_same_dict(
-    issuer: str, client_id: str, audience: str, scope: str, now: int, jti: str, x5t: str | None
+    issuer: str,
+    client_id: str,
+    audience: str,
+    scope: str,
+    now: int,
+    jti: str,
+    x5t: str | None,
+    jkt: str | None,
 ) -> None:
     payload = access_token_claims(
         issuer=issuer,
@@ -24,6 +31,7 @@ def test_claims_are_the_json_of_the_same_dict(
         jti=jti,
         scope=scope,
         x5t_s256=x5t,
+        jkt=jkt,
     )
     expected: dict[str, object] = {
         "iss": issuer,
@@ -35,7 +43,8 @@ def test_claims_are_the_json_of_the_same_dict(
         "jti": jti,
         "scope": scope,
     }
-    if x5t is not None:
-        expected["cnf"] = {"x5t#S256": x5t}
+    cnf = {name: value for name, value in (("x5t#S256", x5t), ("jkt", jkt)) if value is not None}
+    if cnf:
+        expected["cnf"] = cnf
     assert json.loads(payload) == expected
     assert payload == json.dumps(expected, separators=(",", ":"), ensure_ascii=False).encode()

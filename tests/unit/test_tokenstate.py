@@ -37,10 +37,13 @@ def client(*, as_jwt: bool = True) -> Client:
     return Client("c1", {"access_token_as_jwt": as_jwt}, 0)
 
 
-async def issue(context: ServerContext, *, as_jwt: bool = True, x5t: str | None = None) -> str:
+async def issue(
+    context: ServerContext, *, as_jwt: bool = True, x5t: str | None = None, jkt: str | None = None
+) -> str:
     issued = await context.tokens.issue(
-        client(as_jwt=as_jwt), subject="c1", scope="read", audience=ISSUER, x5t_s256=x5t
+        client(as_jwt=as_jwt), subject="c1", scope="read", audience=ISSUER, x5t_s256=x5t, jkt=jkt
     )
+    assert issued.token_type == ("DPoP" if jkt is not None else "Bearer")
     return issued.access_token
 
 
@@ -123,6 +126,25 @@ async def test_find_token_reads_back_what_was_issued(context: ServerContext, as_
     }
 
 
+@pytest.mark.parametrize("as_jwt", [True, False], ids=["jwt", "reference"])
+@pytest.mark.parametrize(
+    ("x5t", "cnf"),
+    [(None, {"jkt": "key-thumb"}), ("cert-thumb", {"x5t#S256": "cert-thumb", "jkt": "key-thumb"})],
+    ids=["dpop", "dpop+mtls"],
+)
+async def test_a_dpop_bound_token_is_introspected_as_dpop(
+    context: ServerContext, as_jwt: bool, x5t: str | None, cnf: dict[str, str]
+) -> None:
+    token = await issue(context, as_jwt=as_jwt, x5t=x5t, jkt="key-thumb")
+    if as_jwt:
+        assert jwt_parts(token)[1]["cnf"] == cnf
+    state = await find_token(token, context)
+    assert state is not None
+    assert (state.x5t_s256, state.jkt) == (x5t, "key-thumb")
+    answer = state.introspection(ISSUER)
+    assert (answer["token_type"], answer["cnf"]) == ("DPoP", cnf)
+
+
 async def test_unbound_token_has_no_cnf(context: ServerContext) -> None:
     state = await find_token(await issue(context), context)
     assert state is not None
@@ -157,7 +179,9 @@ async def test_find_token_ignores_what_is_not_ours(context: ServerContext) -> No
         sign_jwt(foreign, "at+jwt", claims),
         sign_jwt(ours, "at+jwt", {**claims, "iss": "https://other.example"}),
         sign_jwt(ours, "at+jwt", {**claims, "exp": "soon"}),
-        sign_jwt(ours, "at+jwt", {**claims, "cnf": {"jkt": "x"}}),
+        sign_jwt(ours, "at+jwt", {**claims, "cnf": {"jkt": 5}}),
+        sign_jwt(ours, "at+jwt", {**claims, "cnf": {}}),
+        sign_jwt(ours, "at+jwt", {**claims, "cnf": {"jkt": "x", "x5t": "y"}}),
         sign_jwt(ours, "JWT", claims),
         f"{header}.{payload}.AAAA",
     ):

@@ -13,7 +13,9 @@ from unittest import mock
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from multidict import CIMultiDict
 
+from certbound.dpop import DPoPKey
 from certbound.resource import (
     BearerTokenMiddleware,
     TokenVerifier,
@@ -22,7 +24,7 @@ from certbound.resource import (
     certificate_thumbprint,
     get_verified_token,
 )
-from certbound.resource.asgi import Message, Scope
+from certbound.resource.asgi import Message, Scope, request_url
 from tests.unit.resource.conftest import ScriptedAS, client_certificate
 
 CERTIFICATE = client_certificate()
@@ -217,3 +219,51 @@ async def test_lifespan_shutdown_closes_the_verifier(verifier) -> None:
 def test_no_verified_token_without_the_middleware() -> None:
     with pytest.raises(LookupError, match="BearerTokenMiddleware"):
         get_verified_token({"type": "http"})
+
+
+# DPoP (RFC 9449 §7.1)
+def dpop_scope(token: str, proof: str | None, **scope: Any) -> Scope:
+    built = http_scope(None, (b"authorization", f"DPoP {token}".encode()))
+    if proof is not None:
+        built["headers"].append((b"dpop", proof.encode()))
+    built.update(scheme="https", **scope)
+    return built
+
+
+async def test_a_dpop_bound_token_with_its_proof_passes(authorization_server, verifier) -> None:
+    key = DPoPKey()
+    token = authorization_server.token(cnf={"jkt": key.jkt})
+    app = App()
+    proof = key.proof("GET", "https://api.example/resource", access_token=token)
+    status, _, body = await call(BearerTokenMiddleware(app, verifier), dpop_scope(token, proof))
+    assert (status, body) == (200, b"client-1")
+    assert get_verified_token(app.scopes[0]).cnf == {"jkt": key.jkt}
+    # Twin: the proof names another URL than the request's.
+    other = key.proof("GET", "https://api.example/other", access_token=token)
+    status, headers, body = await call(BearerTokenMiddleware(app, verifier), dpop_scope(token, other))
+    assert status == 401
+    assert json.loads(body)["error"] == "invalid_dpop_proof"
+    assert headers["www-authenticate"].startswith('DPoP error="invalid_dpop_proof"')
+
+
+@pytest.mark.parametrize(
+    ("scope", "url"),
+    [
+        (
+            {"scheme": "https", "path": "/a b", "headers": [(b"host", b"api.example:8443")]},
+            "https://api.example:8443/a%20b",
+        ),
+        (
+            {"scheme": "https", "path": "/x", "raw_path": b"/%78", "headers": [(b"host", b"h")]},
+            "https://h/%78",
+        ),
+        ({"scheme": "wss", "path": "/ws", "headers": [(b"host", b"h")]}, "https://h/ws"),
+        (
+            {"scheme": "http", "path": "/x", "headers": [], "server": ("10.0.0.1", 8080)},
+            "http://10.0.0.1:8080/x",
+        ),
+    ],
+)
+def test_the_request_url_is_what_the_client_sent(scope: Scope, url: str) -> None:
+    headers = CIMultiDict((name.decode(), value.decode()) for name, value in scope["headers"])
+    assert request_url(scope, headers) == url

@@ -5,27 +5,32 @@ from __future__ import annotations
 import pytest
 
 from certbound.errors import InvalidRequestError, InvalidTokenError
-from certbound.resource.guard import presented_token
+from certbound.resource.guard import PresentedToken, presented_token
 
 
 @pytest.mark.parametrize(
     ("values", "token"),
     [
-        (["Bearer abc.DEF-_~+/=="], "abc.DEF-_~+/=="),
-        (["bearer  abc "], "abc"),
-        (["BEARER abc"], "abc"),
+        (["Bearer abc.DEF-_~+/=="], PresentedToken("abc.DEF-_~+/==", dpop=False)),
+        (["bearer  abc "], PresentedToken("abc", dpop=False)),
+        (["BEARER abc"], PresentedToken("abc", dpop=False)),
+        (["DPoP abc.DEF"], PresentedToken("abc.DEF", dpop=True)),
+        (["dpop abc"], PresentedToken("abc", dpop=True)),
         ([], None),
         (["Bearer"], None),
         (["Bearer   "], None),
+        (["DPoP"], None),
         (["Basic dXNlcjpwYXNz"], None),
-        (["DPoP abc"], None),  # not accepted until DPoP plugs in here
+        (["MAC abc"], None),
     ],
 )
-def test_presented_token(values: list[str], token: str | None) -> None:
+def test_presented_token(values: list[str], token: PresentedToken | None) -> None:
     assert presented_token(values) == token
 
 
-@pytest.mark.parametrize("value", ["Bearer a b", "Bearer a\tb", "Bearer é", "Bearer =abc", "Bearer a=b"])
+@pytest.mark.parametrize(
+    "value", ["Bearer a b", "Bearer a\tb", "Bearer é", "Bearer =abc", "Bearer a=b", "DPoP a b", "DPoP é"]
+)
 def test_malformed_token_is_invalid_token(value: str) -> None:
     with pytest.raises(InvalidTokenError, match="malformed"):
         presented_token([value])

@@ -18,12 +18,14 @@ ALLOWED = {
     "certbound.errorresponse",
     "certbound.errors",
     "certbound.httpguard",
+    # DPoP proofs (certbound.dpop) import their public JWK through it.
+    "certbound.jose",
     "certbound.keypolicy",
     "certbound.proxyheaders",
     "certbound.proxytrust",
     "certbound.reasons",
 }
-ALLOWED_PACKAGES = ("certbound.resource", "certbound.tls")
+ALLOWED_PACKAGES = ("certbound.resource", "certbound.tls", "certbound.dpop")
 #: Never: the authorization server's state and secrets.
 FORBIDDEN = (
     "certbound.app",

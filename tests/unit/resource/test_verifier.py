@@ -10,14 +10,16 @@ import hashlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote_plus
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from certbound.dpop import DPoPKey
 from certbound.errors import InvalidTokenError
-from certbound.resource import AuthorizationServerError, TokenVerifier, certificate_thumbprint
+from certbound.resource import AuthorizationServerError, DPoPRequest, TokenVerifier, certificate_thumbprint
 from certbound.tls import PeerCertificates
 from tests.unit.resource.conftest import ScriptedAS, client_certificate, new_key, sign
 
@@ -46,7 +48,11 @@ async def test_a_valid_jwt_is_verified(authorization_server, verifier) -> None:
         ({"jti": None}, "has no jti"),
         ({"exp": "tomorrow"}, "exp is not a number"),
         ({"client_id": 7}, "client_id is not a string"),
-        ({"cnf": {"jkt": "abc"}}, "not a certificate thumbprint"),
+        ({"cnf": {"jkt": "abc"}}, "DPoP-bound: send it with the DPoP scheme"),
+        ({"cnf": {"x5t": "abc"}}, "not a certificate or DPoP key thumbprint"),
+        ({"cnf": {"jkt": 5}}, "not a certificate or DPoP key thumbprint"),
+        ({"cnf": {}}, "not a certificate or DPoP key thumbprint"),
+        ({"cnf": "abc"}, "not a certificate or DPoP key thumbprint"),
     ],
 )
 async def test_claims_that_fail(authorization_server, verifier, changes, description) -> None:
@@ -311,3 +317,58 @@ async def test_unusable_introspection_answers(authorization_server, introspectin
 def test_introspection_needs_both_credentials() -> None:
     with pytest.raises(ValueError, match="both"):
         TokenVerifier(issuer="https://as.example", introspection_client_id="rs")
+
+
+# DPoP (RFC 9449 §7)
+class Remembering:
+    """A shared replay store of the verifier's choosing (ProofReplayCheck)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+
+    async def first_use(self, jti: str, remember_until: int) -> bool:
+        if jti in self.seen:
+            return False
+        self.seen[jti] = remember_until
+        return True
+
+
+async def test_behind_a_proxy_the_configured_origin_is_the_htu(authorization_server: ScriptedAS) -> None:
+    key = DPoPKey()
+    token = authorization_server.token(cnf={"jkt": key.jkt})
+    internal = DPoPRequest("GET", "http://10.0.0.5:8080/resource?x=1", [])
+    replay = Remembering()
+    async with TokenVerifier(
+        issuer=authorization_server.issuer,
+        ca_file=authorization_server.ca_file,
+        dpop_origin="https://api.example/",
+        dpop_replay=replay,
+    ) as verifier:
+        proof = key.proof("GET", "https://api.example/resource", access_token=token)
+        verified = await verifier.verify(token, dpop=replace(internal, proofs=[proof]))
+        assert verified.cnf == {"jkt": key.jkt}
+        assert len(replay.seen) == 1
+        with pytest.raises(InvalidTokenError, match="already been used"):
+            await verifier.verify(token, dpop=replace(internal, proofs=[proof]))
+    # Twin: without dpop_origin the request's own URL is the htu.
+    async with TokenVerifier(
+        issuer=authorization_server.issuer, ca_file=authorization_server.ca_file
+    ) as plain:
+        fresh = key.proof("GET", "https://api.example/resource", access_token=token)
+        with pytest.raises(InvalidTokenError, match="htu is not") as refused:
+            await plain.verify(token, dpop=replace(internal, proofs=[fresh]))
+        assert refused.value.error == "invalid_dpop_proof"
+        assert refused.value.dpop_algs == plain.dpop_algs
+
+
+async def test_only_the_configured_algorithms_are_accepted(authorization_server: ScriptedAS) -> None:
+    key = DPoPKey()
+    token = authorization_server.token(cnf={"jkt": key.jkt})
+    url = "https://api.example/resource"
+    async with TokenVerifier(
+        issuer=authorization_server.issuer, ca_file=authorization_server.ca_file, dpop_algs=["PS256"]
+    ) as verifier:
+        assert verifier.dpop_algs == ("PS256",)
+        request = DPoPRequest("GET", url, [key.proof("GET", url, access_token=token)])
+        with pytest.raises(InvalidTokenError, match="alg 'ES256' is not accepted"):
+            await verifier.verify(token, dpop=request)

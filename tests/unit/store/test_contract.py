@@ -9,7 +9,8 @@ only when PostgreSQL is unreachable.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,34 +158,59 @@ async def test_assertion_jti_is_recorded_once_even_concurrently(store: Store) ->
     assert await store.record_assertion_jti("other-client", "j1", 10**10)
 
 
-async def test_one_jti_raced_by_two_processes_is_accepted_once(store: Store, backend: Backend) -> None:
+#: The two replay records (RFC 7523 §3 item 7, RFC 9449 §11.1): same contract, separate tables.
+RECORDS: dict[str, Callable[[Store, str], Awaitable[bool]]] = {
+    "assertion": lambda store, jti: store.record_assertion_jti("c", jti, 10**10),
+    "proof": lambda store, jti: store.record_proof_jti(jti, 10**10),
+}
+
+
+@pytest.mark.parametrize("kind", RECORDS)
+async def test_one_jti_raced_by_two_processes_is_accepted_once(
+    store: Store, backend: Backend, kind: str
+) -> None:
+    record = RECORDS[kind]
     other = await backend.open()
     try:
-        results = await asyncio.gather(
-            *(s.record_assertion_jti("c", f"j{n}", 10**10) for n in range(20) for s in (store, other))
-        )
+        results = await asyncio.gather(*(record(s, f"j{n}") for n in range(20) for s in (store, other)))
     finally:
         await other.close()
     # results[2n] and results[2n + 1] are the two processes' answers for jti n: exactly one wins.
     assert all(results[2 * n] != results[2 * n + 1] for n in range(20))
 
 
-async def test_a_burst_of_jtis_is_committed_together_and_each_answered(store: Store) -> None:
+@pytest.mark.parametrize("kind", RECORDS)
+async def test_a_burst_of_jtis_is_committed_together_and_each_answered(store: Store, kind: str) -> None:
+    record = RECORDS[kind]
     jtis = [f"j{n % 50}" for n in range(200)]  # every jti four times, in one burst
-    results = await asyncio.gather(*(store.record_assertion_jti("c", jti, 10**10) for jti in jtis))
+    results = await asyncio.gather(*(record(store, jti) for jti in jtis))
     for jti in set(jtis):
         assert [ok for name, ok in zip(jtis, results, strict=True) if name == jti].count(True) == 1
     assert sum(results) == 50
-    assert not await store.record_assertion_jti("c", "j7", 10**10)
+    assert not await record(store, "j7")
+
+
+# DPoP proof replay
+async def test_proof_jti_is_recorded_once_whoever_sends_it(store: Store) -> None:
+    results = await asyncio.gather(*(store.record_proof_jti("p1", 10**10) for _ in range(10)))
+    assert results.count(True) == 1
+    assert await store.record_proof_jti("p2", 10**10)
+    # Proof jtis and assertion jtis are separate: the same string is new in the other.
+    assert await store.record_assertion_jti("c", "p1", 10**10)
+    assert not await store.record_proof_jti("p1", 10**10)
 
 
 async def test_purge_expired(store: Store) -> None:
     await store.record_assertion_jti("c", "old", 50)
     await store.record_assertion_jti("c", "new", 500)
+    await store.record_proof_jti("proof-old", 50)
+    await store.record_proof_jti("proof-new", 500)
     await store.revoke_jwt("jti-old", "c", 50)
-    assert await store.purge_expired(100) == 2
+    assert await store.purge_expired(100) == 3
     assert await store.record_assertion_jti("c", "old", 500)
     assert not await store.record_assertion_jti("c", "new", 500)
+    assert await store.record_proof_jti("proof-old", 500)
+    assert not await store.record_proof_jti("proof-new", 500)
     assert not await store.is_jwt_revoked("jti-old")
 
 
@@ -298,6 +324,18 @@ async def test_reference_tokens_and_revocation(store: Store) -> None:
     assert revoked.revoked
     await store.delete_client("c")
     assert await store.get_reference_token(b"t" * 32) is None
+
+
+async def test_a_reference_token_keeps_both_confirmations(store: Store) -> None:
+    bound = dataclasses.replace(_token(b"d" * 32, "dpop"), cnf_jkt="thumbprint")
+    unbound = dataclasses.replace(_token(b"n" * 32, "none"), cnf_x5t_s256=None)
+    await store.save_reference_token(bound)
+    await store.save_reference_token(unbound)
+    assert await store.get_reference_token(b"d" * 32) == bound
+    loaded = await store.get_reference_token(b"n" * 32)
+    assert loaded == unbound
+    assert loaded is not None
+    assert (loaded.cnf_x5t_s256, loaded.cnf_jkt) == (None, None)
 
 
 async def test_jwt_revocation(store: Store) -> None:
