@@ -15,6 +15,14 @@ every rep measures each scenario on both servers back to back, alternating which
     scripts/bench_anchor.py --only a-,c-,d- --backends sqlite,postgresql,postgresql-2nodes
                                             # also certbound on PostgreSQL, and two PostgreSQL nodes
                                             # behind HAProxy (mode tcp), in the same run
+    scripts/bench_anchor.py --quick --only d-,f-
+                                            # federated_jwt (a platform token with a fresh jti per
+                                            # request) against private_key_jwt, certbound only
+
+`g-federated-ka` has no oidc-provider side (it has no such method): it is the anchor's `d-pkjwt-ka`
+load (loadgen.mjs, an ES256 JWT with a fresh jti per request) sent as a federated_jwt client's
+platform token, issued by a `--federation` issuer whose key set is the pkjwt key (a `jwks_file`), and
+is compared with certbound's own `d-pkjwt-ka` in the same run.
 
 Stdlib only (plus the `certbound` CLI, run as `python -m certbound`, and the anchor's node tools).
 Writes run/bench-<timestamp>.md (tables) and run/bench-<timestamp>.jsonl (one line per rep).
@@ -74,7 +82,13 @@ SCENARIOS = (
     "d-pkjwt-ka",
     "e1-selfsigned-ka",
     "f-dpop-ka",
+    "g-federated-ka",
 )
+#: Scenarios of certbound alone (oidc-provider has no such method): name -> (the anchor scenario
+#: whose load it reuses, the certbound scenario it is compared with, the client it authenticates).
+CERTBOUND_ONLY = {"g-federated-ka": ("d-pkjwt-ka", "d-pkjwt-ka", "fed-client")}
+#: The `--federation` issuer of `g-federated-ka`: loadgen.mjs signs iss = sub = the client_id.
+FEDERATED_ISSUER = "bench-platform"
 TARGET_RATIO = 2.0
 _BUSY_OTHER_CPU = 25.0  # % of a core used by other tenants above which a run is flagged as noisy
 
@@ -209,10 +223,20 @@ class Deployment:
     postgres: bool = False
 
     def settings(self, cb_dir: Path, database_url: str | None) -> list[str]:
-        """The settings `serve` and `clients add` must agree on (database, master key, scopes)."""
+        """The settings `serve` and `clients add` must agree on (database, master key, scopes, the
+        federation file of `g-federated-ka`, written by `write_federation`)."""
+        federation = ["--federation", str(cb_dir / "federation.toml")]
         if database_url is None:
-            return ["--db", f"sqlite:///{cb_dir / 'bench.db'}", "--scopes", SCOPES]
-        return ["--db", database_url, "--master-key-file", str(cb_dir / "master.key"), "--scopes", SCOPES]
+            return ["--db", f"sqlite:///{cb_dir / 'bench.db'}", "--scopes", SCOPES, *federation]
+        return [
+            "--db",
+            database_url,
+            "--master-key-file",
+            str(cb_dir / "master.key"),
+            "--scopes",
+            SCOPES,
+            *federation,
+        ]
 
 
 def deployments(names: Sequence[str], port: int) -> list[Deployment]:
@@ -491,17 +515,33 @@ class ClientSpec:
     secret: str | None = None
 
 
+def _pkjwt_key(pki: Path, scenarios: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    key = _p256_jwk(_openssl("pkey", "-in", str(pki / "pkjwt-client.key"), "-pubout"))
+    kid = next((str(s["pkjwt_kid"]) for s in scenarios if s.get("pkjwt_kid")), "pkjwt-1")
+    key.update(use="sig", alg="ES256", kid=kid)
+    return key
+
+
+def write_federation(cb_dir: Path, pki: Path, scenarios: Sequence[dict[str, Any]]) -> None:
+    """The `--federation` file of `g-federated-ka`: one issuer whose tokens loadgen.mjs signs with
+    the pkjwt key (iss = the client_id), its key set a `jwks_file`; audience: the server's issuer."""
+    client_id = CERTBOUND_ONLY["g-federated-ka"][2]
+    (cb_dir / "platform-jwks.json").write_text(json.dumps({"keys": [_pkjwt_key(pki, scenarios)]}))
+    (cb_dir / "federation.toml").write_text(
+        f'[[issuer]]\nname = "{FEDERATED_ISSUER}"\nissuer = "{client_id}"\njwks_file = "platform-jwks.json"\n'
+    )
+
+
 def client_specs(pki: Path, scenarios: Sequence[dict[str, Any]]) -> dict[str, ClientSpec]:
-    """The anchor's four clients (its server.mjs), as RFC 7591 metadata for `certbound clients add`."""
+    """The anchor's four clients (its server.mjs), as RFC 7591 metadata for `certbound clients add`,
+    and `fed-client` (federated_jwt) for `g-federated-ka`."""
     common = {"grant_types": ["client_credentials"], "scope": CLIENT_SCOPE}
     subject = _openssl("x509", "-in", str(pki / "client1.crt"), "-noout", "-subject", "-nameopt", "RFC2253")
     selfsigned_key = _p256_jwk(_openssl("x509", "-in", str(pki / "selfsigned.crt"), "-noout", "-pubkey"))
     selfsigned_key.update(
         use="sig", x5c=[base64.b64encode(_cert_der(pki / "selfsigned.crt")).decode("ascii")]
     )
-    pkjwt_key = _p256_jwk(_openssl("pkey", "-in", str(pki / "pkjwt-client.key"), "-pubout"))
-    kid = next((str(s["pkjwt_kid"]) for s in scenarios if s.get("pkjwt_kid")), "pkjwt-1")
-    pkjwt_key.update(use="sig", alg="ES256", kid=kid)
+    pkjwt_key = _pkjwt_key(pki, scenarios)
     secret = next((str(s["basic"]).split(":", 1)[1] for s in scenarios if s.get("basic")), "bench-secret")
     specs = {
         "mtls-client": ClientSpec(
@@ -515,6 +555,10 @@ def client_specs(pki: Path, scenarios: Sequence[dict[str, Any]]) -> dict[str, Cl
         "pkjwt-client": ClientSpec(
             "private_key_jwt",
             {"jwks": {"keys": [pkjwt_key]}, "token_endpoint_auth_signing_alg": "ES256", **common},
+        ),
+        "fed-client": ClientSpec(
+            "federated_jwt",
+            {"federated_issuer": FEDERATED_ISSUER, "federated_claims": {"sub": "fed-client"}, **common},
         ),
     }
     for client_id, spec in specs.items():
@@ -992,6 +1036,39 @@ def _render_deployments(outcomes: list[Outcome], chosen: list[Deployment]) -> li
     return lines
 
 
+def _render_certbound_only(outcomes: dict[str, Outcome]) -> list[str]:
+    """Scenarios oidc-provider cannot run, against the certbound scenario they are compared with."""
+    rows = [outcome for outcome in outcomes.values() if outcome.name in CERTBOUND_ONLY]
+    if not rows:
+        return []
+    lines = [
+        "## certbound only",
+        "",
+        "| scenario | certbound tokens/s | compared with | its tokens/s | ratio | p50 / p99 ms | "
+        "CPU ms/token (this / compared) | errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for outcome in rows:
+        reference_name = CERTBOUND_ONLY[outcome.name][1]
+        reference = outcomes.get(reference_name)
+        if outcome.skipped or reference is None:
+            why = (
+                outcome.skipped
+                or f"run it with `{reference_name}` (--only {reference_name[:2]},{outcome.name[:2]})"
+            )
+            lines.append(f"| `{outcome.name}` | {why} | | | | | | |")
+            continue
+        tokens, base = outcome.cb.median_tokens, reference.cb.median_tokens
+        ratio = f"**{tokens / base:.2f}x**" if tokens is not None and base else "-"
+        lines.append(
+            f"| `{outcome.name}` | {_fmt(outcome.cb.tokens, 0, True)} | `{reference_name}` | "
+            f"{_fmt(reference.cb.tokens, 0, True)} | {ratio} | {_fmt(outcome.cb.p50, 1)} / "
+            f"{_fmt(outcome.cb.p99, 1)} | {_fmt(outcome.cb.cpu_ms, 3)} / {_fmt(reference.cb.cpu_ms, 3)} | "
+            f"{outcome.cb.errors} / {outcome.cb.requests} |"
+        )
+    return [*lines, ""]
+
+
 def _describe(deployment: Deployment) -> str:
     database = "PostgreSQL" if deployment.postgres else "SQLite"
     return f"{database}, {deployment.nodes} nodes behind HAProxy" if deployment.nodes > 1 else database
@@ -1080,6 +1157,14 @@ def _select(work: Path, only: str | None) -> tuple[dict[str, Any], list[dict[str
     config = tomllib.loads((work / "scenarios" / "oidc-provider.toml").read_text())
     by_name = {scenario["name"]: scenario for scenario in config["scenario"]}
     by_name[DPOP_SCENARIO["name"]] = DPOP_SCENARIO
+    for name, (load, _, client_id) in CERTBOUND_ONLY.items():
+        if load in by_name:
+            by_name[name] = {
+                **by_name[load],
+                "name": name,
+                "desc": f"federated_jwt: {by_name[load].get('desc', load)}, as a platform token",
+                "pkjwt_client": client_id,
+            }
     prefixes = only.split(",") if only else [""]
     names = [name for name in SCENARIOS if any(name.startswith(prefix) for prefix in prefixes)]
     if not names:
@@ -1146,6 +1231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for deployment in chosen:
             cb_dir = work / "certbound" / deployment.name
             cb_dir.mkdir(parents=True)
+            write_federation(cb_dir, pki, bases)
             url = None
             if deployment.postgres:
                 name = f"certbound_bench_{deployment.name.replace('-', '_')}_{os.getpid()}"
@@ -1171,13 +1257,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 outcome.skipped = reason
                 print(f"   {base['name']}: {reason}", flush=True)
                 continue
-            op_run = _side_scenario(base, OP)
-            op_probe = _probe(work, op_run)
-            print(f"   {base['name']}: oidc-provider {op_probe.detail}", flush=True)
-            if not op_probe.ok:
-                outcome.skipped = f"skipped: oidc-provider answered {op_probe.detail}"
-                continue
-            group = [op_run]
+            group = []
+            if base["name"] not in CERTBOUND_ONLY:
+                op_run = _side_scenario(base, OP)
+                op_probe = _probe(work, op_run)
+                print(f"   {base['name']}: oidc-provider {op_probe.detail}", flush=True)
+                if not op_probe.ok:
+                    outcome.skipped = f"skipped: oidc-provider answered {op_probe.detail}"
+                    continue
+                group.append(op_run)
             for deployment in chosen:
                 run = _side_scenario(base, deployment.side)
                 probe = _probe(work, run)
@@ -1223,7 +1311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     lines = [f"# certbound vs oidc-provider, {time.strftime('%Y-%m-%d %H:%M:%S')}", ""]
     lines += _environment(work, defaults, args.reps, args.workers)
-    lines += ["", *_render(list(outcomes.values()), cb), ""]
+    lines += ["", *_render([o for o in outcomes.values() if o.name not in CERTBOUND_ONLY], cb), ""]
+    lines += _render_certbound_only(outcomes)
     if len(chosen) > 1:
         lines += [
             "## certbound deployments (`--backends`)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,8 +25,10 @@ from certbound.endpoints.register import RegistrationEndpoints
 from certbound.endpoints.revoke import revocation_endpoint
 from certbound.endpoints.token import token_endpoint
 from certbound.errors import ConfigError
+from certbound.federation import Federation, FederationKeys
 from certbound.jwks import ClientKeyResolver
 from certbound.keys import KeyRing
+from certbound.legacyaudience import LegacyAudienceUses
 from certbound.maintenance import maintain
 from certbound.metrics import Metrics
 from certbound.middleware import request_middleware
@@ -37,6 +40,8 @@ from certbound.tokens import AccessTokenIssuer
 from certbound.vault import Vault, load_or_create_master_key
 
 __all__ = ["build_context", "create_app", "master_key_path", "open_database", "open_vault"]
+
+log = logging.getLogger("certbound")
 
 #: What the DPoP nonce key is derived for: every node sharing the master key derives the same.
 DPOP_NONCE_KEY = b"certbound dpop nonce v1"
@@ -70,8 +75,9 @@ async def build_context(
     settings: Settings, store: Store | None = None, *, metrics: Metrics | None = None
 ) -> ServerContext:
     """Open everything a server process needs; the caller closes `context.store`."""
-    # Read before anything is opened: an unusable CA or CRL file is a ConfigError.
+    # Read before anything is opened: an unusable CA, CRL or federation file is a ConfigError.
     trust = ClientTrust(settings.client_ca, settings.client_crl)
+    federation = Federation(settings)
     vault = open_vault(settings)
     store = store if store is not None else await open_database(settings)
     keys = KeyRing(
@@ -86,6 +92,9 @@ async def build_context(
     tokens = AccessTokenIssuer(
         issuer=settings.issuer, lifetime=settings.token_lifetime, keys=keys, store=store
     )
+    metrics = metrics or Metrics()
+    # One fetcher (one HTTP session, one SSRF guard) for clients' jwks_uris and federation documents.
+    client_keys = ClientKeyResolver(settings)
     return ServerContext(
         settings,
         store,
@@ -93,12 +102,15 @@ async def build_context(
         keys,
         clients,
         tokens,
-        metrics or Metrics(),
-        client_keys=ClientKeyResolver(settings),
+        metrics,
+        client_keys=client_keys,
         trust=trust,
         secret_checker=SecretChecker(vault),
         proofs=ProofChecker(leeway=settings.clock_skew),
         dpop_nonces=_nonce_issuer(settings, vault),
+        federation=federation,
+        federation_keys=FederationKeys(client_keys.fetcher, metrics, limits=client_keys.limits),
+        legacy_audience=LegacyAudienceUses(),
     )
 
 
@@ -118,8 +130,14 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _close_services(app: web.Application) -> None:
-    await app[CONTEXT].client_keys.close()
-    app[CONTEXT].cpu.close()
+    context = app[CONTEXT]
+    try:
+        await context.legacy_audience.flush(context.store)
+    except Exception as exc:  # the database may be down at shutdown: say what is lost
+        log.warning("legacy-audience counts of this process were not saved: %s", exc)
+    context.federation_keys.close()
+    await context.client_keys.close()
+    context.cpu.close()
 
 
 def create_app(context: ServerContext) -> web.Application:

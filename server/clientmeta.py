@@ -8,7 +8,11 @@ InvalidClientMetadataError / InvalidRedirectUriError whose description starts wi
 (`metadata_error_field` reads it back: the TUI shows the error next to that field).
 
 General rules live here; what a method needs (subject fields, keys that parse, the algorithm family)
-is its `validate_metadata` hook in certbound.clientauth, called last.
+is its `validate_metadata` hook in certbound.clientauth, called last. Which methods exist, and which
+a client may register for itself (RFC 7591), is certbound.authmethods. A `federated_issuer` or a
+`spiffe_id` must name an issuer or trust domain of the federation file (SPEC §13) when the front
+door knows it: a server always does (one without `--federation` knows none), a CLI on the database
+when given `--federation` (or a config file naming one).
 """
 
 from __future__ import annotations
@@ -16,22 +20,29 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from certbound.authmethods import METHODS, MTLS_METHODS
 from certbound.clientauth import AUTH_METHODS
+from certbound.clientauth.federated import FEDERATED_ISSUER
 from certbound.config import Settings
 from certbound.errors import InvalidClientMetadataError, InvalidRedirectUriError
+from certbound.federation import FederationConfig
+from certbound.federation.claimrules import FEDERATED_CLAIMS
 from certbound.grants import GRANTS
 from certbound.jose import JWS_SIGNING_ALGS
 from certbound.jwks import parse_jwks, validate_jwks_uri
-from certbound.models import MTLS_METHODS
+from certbound.pki.spiffeid import parse_spiffe_id
+from certbound.pki.subject import SPIFFE_ID
 
 __all__ = [
     "CLIENT_SIGNING_ALGS",
     "KNOWN_AUTH_METHODS",
+    "LEGACY_AUDIENCE_ASSERTIONS",
+    "LEGACY_AUDIENCE_LAST_SEEN",
     "SERVER_ASSIGNED",
     "ScopeLimit",
     "merge_metadata",
@@ -39,24 +50,21 @@ __all__ = [
     "normalize_metadata",
 ]
 
-#: Every method OAuth and OpenID Connect define (SPEC §1); the server implements them in
+#: Every method this server knows (certbound.authmethods); it implements them in
 #: certbound.clientauth, and refuses to register a method it cannot verify.
-KNOWN_AUTH_METHODS = frozenset(
-    {
-        "client_secret_basic",
-        "client_secret_post",
-        "client_secret_jwt",
-        "private_key_jwt",
-        "tls_client_auth",
-        "self_signed_tls_client_auth",
-        "none",
-    }
-)
+KNOWN_AUTH_METHODS = frozenset(METHODS)
 
 #: `token_endpoint_auth_signing_alg` values a client may register (SPEC §5); `none` never.
 CLIENT_SIGNING_ALGS = JWS_SIGNING_ALGS
 
-#: Members the server issues (RFC 7591 §3.2.1, RFC 7592 §3); never stored as client metadata.
+#: What the admin views of a client that signs its own assertions report (certbound.legacyaudience):
+#: how many were accepted only because of --assertion-audience legacy, and when the last one was
+#: (epoch seconds; null: never).
+LEGACY_AUDIENCE_ASSERTIONS = "legacy_audience_assertions"
+LEGACY_AUDIENCE_LAST_SEEN = "legacy_audience_last_seen"
+
+#: Members the server issues or reports (RFC 7591 §3.2.1, RFC 7592 §3); never stored as client
+#: metadata.
 SERVER_ASSIGNED = (
     "client_id",
     "client_secret",
@@ -64,7 +72,13 @@ SERVER_ASSIGNED = (
     "client_secret_expires_at",
     "registration_access_token",
     "registration_client_uri",
+    LEGACY_AUDIENCE_ASSERTIONS,
+    LEGACY_AUDIENCE_LAST_SEEN,
 )
+
+#: Members whose value is one whole, replaced by a merge rather than merged into (SPEC §13: a
+#: client's claim rules are one rule set; a rule left out of an update is gone).
+_REPLACED_WHOLE = (FEDERATED_CLAIMS,)
 
 #: Defaults that depend on the method (SPEC §6, §8): recomputed when a merge changes the method.
 _METHOD_DEFAULTS = ("grant_types", "tls_client_certificate_bound_access_tokens")
@@ -263,12 +277,52 @@ def _signing_alg(metadata: Mapping[str, Any]) -> None:
         )
 
 
+#: The member naming a part of the federation file, per method that has one (SPEC §13).
+_FEDERATION_REFERENCES = {
+    "federated_jwt": FEDERATED_ISSUER,
+    "spiffe_jwt": SPIFFE_ID,
+    "tls_client_auth": SPIFFE_ID,
+}
+
+
+def _check_federation_reference(
+    method: str, metadata: Mapping[str, Any], federation: FederationConfig
+) -> None:
+    """SPEC §13: the issuer or trust domain a workload identity client names is in the federation
+    file in use (the method's own hook has checked the member's shape)."""
+    member = _FEDERATION_REFERENCES.get(method)
+    value = metadata.get(member) if member is not None else None
+    if not isinstance(value, str):
+        return
+    known: Collection[str]
+    if member == FEDERATED_ISSUER:
+        name, known, what = value, federation.issuers.keys(), "an issuer"
+    else:
+        name, known, what = (
+            parse_spiffe_id(value).trust_domain,
+            federation.trust_domains.keys(),
+            "a trust domain",
+        )
+    if name not in known:
+        listed = ", ".join(sorted(known)) or "none"
+        raise InvalidClientMetadataError(
+            f"{member}: {name!r} is not {what} of this server's federation file (known: {listed})"
+        )
+
+
 def normalize_metadata(
-    metadata: Mapping[str, Any], settings: Settings, scopes: ScopeLimit | None = None
+    metadata: Mapping[str, Any],
+    settings: Settings,
+    scopes: ScopeLimit | None = None,
+    *,
+    dynamic: bool = False,
+    federation: FederationConfig | None = None,
 ) -> dict[str, Any]:
     """Validate `metadata` and return it as stored: defaults filled, server-assigned members
     dropped, members whose value is null dropped (RFC 7592 §2.2 treats them as omitted). `scopes`
-    bounds the scope (default: what an administrator may give)."""
+    bounds the scope (default: what an administrator may give). `dynamic`: the client registers
+    itself (RFC 7591/7592), so only self-registrable methods. `federation`: the federation file in
+    use, when known, that `federated_issuer` and `spiffe_id` must refer to."""
     result = {
         name: value for name, value in metadata.items() if value is not None and name not in SERVER_ASSIGNED
     }
@@ -282,6 +336,10 @@ def normalize_metadata(
     if auth_method is None:
         raise InvalidClientMetadataError(
             f"token_endpoint_auth_method {method} is not supported by this server"
+        )
+    if dynamic and not METHODS[method].self_registrable:
+        raise InvalidClientMetadataError(
+            f"token_endpoint_auth_method {method} is registered by an administrator only (admin API or CLI)"
         )
 
     redirect_uris = _redirect_uris(result)
@@ -303,6 +361,8 @@ def normalize_metadata(
         # RFC 9449 §5.2; omitted means false, and is kept omitted.
         result["dpop_bound_access_tokens"] = _boolean(result, "dpop_bound_access_tokens", False)
     auth_method.validate_metadata(result, settings)
+    if federation is not None:
+        _check_federation_reference(method, result, federation)
     return result
 
 
@@ -324,7 +384,7 @@ def _merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[st
     for name, value in patch.items():
         if value is None:
             result.pop(name, None)
-        elif isinstance(value, dict) and isinstance(result.get(name), dict):
+        elif isinstance(value, dict) and isinstance(result.get(name), dict) and name not in _REPLACED_WHOLE:
             result[name] = _merge_patch(result[name], value)
         else:
             result[name] = value

@@ -290,6 +290,15 @@ OPTIONS: tuple[Option, ...] = (
         "DPoP proofs at the token endpoint must carry a nonce this server issued (RFC 9449 §8)",
         is_flag=True,
     ),
+    # Workload identity (issue 14, SPEC §13).
+    Option(
+        "federation",
+        _as_path,
+        None,
+        "trusted token issuers and SPIFFE trust domains for federated_jwt, spiffe_jwt and spiffe_id "
+        "clients (TOML; reloaded on SIGHUP)",
+        metavar="FILE",
+    ),
 )
 
 _BY_NAME = {option.name: option for option in OPTIONS}
@@ -341,6 +350,7 @@ class Settings:
     max_connections_per_ip: int = DEFAULT_LIMITS.max_connections_per_source
     max_handshakes_per_ip: int = DEFAULT_LIMITS.max_handshakes_per_source
     dpop_nonce: bool = False
+    federation: Path | None = None
     config: Path | None = field(default=None, compare=False)
 
     @property

@@ -10,8 +10,10 @@ from certbound.clients import ClientCache
 from certbound.config import Settings
 from certbound.cpupool import CpuPool
 from certbound.dpop import NonceIssuer, ProofChecker
+from certbound.federation import Federation, FederationKeys
 from certbound.jwks import ClientKeyResolver
 from certbound.keys import KeyRing
+from certbound.legacyaudience import LegacyAudienceUses
 from certbound.metrics import Metrics
 from certbound.pki.trust import ClientTrust
 from certbound.secretcheck import SecretChecker
@@ -36,6 +38,12 @@ class ServerContext:
     trust: ClientTrust
     #: Verifies presented client secrets; holds the slow-hash concurrency cap and what verified.
     secret_checker: SecretChecker
+    #: Workload identity (SPEC §13): the --federation configuration (reloaded on SIGHUP) and the
+    #: issuers' keys and SPIFFE bundles, fetched by the same fetcher as clients' jwks_uris.
+    federation: Federation
+    federation_keys: FederationKeys
+    #: Assertions accepted only because of --assertion-audience legacy, counted per client.
+    legacy_audience: LegacyAudienceUses
     #: Path building and client-key signature checks run here, off the event loop (issue 9).
     cpu: CpuPool = field(default_factory=CpuPool)
     #: DPoP proofs at the token endpoint (RFC 9449), with --clock-skew as their iat window.

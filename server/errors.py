@@ -83,6 +83,8 @@ class InvalidClientError(OAuthError):
 
     `reason` is the machine code logged and counted (certbound.reasons); the client reads
     `description` only when the reason is disclosed, else a generic sentence (no oracle).
+    `disclosed=True` shows the description whatever the reason: workload identity refusals
+    (SPEC §13) name their check by contract.
     """
 
     error = "invalid_client"
@@ -96,13 +98,16 @@ class InvalidClientError(OAuthError):
     #: The refused client's registered method, when it was found (access log only).
     auth_method: str | None = None
 
-    def __init__(self, description: str = "", *, reason: Reason = Reason.UNCLASSIFIED) -> None:
+    def __init__(
+        self, description: str = "", *, reason: Reason = Reason.UNCLASSIFIED, disclosed: bool = False
+    ) -> None:
         super().__init__(description)
         self.reason = reason
+        self.disclosed = disclosed
 
     @property
     def public_description(self) -> str:
-        return self.description if self.reason in DISCLOSED else GENERIC_REFUSAL
+        return self.description if self.disclosed or self.reason in DISCLOSED else GENERIC_REFUSAL
 
 
 class UnauthorizedClientError(OAuthError):

@@ -5,6 +5,7 @@ signing keys, and do the database's housekeeping on one process at a time.
   process within 1 s, and its success tells /readyz that the database answers.
 - Signing keys are re-read every REFRESH_SECONDS: a rotation made on any node or by
   `certbound keys rotate` is published within 30 s.
+- Legacy-audience counts (certbound.legacyaudience) are added to the store every FLUSH_SECONDS.
 - Housekeeping (expired jtis, reference tokens, revocations and change log rows; retired keys no
   longer published) runs every HOUSEKEEPING_SECONDS on whichever process holds the `housekeeping`
   lease in the database, so several workers and nodes do not repeat it.
@@ -27,6 +28,7 @@ from certbound.clients import POLL_SECONDS
 from certbound.context import ServerContext
 from certbound.errors import StoreError
 from certbound.keys import REFRESH_SECONDS
+from certbound.legacyaudience import FLUSH_SECONDS
 
 __all__ = ["HOUSEKEEPING_SECONDS", "RETIRED_KEY_HISTORY", "housekeeping", "maintain"]
 
@@ -47,10 +49,14 @@ async def maintain(context: ServerContext) -> None:
     async def housekeeping_round() -> None:
         await housekeeping(context, holder, now=int(time.time()))
 
+    async def save_legacy_audience_counts() -> None:
+        await context.legacy_audience.flush(context.store)
+
     await asyncio.gather(
         _every(POLL_SECONDS, context.clients.sync, "reading the client change log"),
         _every(REFRESH_SECONDS, context.keys.refresh, "re-reading the signing keys"),
         _every(HOUSEKEEPING_SECONDS, housekeeping_round, "housekeeping"),
+        _every(FLUSH_SECONDS, save_legacy_audience_counts, "saving legacy-audience counts"),
     )
 
 

@@ -11,17 +11,25 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from certbound.authmethods import METHODS, SECRET_METHODS
 from certbound.clientadvice import log_client_warnings
-from certbound.clientmeta import ScopeLimit, merge_metadata, normalize_metadata
+from certbound.clientmeta import (
+    LEGACY_AUDIENCE_ASSERTIONS,
+    LEGACY_AUDIENCE_LAST_SEEN,
+    ScopeLimit,
+    merge_metadata,
+    normalize_metadata,
+)
 from certbound.clients import ClientCache
 from certbound.config import Settings
 from certbound.context import ServerContext
 from certbound.errors import InvalidClientMetadataError
-from certbound.models import SECRET_METHODS, Client
+from certbound.federation import FederationConfig
+from certbound.models import Client
 from certbound.secretcheck import SecretChecker
 from certbound.store import ClientExistsError, Store
 from certbound.vault import Vault
@@ -73,6 +81,11 @@ def client_information(
     return view
 
 
+def _signs_own_assertions(client: Client) -> bool:
+    facts = METHODS.get(client.auth_method)
+    return facts is not None and facts.signs_own_assertions
+
+
 def _is_unicode_text(text: str) -> bool:
     try:
         text.encode("utf-8")
@@ -99,17 +112,29 @@ class ClientManager:
         settings: Settings,
         cache: ClientCache | None = None,
         checker: SecretChecker | None = None,
+        federation: FederationConfig | None = None,
     ) -> None:
+        """`federation`: the federation file workload identity clients must refer to, when known
+        (certbound.clientmeta)."""
         self._store = store
         self._vault = vault
         self._settings = settings
         self._cache = cache
         self._checker = checker or SecretChecker(vault)
+        self._federation = federation
 
     @classmethod
     def for_context(cls, context: ServerContext) -> ClientManager:
-        """The manager a running server's handlers use: its changes invalidate the client cache."""
-        return cls(context.store, context.vault, context.settings, context.clients, context.secret_checker)
+        """The manager a running server's handlers use: its changes invalidate the client cache;
+        the federation is the one in use (none without --federation)."""
+        return cls(
+            context.store,
+            context.vault,
+            context.settings,
+            context.clients,
+            context.secret_checker,
+            federation=context.federation.current or FederationConfig(),
+        )
 
     async def get(self, client_id: str) -> Client | None:
         """The stored client, read through to the store (management must see the latest write)."""
@@ -119,6 +144,22 @@ class ClientManager:
         self, *, limit: int = 100, after: str | None = None, auth_method: str | None = None
     ) -> list[Client]:
         return await self._store.list_clients(limit=limit, after=after, auth_method=auth_method)
+
+    async def admin_views(self, clients: Sequence[Client]) -> list[dict[str, Any]]:
+        """What the admin API and the CLI show of `clients`: the client information and, for
+        clients that sign their own assertions, their legacy-audience count and when it was last
+        seen (certbound.legacyaudience: up to its FLUSH_SECONDS behind)."""
+        signing = [client.client_id for client in clients if _signs_own_assertions(client)]
+        uses = await self._store.legacy_audience_uses(signing) if signing else {}
+        views = []
+        for client in clients:
+            view = client_information(client)
+            if _signs_own_assertions(client):
+                count, last_seen = uses.get(client.client_id, (0, None))
+                view[LEGACY_AUDIENCE_ASSERTIONS] = count
+                view[LEGACY_AUDIENCE_LAST_SEEN] = last_seen
+            views.append(view)
+        return views
 
     async def create(
         self,
@@ -132,7 +173,7 @@ class ClientManager:
         otherwise both are generated. `dynamic`: the client registers itself (RFC 7591): its scope
         is bounded by --registration-scopes and it gets an RFC 7592 registration access token."""
         scopes = ScopeLimit.dynamic(self._settings) if dynamic else None
-        normalized = normalize_metadata(metadata, self._settings, scopes)
+        normalized = self._normalize(metadata, scopes, dynamic=dynamic)
         method = normalized["token_endpoint_auth_method"]
         if client_id is None:
             # Hex, not base64url: an identifier starting with "-" reads as a flag on command lines.
@@ -180,7 +221,7 @@ class ClientManager:
         None when the client was deleted meanwhile.
         """
         scopes = ScopeLimit.dynamic(self._settings, holding=client.scopes) if dynamic else None
-        normalized = normalize_metadata(metadata, self._settings, scopes)
+        normalized = self._normalize(metadata, scopes, dynamic=dynamic)
         method = normalized["token_endpoint_auth_method"]
         new_secret: str | None = None
         fields: dict[str, Any]
@@ -258,6 +299,13 @@ class ClientManager:
         return await self._checker.verify(secret, client.secret_hash)
 
     # helpers
+    def _normalize(
+        self, metadata: Mapping[str, Any], scopes: ScopeLimit | None, *, dynamic: bool
+    ) -> dict[str, Any]:
+        return normalize_metadata(
+            metadata, self._settings, scopes, dynamic=dynamic, federation=self._federation
+        )
+
     async def _secret_fields(
         self, client_id: str, method: str, secret: str | None, *, chosen: bool
     ) -> dict[str, Any]:

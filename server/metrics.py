@@ -5,8 +5,8 @@ values to its own memory-mapped file in a directory the supervisor made for this
 (prometheus_client's multiprocess mode), and a scrape of any worker reads and sums all the files:
 every scrape shows the totals of all workers, counts of a worker that died and was replaced
 included. Label values come from bounded sets only (route templates, reason codes, grant types,
-registered method names, OAuth error codes, HTTP statuses our app produces), so no request can
-create new series at will.
+registered method names, OAuth error codes, HTTP statuses our app produces, the trust domains of
+the federation file), so no request can create new series at will.
 """
 
 from __future__ import annotations
@@ -73,6 +73,13 @@ class Metrics:
             ["route", "status"],
             registry=own,
         )
+        self._stale_bundles = Counter(
+            "certbound_spiffe_bundle_stale_refusals",
+            "SVIDs refused because their trust domain's bundle was stale (not refreshed for "
+            "max_staleness, or never fetched), by trust domain.",
+            ["trust_domain"],
+            registry=own,
+        )
         self._latency = Histogram(
             "certbound_request_duration_seconds",
             "Time from the request's headers to its response, by route.",
@@ -92,6 +99,9 @@ class Metrics:
 
     def client_auth_refused(self, reason: str) -> None:
         self._refusals.labels(reason).inc()
+
+    def bundle_stale(self, trust_domain: str) -> None:
+        self._stale_bundles.labels(trust_domain).inc()
 
     def request_done(self, route: str, status: int, seconds: float) -> None:
         latency = self._latency_by_route.get(route)

@@ -7,17 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "MTLS_METHODS",
-    "SECRET_METHODS",
     "Client",
     "ReferenceToken",
     "SigningKeyRecord",
 ]
-
-#: Methods whose credential is a shared secret the server keeps (hashed or encrypted).
-SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post", "client_secret_jwt"})
-#: Methods that authenticate with the TLS client certificate (RFC 8705 §2).
-MTLS_METHODS = frozenset({"tls_client_auth", "self_signed_tls_client_auth"})
 
 
 @dataclass(frozen=True, slots=True)

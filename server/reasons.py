@@ -13,6 +13,13 @@ request itself carries (a malformed Basic header, an unparsable assertion), or w
 only after the credential was verified (the claims of a correctly signed assertion, a replayed jti,
 a correct but expired secret). A new refusal that picks no reason gets `UNCLASSIFIED`, which is not
 disclosed: the safe default.
+
+Workload identity (SPEC §13) is the exception by contract: once the client is known to be a
+`federated_jwt`, `spiffe_jwt` or `spiffe_id` client, every refusal names the check that failed
+(the issuer's name, a claim's name, a stale bundle, never an expected value or the token), whatever
+its reason, so an operator can tell a workload why its platform token was refused. Those methods
+raise with `disclosed=True` (certbound.errors.InvalidClientError); the reasons below marked
+"workload identity" occur only there.
 """
 
 from __future__ import annotations
@@ -82,6 +89,14 @@ class Reason(StrEnum):
     SAN_MISMATCH = "san_mismatch"
     CA_PIN_MISMATCH = "ca_pin_mismatch"
     KEY_NOT_REGISTERED = "key_not_registered"
+    # Workload identity (SPEC §13): federated issuers, SPIFFE trust domains and their SVIDs.
+    ISSUER_UNKNOWN = "issuer_unknown"
+    ISSUER_KEYS_UNAVAILABLE = "issuer_keys_unavailable"
+    BUNDLE_STALE = "bundle_stale"
+    AUD_MISMATCH = "aud_mismatch"
+    CLAIM_MISMATCH = "claim_mismatch"
+    SVID_INVALID = "svid_invalid"
+    SPIFFE_ID_MISMATCH = "spiffe_id_mismatch"
     # A refusal whose raiser named no reason.
     UNCLASSIFIED = "unclassified"
 

@@ -2,9 +2,10 @@
 
 SIGTERM/SIGINT stop accepting, let in-flight requests finish within --drain-timeout, close idle
 keep-alive connections (close_notify included), then the process exits 0 (SPEC §3).
-SIGHUP re-reads the server certificate and key, the client CA bundles and the CRLs without dropping
-a connection: new connections get the new configuration, live ones keep theirs; a file that cannot
-be used is logged and the running configuration stays.
+SIGHUP re-reads the server certificate and key, the client CA bundles, the CRLs and the
+`--federation` file (with the key sets and bundles it names as files) without dropping a connection:
+new connections and requests get the new configuration, live connections keep their TLS context;
+all or nothing: a file that cannot be used is logged and the whole running configuration stays.
 """
 
 from __future__ import annotations
@@ -129,20 +130,31 @@ class RunningServer:
         return f"https://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     def reload(self) -> bool:
-        """SIGHUP: re-read the TLS identity, client CAs and CRLs; all or nothing. Returns whether
-        the new configuration is in use (on failure the error is logged and nothing changes)."""
+        """SIGHUP: re-read the TLS identity, client CAs, CRLs and federation file; all or nothing.
+        Returns whether the new configuration is in use (on failure the error is logged and nothing
+        changes)."""
         try:
             contexts = self.tls.build()
-            trust = self.context.trust.reload()
+            trust = self.context.trust.load_next()
+            federation = self.context.federation.load()
         except ConfigError as exc:
             log.error("reload failed, keeping the running configuration: %s", exc)
             return False
         self.tls.install(contexts)
+        self.context.trust.install(trust)
+        self.context.federation.install(federation)
+        federated = (
+            ""
+            if federation is None
+            else f", {len(federation.issuers)} federated issuers, "
+            f"{len(federation.trust_domains)} SPIFFE trust domains"
+        )
         log.info(
-            "reloaded: server certificate, %d client CA certificates, %d CRLs (trust generation %d)",
+            "reloaded: server certificate, %d client CA certificates, %d CRLs (trust generation %d)%s",
             len(trust.anchors),
             len(trust.revocation),
             trust.generation,
+            federated,
         )
         return True
 

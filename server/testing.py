@@ -1,7 +1,7 @@
 """Start a real certbound in-process for tests (ours and other projects'; SPEC §1 "test suites").
 
     async with CertboundTestServer() as server:              # on the running event loop
-        client = await server.new_client("tls_client_auth")   # any of the seven methods
+        client = await server.new_client("tls_client_auth")   # any of the seven RFC methods
         access_token = await client.fetch_token(scope="read")
         dpop_token = await client.fetch_token(dpop=True)       # DPoP-bound (RFC 9449)
         headers = client.dpop_headers("GET", "https://api.example/x", dpop_token)
@@ -45,11 +45,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey
 
+from certbound.authmethods import MTLS_METHODS
 from certbound.config import Settings, build_settings, parse_options
 from certbound.dpop import DPOP_HEADER, NONCE_HEADER, DPoPKey
 from certbound.jose import public_jwk
 from certbound.management import ClientManager, CreatedClient
-from certbound.models import MTLS_METHODS
 from certbound.resource import basic_authorization
 from certbound.runtime import RunningServer, bind_listener, start_server
 
@@ -332,7 +332,8 @@ class CertboundTestServer:
     async def new_client(
         self, method: str = "client_secret_basic", *, certificate: bool | None = None, **metadata: Any
     ) -> ReadyClient:
-        """Register a client of any method and return it ready to use.
+        """Register a client of any of the seven RFC methods and return it ready to use (a
+        workload identity client needs a platform's token: register it with `add_client`).
 
         The harness supplies what the method needs: a secret for the secret methods, a P-256 key
         registered as `jwks` for private_key_jwt, a certificate from the client CA registered by

@@ -34,6 +34,7 @@ from certbound.announce import announce_ready
 from certbound.app import master_key_path, open_database, open_vault
 from certbound.config import Settings
 from certbound.errors import ConfigError
+from certbound.federation import Federation
 from certbound.keys import KeyRing
 from certbound.metrics import share_across_processes
 from certbound.portcheck import require_sole_listeners
@@ -70,6 +71,7 @@ def serve(settings: Settings) -> None:
         raise ConfigError("--workers needs a shared database: an in-memory SQLite one is per process")
     settings = resolve_tls_files(settings)
     ListenerContexts(settings)  # the TLS files are usable: fail here, once, not in N workers
+    Federation(settings)  # and so is the federation file
     metrics_directory = Path(tempfile.mkdtemp(prefix="certbound-metrics-"))
     try:
         # Bind (and check that the port is ours alone) before touching the database.

@@ -31,6 +31,7 @@ __all__ = [
     "generate_key",
     "hmac_compact",
     "public_jwks",
+    "serve_https",
     "sign",
 ]
 
@@ -106,6 +107,17 @@ def assertion_form(assertion: str, **extra: str) -> dict[str, str]:
     }
 
 
+async def serve_https(app: web.Application, ca: trustme.CA) -> tuple[web.AppRunner, int]:
+    """Serve `app` over HTTPS on 127.0.0.1 (a certificate of `ca` for localhost and 127.0.0.1);
+    returns its runner (clean it up) and port."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context).start()
+    return runner, runner.addresses[0][1]
+
+
 class JwksServer:
     """An HTTPS server on 127.0.0.1 serving `jwks` at /jwks, with knobs for misbehaviour.
 
@@ -155,14 +167,9 @@ class JwksServer:
         return response
 
     async def __aenter__(self) -> JwksServer:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self._ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
         app = web.Application()
         app.router.add_get("/jwks", self._handle)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=context).start()
-        self.port = self._runner.addresses[0][1]
+        self._runner, self.port = await serve_https(app, self._ca)
         return self
 
     async def __aexit__(

@@ -6,6 +6,7 @@ import base64
 import contextlib
 import json
 import logging
+import ssl
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus
@@ -73,6 +74,28 @@ def check_refusal(line: dict[str, Any], body: dict[str, Any], detail: str) -> Re
 def sign_jwt(key: SigningKey, typ: str, claims: dict[str, Any]) -> str:
     """A compact JWS signed by a server signing key, as the token issuer signs access tokens."""
     return key.encode_jws(key.header_b64(typ), json_compact(claims))
+
+
+class FakeClock:
+    """A clock tests move by hand (`clock.now += 30`), for code that takes `clock=`."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def post_token(
+    http: aiohttp.ClientSession,
+    server: CertboundTestServer,
+    form: dict[str, str],
+    context: ssl.SSLContext | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """POST `form` to the server's token endpoint (trusting its CA, presenting what `context` holds)."""
+    ssl_context = context or server.client_ssl_context()
+    async with http.post(server.url + "/token", data=form, ssl=ssl_context) as response:
+        return response.status, await response.json()
 
 
 async def token_status(server: CertboundTestServer, client_id: str, secret: str) -> int:

@@ -20,6 +20,7 @@ from certbound.cli.common import add_setting_flags
 from certbound.clientadvice import log_client_warnings
 from certbound.config import CACERT_ENV, URL_ENV, AdminTarget, Settings, load_admin_target
 from certbound.errors import ConfigError
+from certbound.federation import load_federation
 from certbound.keys import KeyRing
 from certbound.management import ClientManager, client_information
 
@@ -34,9 +35,10 @@ __all__ = [
 ]
 
 #: Settings every management command reads: the database and its master key, what metadata is
-#: checked against (scopes, secret lifetime), how long retired keys stay published, and the admin
-#: token (or the file holding it) for --url. (`signing_alg` is a flag only where it cannot clash:
-#: `clients` has its own `--signing-alg` for the client's metadata.)
+#: checked against (scopes, secret lifetime, the federation file workload identity clients refer
+#: to), how long retired keys stay published, and the admin token (or the file holding it) for
+#: --url. (`signing_alg` is a flag only where it cannot clash: `clients` has its own
+#: `--signing-alg` for the client's metadata.)
 TARGET_SETTINGS = frozenset(
     {
         "db",
@@ -47,6 +49,7 @@ TARGET_SETTINGS = frozenset(
         "admin_token_file",
         "token_lifetime",
         "clock_skew",
+        "federation",
     }
 )
 
@@ -94,13 +97,13 @@ class LocalBackend:
         views: list[dict[str, Any]] = []
         after: str | None = None
         while page := await self._manager.list_clients(limit=_PAGE, after=after, auth_method=method):
-            views.extend(client_information(client) for client in page)
+            views.extend(await self._manager.admin_views(page))
             after = page[-1].client_id
         return views
 
     async def show(self, client_id: str) -> dict[str, Any] | None:
         client = await self._manager.get(client_id)
-        return client_information(client) if client is not None else None
+        return (await self._manager.admin_views([client]))[0] if client is not None else None
 
     async def update(
         self, client_id: str, changes: dict[str, Any], *, secret: str | None
@@ -176,6 +179,12 @@ async def open_backend(args: argparse.Namespace, settings: Settings) -> AsyncIte
         async with AdminBackend.to(target) as admin:
             yield admin
         return
+    # Only the names of issuers and trust domains matter here: the fetch rules are the server's.
+    federation = (
+        load_federation(settings.federation, audience=settings.issuer, allow_private=True)
+        if settings.federation is not None
+        else None
+    )
     vault = open_vault(settings)
     store = await open_database(settings)
     try:
@@ -185,6 +194,6 @@ async def open_backend(args: argparse.Namespace, settings: Settings) -> AsyncIte
             alg=settings.signing_alg,
             publish_after_retirement=settings.token_lifetime + settings.clock_skew,
         )
-        yield LocalBackend(ClientManager(store, vault, settings), keys)
+        yield LocalBackend(ClientManager(store, vault, settings, federation=federation), keys)
     finally:
         await store.close()

@@ -1,4 +1,4 @@
-"""`certbound clients add|list|show|update|delete|rotate-secret` (SPEC §3).
+"""`certbound clients add|list|show|update|delete|rotate-secret|legacy-audience` (SPEC §3, §7, §13).
 
 Works on the database directly (`--db URL | --config FILE`, through the same ClientManager as the
 server) or on a running server's admin API (`--url https://... --admin-token T [--cacert PEM]`, or
@@ -6,6 +6,11 @@ CERTBOUND_URL, CERTBOUND_ADMIN_TOKEN and CERTBOUND_CACERT; a `--db` flag beats C
 Human tables by default, `--json` for scripts. Exit codes: 0 ok, 1 not found, 2 bad input with one
 `certbound: error:` line on stderr; advice on a valid but doubtful registration (certbound.clientadvice)
 is a `certbound: warning:` line.
+
+Workload identity clients (SPEC §13) are made here or through the admin API only: `--method
+federated_jwt --federated-issuer NAME --federated-claims JSON`, `--method spiffe_jwt --spiffe-id ID`,
+or `--method tls_client_auth --spiffe-id ID` for an X.509-SVID. `legacy-audience` lists the clients
+whose assertions were accepted only because of `--assertion-audience legacy` (how many, last when).
 
 A chosen secret can stay off the command line (where every local user reads it in /proc):
 `--secret -` reads it from stdin (without echo on a terminal), `--secret-file FILE` from a file;
@@ -18,28 +23,32 @@ import argparse
 import getpass
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from certbound.authmethods import METHODS
 from certbound.cli.adminclient import AdminAPIError
 from certbound.cli.backend import Backend, add_target_options, open_backend
 from certbound.cli.common import add_command_group, configure_warnings, run_async, settings_from_args
 from certbound.cli.terminal import json_for_terminal, safe_for_terminal
+from certbound.clientmeta import LEGACY_AUDIENCE_ASSERTIONS, LEGACY_AUDIENCE_LAST_SEEN
 from certbound.config import read_secret_file
 from certbound.errors import ConfigError, InvalidClientMetadataError, InvalidRedirectUriError
 from certbound.jose import jwk_set_from_pem
 
 __all__ = ["register"]
 
-#: RFC 8705 §2.1.2: a tls_client_auth client registers exactly one of these; setting one with a
-#: flag drops the others.
+#: RFC 8705 §2.1.2 (and SPEC §13): a tls_client_auth client registers exactly one of these;
+#: setting one with a flag drops the others.
 _SUBJECT_FLAGS = {
     "subject_dn": "tls_client_auth_subject_dn",
     "san_dns": "tls_client_auth_san_dns",
     "san_uri": "tls_client_auth_san_uri",
     "san_ip": "tls_client_auth_san_ip",
     "san_email": "tls_client_auth_san_email",
+    "spiffe_id": "spiffe_id",
 }
 
 
@@ -49,7 +58,12 @@ def _add_target_options(command: argparse.ArgumentParser) -> None:
 
 
 def _add_metadata_flags(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--method", help="token_endpoint_auth_method (add: default client_secret_basic)")
+    command.add_argument(
+        "--method",
+        choices=list(METHODS),
+        metavar="METHOD",
+        help=f"token_endpoint_auth_method: {', '.join(METHODS)} (add: default client_secret_basic)",
+    )
     command.add_argument(
         "--secret", help="client secret, 8+ characters, or - to read it from stdin (default: generated)"
     )
@@ -63,6 +77,15 @@ def _add_metadata_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument("--san-uri", help="tls_client_auth_san_uri")
     command.add_argument("--san-ip", help="tls_client_auth_san_ip")
     command.add_argument("--san-email", help="tls_client_auth_san_email")
+    command.add_argument(
+        "--spiffe-id", help="spiffe_id: spiffe_jwt's workload, or tls_client_auth's X.509-SVID subject"
+    )
+    command.add_argument("--federated-issuer", help="federated_jwt: an issuer name of the federation file")
+    command.add_argument(
+        "--federated-claims",
+        metavar="JSON",
+        help='federated_jwt: claim rules, e.g. \'{"repository_id": "123", "ref": "refs/heads/*"}\'',
+    )
     command.add_argument(
         "--jwks-file",
         type=Path,
@@ -104,9 +127,21 @@ def register(commands: Any) -> None:
     add.set_defaults(run=_run, action=_add)
 
     listing = sub.add_parser("list", help="list clients")
-    listing.add_argument("--method", help="only clients of this token_endpoint_auth_method")
+    listing.add_argument(
+        "--method",
+        choices=list(METHODS),
+        metavar="METHOD",
+        help="only clients of this token_endpoint_auth_method",
+    )
     _add_target_options(listing)
     listing.set_defaults(run=_run, action=_list)
+
+    legacy = sub.add_parser(
+        "legacy-audience",
+        help="clients whose assertions were accepted only because of --assertion-audience legacy",
+    )
+    _add_target_options(legacy)
+    legacy.set_defaults(run=_run, action=_legacy_audience)
 
     update = sub.add_parser(
         "update", help="change a client: flags and --data are merged into its metadata (null deletes)"
@@ -205,12 +240,15 @@ def _metadata_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "token_endpoint_auth_signing_alg": args.client_signing_alg,
         "tls_client_certificate_bound_access_tokens": args.certificate_bound,
         "dpop_bound_access_tokens": args.dpop_bound,
+        "federated_issuer": args.federated_issuer,
     }
     metadata.update({name: value for name, value in simple.items() if value is not None})
     if args.opaque is not None:
         metadata["access_token_as_jwt"] = not args.opaque
     if args.jwks_file is not None:
         metadata["jwks"] = _read_jwks(args.jwks_file)
+    if args.federated_claims is not None:
+        metadata["federated_claims"] = _json_object(args.federated_claims.encode(), "--federated-claims")
     # jwks xor jwks_uri, and one subject field: a flag replaces its alternatives.
     if args.jwks_file is not None:
         metadata["jwks_uri"] = None
@@ -296,6 +334,40 @@ async def _list(args: argparse.Namespace, backend: Backend) -> int:
     ]
     _print_table(rows)
     return 0
+
+
+async def _legacy_audience(args: argparse.Namespace, backend: Backend) -> int:
+    views = [view for view in await backend.list_clients(method=None) if view.get(LEGACY_AUDIENCE_ASSERTIONS)]
+    views.sort(key=lambda view: view.get(LEGACY_AUDIENCE_LAST_SEEN) or 0, reverse=True)
+    if args.json:
+        _print_json(
+            [
+                {
+                    name: view.get(name)
+                    for name in ("client_id", LEGACY_AUDIENCE_ASSERTIONS, LEGACY_AUDIENCE_LAST_SEEN)
+                }
+                for view in views
+            ]
+        )
+        return 0
+    rows = [("CLIENT_ID", "LEGACY_ASSERTIONS", "LAST_SEEN", "NAME")]
+    rows += [
+        (
+            _text(view["client_id"]),
+            str(view[LEGACY_AUDIENCE_ASSERTIONS]),
+            _timestamp(view.get(LEGACY_AUDIENCE_LAST_SEEN)),
+            _text(view.get("client_name", "-")),
+        )
+        for view in views
+    ]
+    _print_table(rows)
+    return 0
+
+
+def _timestamp(value: object) -> str:
+    if not isinstance(value, int):
+        return "-"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(value))
 
 
 async def _show(args: argparse.Namespace, backend: Backend) -> int:

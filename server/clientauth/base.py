@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Protocol
 
-from certbound.clientauth.credentials import Mechanism, PresentedCredentials
+from certbound.clientauth.credentials import PresentedCredentials
 from certbound.config import Settings
 from certbound.context import ServerContext
 from certbound.models import Client
@@ -13,10 +13,9 @@ __all__ = ["ClientAuthMethod"]
 
 
 class ClientAuthMethod(Protocol):
-    #: The registered `token_endpoint_auth_method` value.
+    #: The registered `token_endpoint_auth_method` value; its facts (the one request shape its
+    #: credential travels in...) are certbound.authmethods.METHODS[name].
     name: ClassVar[str]
-    #: The one request shape this method's credential travels in.
-    mechanism: ClassVar[Mechanism]
 
     async def verify(self, presented: PresentedCredentials, client: Client, context: ServerContext) -> None:
         """Return if `presented` proves `client`; raise InvalidClientError otherwise."""

@@ -11,24 +11,15 @@ from __future__ import annotations
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
 from urllib.parse import unquote_plus
 
-from certbound.clientauth.assertion import ASSERTION_TYPE, ParsedAssertion, parse_assertion
+from certbound.authmethods import Mechanism
+from certbound.clientauth.jwsparse import ASSERTION_TYPES, ParsedAssertion, parse_assertion
 from certbound.errors import InvalidClientError, InvalidRequestError
 from certbound.reasons import Reason
 from certbound.tls.peer import PeerCertificates
 
 __all__ = ["Mechanism", "PresentedCredentials", "read_credentials"]
-
-
-class Mechanism(Enum):
-    """How the request carries its credential; each registered method expects exactly one."""
-
-    BASIC = "HTTP Basic"
-    POST = "client_secret in the body"
-    ASSERTION = "client_assertion"
-    CLIENT_ID_ONLY = "client_id alone"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +30,11 @@ class PresentedCredentials:
     #: The client_assertion, split and decoded (not yet verified).
     assertion: ParsedAssertion | None
     certificate: PeerCertificates | None
+    #: The client_assertion_type (Mechanism.ASSERTION only).
+    assertion_type: str | None = None
+    #: Whether the request named its client (client_id in the body, or HTTP Basic); False when the
+    #: client_id was taken from the assertion's `sub`.
+    client_id_named: bool = True
 
 
 def _parse_basic(header: str) -> tuple[str, str]:
@@ -57,16 +53,17 @@ def _parse_basic(header: str) -> tuple[str, str]:
     return unquote_plus(client_id, errors="strict"), unquote_plus(secret, errors="strict")
 
 
-def _read_assertion(assertion: str | None, assertion_type: str | None) -> ParsedAssertion:
+def _read_assertion(assertion: str | None, assertion_type: str | None) -> tuple[ParsedAssertion, str]:
     if assertion is None:
         raise InvalidClientError(
             "client_assertion_type without client_assertion", reason=Reason.MALFORMED_CREDENTIALS
         )
-    if assertion_type != ASSERTION_TYPE:
+    if assertion_type is None or assertion_type not in ASSERTION_TYPES:
         raise InvalidClientError(
-            f"client_assertion_type must be {ASSERTION_TYPE}", reason=Reason.ASSERTION_TYPE_UNSUPPORTED
+            f"client_assertion_type must be one of {', '.join(ASSERTION_TYPES)}",
+            reason=Reason.ASSERTION_TYPE_UNSUPPORTED,
         )
-    return parse_assertion(assertion)
+    return parse_assertion(assertion, assertion_type), assertion_type
 
 
 def read_credentials(
@@ -101,22 +98,21 @@ def read_credentials(
     mechanism = used[0] if used else Mechanism.CLIENT_ID_ONLY
     form_client_id = form.get("client_id")
     parsed: ParsedAssertion | None = None
+    parsed_type: str | None = None
 
     if basic is not None:
         client_id, secret = basic
         if form_client_id is not None and form_client_id != client_id:
             raise InvalidRequestError("client_id in the body differs from the HTTP Basic client_id")
     elif mechanism is Mechanism.ASSERTION:
-        parsed = _read_assertion(assertion, assertion_type)
+        parsed, parsed_type = _read_assertion(assertion, assertion_type)
+        # RFC 7523 §3: a client's own assertion names it as `sub`. Whether `sub` must equal a
+        # client_id that is also sent is the method's rule: a workload's token names the workload.
         claimed = parsed.claims.get("sub")
-        subject = claimed if isinstance(claimed, str) else None
-        if form_client_id is not None and subject is not None and subject != form_client_id:
-            raise InvalidClientError(
-                "client_assertion sub differs from client_id", reason=Reason.CLIENT_ID_MISMATCH
-            )
-        client_id = form_client_id or subject or ""
+        client_id = form_client_id or (claimed if isinstance(claimed, str) else "")
     else:
         client_id = form_client_id or ""
     if not client_id:
         raise InvalidClientError("no client authentication: client_id is missing", reason=Reason.NO_CLIENT_ID)
-    return PresentedCredentials(client_id, mechanism, secret, parsed, certificate)
+    named = basic is not None or form_client_id is not None
+    return PresentedCredentials(client_id, mechanism, secret, parsed, certificate, parsed_type, named)

@@ -3,6 +3,8 @@
 Each method picks its key material and algorithm family, lets `AssertionValidator` check the
 assertion, and only then records its jti: one conditional insert shared by every worker and node,
 so a replayed assertion, even two copies raced concurrently, is honoured once (RFC 7523 §3 item 7).
+An assertion accepted only because of `--assertion-audience legacy` is counted for its client
+(certbound.legacyaudience).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from certbound.clientauth.assertion import (
     AssertionValidator,
     ParsedAssertion,
     VerifiedAssertion,
+    check_algorithm,
 )
-from certbound.clientauth.credentials import Mechanism, PresentedCredentials
+from certbound.clientauth.credentials import PresentedCredentials
 from certbound.config import Settings
 from certbound.context import ServerContext
 from certbound.errors import InvalidClientError, InvalidClientMetadataError
@@ -27,16 +30,23 @@ from certbound.keypolicy import costly_to_verify
 from certbound.models import Client
 from certbound.reasons import Reason
 
-__all__ = ["ClientSecretJwt", "PrivateKeyJwt"]
+__all__ = ["ClientSecretJwt", "PrivateKeyJwt", "check_signing_alg"]
 
 
 def _read_assertion(presented: PresentedCredentials) -> ParsedAssertion:
     if presented.assertion is None:  # the mechanism check makes this unreachable
         raise InvalidClientError("client_assertion is missing", reason=Reason.MALFORMED_CREDENTIALS)
+    subject = presented.assertion.claims.get("sub")
+    if presented.client_id_named and isinstance(subject, str) and subject != presented.client_id:
+        # Checked before any key is fetched: a client's own assertion names it as sub (RFC 7523 §3).
+        raise InvalidClientError(
+            "client_assertion sub differs from client_id", reason=Reason.CLIENT_ID_MISMATCH
+        )
     return presented.assertion
 
 
-async def _record_jti(verified: VerifiedAssertion, context: ServerContext) -> None:
+async def _accept(verified: VerifiedAssertion, context: ServerContext) -> None:
+    """Record the jti (the assertion is honoured once), then count a legacy-audience assertion."""
     fresh = await context.store.record_assertion_jti(
         verified.client.client_id, verified.jti, verified.jti_expires_at
     )
@@ -45,9 +55,12 @@ async def _record_jti(verified: VerifiedAssertion, context: ServerContext) -> No
             "client_assertion jti has already been used (replay): each assertion needs a new jti",
             reason=Reason.JTI_REPLAYED,
         )
+    if verified.legacy_audience:
+        context.legacy_audience.record(verified.client.client_id)
 
 
-def _check_signing_alg(metadata: dict[str, Any], family: tuple[str, ...], method: str) -> None:
+def check_signing_alg(metadata: dict[str, Any], family: tuple[str, ...], method: str) -> None:
+    """Registration: a `token_endpoint_auth_signing_alg` must be of the method's family."""
     alg = metadata.get("token_endpoint_auth_signing_alg")
     if alg is not None and alg not in family:
         raise InvalidClientMetadataError(
@@ -60,7 +73,6 @@ class ClientSecretJwt:
     """HMAC (HS256/384/512) keyed by the client secret, which is stored encrypted for this."""
 
     name: ClassVar[str] = "client_secret_jwt"
-    mechanism: ClassVar[Mechanism] = Mechanism.ASSERTION
 
     async def verify(self, presented: PresentedCredentials, client: Client, context: ServerContext) -> None:
         parsed = _read_assertion(presented)
@@ -69,23 +81,22 @@ class ClientSecretJwt:
         # Only after the MAC verified: whether a secret expired is the client's business alone.
         if client.secret_expires_at and client.secret_expires_at < time.time():
             raise InvalidClientError("client secret has expired", reason=Reason.SECRET_EXPIRED)
-        await _record_jti(verified, context)
+        await _accept(verified, context)
 
     def validate_metadata(self, metadata: dict[str, Any], settings: Settings) -> None:
-        _check_signing_alg(metadata, HMAC_ALGS, self.name)
+        check_signing_alg(metadata, HMAC_ALGS, self.name)
 
 
 class PrivateKeyJwt:
     """Signatures (RSA, RSA-PSS, ECDSA, EdDSA) verified with the client's `jwks` or `jwks_uri`."""
 
     name: ClassVar[str] = "private_key_jwt"
-    mechanism: ClassVar[Mechanism] = Mechanism.ASSERTION
 
     async def verify(self, presented: PresentedCredentials, client: Client, context: ServerContext) -> None:
         parsed = _read_assertion(presented)
         validator = AssertionValidator(context.settings)
         # Refuse none/HMAC/unregistered algs before any key fetch.
-        validator.check_algorithm(parsed, client, ASYMMETRIC_ALGS)
+        check_algorithm(parsed, client, ASYMMETRIC_ALGS)
         keys = await context.client_keys.keys_for(client)
         kid = parsed.kid
         if kid is not None and all(key.kid != kid for key in keys):
@@ -98,8 +109,8 @@ class PrivateKeyJwt:
             verified = await context.cpu.run(validate, parsed, client, [key])
         else:
             verified = validator.validate(parsed, client, [key], family=ASYMMETRIC_ALGS)
-        await _record_jti(verified, context)
+        await _accept(verified, context)
 
     def validate_metadata(self, metadata: dict[str, Any], settings: Settings) -> None:
-        _check_signing_alg(metadata, ASYMMETRIC_ALGS, self.name)
+        check_signing_alg(metadata, ASYMMETRIC_ALGS, self.name)
         require_key_source(metadata, settings)

@@ -12,6 +12,10 @@ certificate is `invalid_client` (401), like any missing credential.
   validated path*, i.e. the issuing CA, an intermediate above it, or the configured trust anchor
   (hex, optionally colon-separated, or base64url). Two CAs with the same DN have different
   certificates, so a pinned client cannot be impersonated through the other one.
+- tls_client_auth with `spiffe_id` (SPEC §13): the certificate is an X.509-SVID. The leaf must hold
+  exactly that one URI SAN, be no CA and allow digitalSignature (certbound.pki.svid), and chain to
+  the x509-svid authorities of that trust domain's bundle (a stale bundle fails closed); never to
+  `--client-ca`, whose certificates satisfy only DN and SAN clients. Its refusals name their check.
 - self_signed_tls_client_auth (§2.2): no chain check; the leaf's public key must be one of the keys
   of the client's `jwks` or `jwks_uri` (certbound.pki.spki), fetched by certbound.jwks. When a
   fetched set has no match it is refetched once (the client may have rotated its key).
@@ -27,15 +31,20 @@ import binascii
 import logging
 from typing import Any, ClassVar, NoReturn
 
-from certbound.clientauth.credentials import Mechanism, PresentedCredentials
+from certbound.clientauth.credentials import PresentedCredentials
+from certbound.clientauth.spiffe import trust_domain_of
+from certbound.clientauth.workload import disclosing, require_federation
 from certbound.config import Settings
 from certbound.context import ServerContext
 from certbound.errors import InvalidClientError, InvalidClientMetadataError
 from certbound.jwks import require_key_source
 from certbound.models import Client
 from certbound.pki.rejection import CertificateRejected
+from certbound.pki.spiffeid import parse_spiffe_id
 from certbound.pki.spki import certificate_key_der
-from certbound.pki.subject import registered_subject, subject_matches
+from certbound.pki.subject import SPIFFE_ID, registered_subject, subject_matches
+from certbound.pki.svid import check_svid_leaf
+from certbound.pki.trust import VerifiedPath
 from certbound.reasons import Reason
 from certbound.tls.peer import PeerCertificates
 
@@ -93,14 +102,9 @@ class TlsClientAuth:
     """PKI mutual TLS (RFC 8705 §2.1)."""
 
     name: ClassVar[str] = "tls_client_auth"
-    mechanism: ClassVar[Mechanism] = Mechanism.CLIENT_ID_ONLY
 
     async def verify(self, presented: PresentedCredentials, client: Client, context: ServerContext) -> None:
         peer = _require_certificate(self.name, presented, client)
-        try:
-            path = await context.trust.verify(peer, pool=context.cpu)
-        except CertificateRejected as exc:
-            _refuse(self.name, client, peer, exc.reason, exc.code)
         try:
             field, value = registered_subject(client.metadata)
             pin = parse_ca_pin(client.metadata[CA_PIN]) if CA_PIN in client.metadata else None
@@ -112,9 +116,22 @@ class TlsClientAuth:
                 f"the client's registration cannot be used: {exc}",
                 Reason.REGISTRATION_UNUSABLE,
             )
+        if field == SPIFFE_ID:
+            with disclosing():
+                self._check_pin(client, peer, pin, await self._svid_path(peer, client, value, context))
+            return
+        try:
+            path = await context.trust.verify(peer, pool=context.cpu)
+        except CertificateRejected as exc:
+            _refuse(self.name, client, peer, exc.reason, exc.code)
         if not subject_matches(field, value, peer.leaf):
             code = Reason.DN_MISMATCH if field == "tls_client_auth_subject_dn" else Reason.SAN_MISMATCH
             _refuse(self.name, client, peer, f"the certificate does not match the registered {field}", code)
+        self._check_pin(client, peer, pin, path)
+
+    def _check_pin(
+        self, client: Client, peer: PeerCertificates, pin: bytes | None, path: VerifiedPath
+    ) -> None:
         if pin is not None and pin not in path.ca_sha256:
             _refuse(
                 self.name,
@@ -123,6 +140,30 @@ class TlsClientAuth:
                 f"the certificate was not issued under the CA of {CA_PIN}",
                 Reason.CA_PIN_MISMATCH,
             )
+
+    async def _svid_path(
+        self, peer: PeerCertificates, client: Client, spiffe_id: str, context: ServerContext
+    ) -> VerifiedPath:
+        """SPEC §13: the leaf checks first (they cost no signature), then path validation against
+        the trust domain's x509-svid authorities only."""
+        try:
+            check_svid_leaf(peer.leaf, spiffe_id)
+        except CertificateRejected as exc:
+            _refuse(self.name, client, peer, exc.reason, exc.code)
+        domain = trust_domain_of(parse_spiffe_id(spiffe_id), require_federation(context))
+        bundle = await context.federation_keys.bundle(domain)
+        if not bundle.x509_authorities:
+            _refuse(
+                self.name,
+                client,
+                peer,
+                f"the bundle of trust domain {domain.trust_domain} has no x509-svid authorities",
+                Reason.CHAIN_UNTRUSTED,
+            )
+        try:
+            return await context.federation_keys.svid_trust(domain, bundle).verify(peer, pool=context.cpu)
+        except CertificateRejected as exc:
+            _refuse(self.name, client, peer, f"{exc.reason} (trust domain {domain.trust_domain})", exc.code)
 
     def validate_metadata(self, metadata: dict[str, Any], settings: Settings) -> None:
         try:
@@ -137,7 +178,6 @@ class SelfSignedTlsClientAuth:
     """Self-signed certificate mutual TLS (RFC 8705 §2.2)."""
 
     name: ClassVar[str] = "self_signed_tls_client_auth"
-    mechanism: ClassVar[Mechanism] = Mechanism.CLIENT_ID_ONLY
 
     async def verify(self, presented: PresentedCredentials, client: Client, context: ServerContext) -> None:
         peer = _require_certificate(self.name, presented, client)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from certbound.clientauth.credentials import Mechanism, PresentedCredentials
+from certbound.clientauth.credentials import PresentedCredentials
 from certbound.config import Settings
 from certbound.context import ServerContext
 from certbound.models import Client
@@ -15,7 +15,6 @@ __all__ = ["NoneAuth"]
 
 class NoneAuth:
     name: ClassVar[str] = "none"
-    mechanism: ClassVar[Mechanism] = Mechanism.CLIENT_ID_ONLY
 
     async def verify(self, presented: PresentedCredentials, client: Client, context: ServerContext) -> None:
         return None

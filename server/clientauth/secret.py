@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
-from certbound.clientauth.credentials import Mechanism, PresentedCredentials
+from certbound.clientauth.credentials import PresentedCredentials
 from certbound.config import Settings
 from certbound.context import ServerContext
 from certbound.errors import InvalidClientError
@@ -31,7 +31,6 @@ async def require_valid_secret(presented: str | None, client: Client, context: S
 
 class ClientSecretBasic:
     name: ClassVar[str] = "client_secret_basic"
-    mechanism: ClassVar[Mechanism] = Mechanism.BASIC
 
     async def verify(self, presented: PresentedCredentials, client: Client, context: ServerContext) -> None:
         await require_valid_secret(presented.secret, client, context)
@@ -42,7 +41,6 @@ class ClientSecretBasic:
 
 class ClientSecretPost:
     name: ClassVar[str] = "client_secret_post"
-    mechanism: ClassVar[Mechanism] = Mechanism.POST
 
     async def verify(self, presented: PresentedCredentials, client: Client, context: ServerContext) -> None:
         await require_valid_secret(presented.secret, client, context)

@@ -5,7 +5,10 @@ Every operation needs `Authorization: Bearer <admin token>` (compared by digest 
 only the digest is kept). With no admin token configured every path under /admin answers 404
 `not_found`: the API does not exist on such a server, and a 403 would advertise a door that no
 credential opens. Bodies are RFC 7591 metadata; an administrator may also choose `client_id` and
-`client_secret`. The same ClientManager serves registration, this API and the CLI; the signing
+`client_secret`. Reading a client that signs its own assertions also shows how many were accepted
+only because of `--assertion-audience legacy`, and when the last one was (certbound.legacyaudience),
+so an operator knows which clients must change before going strict.
+The same ClientManager serves registration, this API and the CLI; the signing
 keys are the server's own KeyRing (a rotation here is published by every node within its refresh
 interval, as one made with `certbound keys rotate`).
 """
@@ -114,10 +117,7 @@ class AdminAPI:
         more = len(page) > limit
         page = page[:limit]
         return json_response(
-            {
-                "clients": [client_information(client) for client in page],
-                "next": page[-1].client_id if more else None,
-            }
+            {"clients": await manager.admin_views(page), "next": page[-1].client_id if more else None}
         )
 
     async def create_client(self, request: web.Request) -> web.Response:
@@ -139,7 +139,8 @@ class AdminAPI:
 
     async def get_client(self, request: web.Request) -> web.Response:
         manager = self._authorize(request)
-        return json_response(client_information(await self._client(manager, request)))
+        (view,) = await manager.admin_views([await self._client(manager, request)])
+        return json_response(view)
 
     async def replace_client(self, request: web.Request) -> web.Response:
         manager = self._authorize(request)

@@ -1,5 +1,6 @@
 """Authorization server metadata (RFC 8414 §2, OpenID Connect Discovery 1.0 §3), served at both
-well-known paths. It lists exactly what this server implements: the registries are the source."""
+well-known paths. It lists exactly what this server implements: the registries are the source
+(the workload identity methods only with `--federation`, SPEC §13)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from certbound.clientauth import AUTH_METHODS
+from certbound.authmethods import METHODS, advertised_methods
 from certbound.clientauth.assertion import ASSERTION_SIGNING_ALGS
 from certbound.config import Settings
 from certbound.context import CONTEXT
@@ -26,7 +27,8 @@ _ENDPOINTS = {
 
 def build_metadata(settings: Settings) -> dict[str, Any]:
     issuer = settings.issuer
-    methods = sorted(AUTH_METHODS)
+    methods = sorted(advertised_methods(federation=settings.federation is not None))
+    authenticating = [method for method in methods if METHODS[method].authenticates]
     metadata: dict[str, Any] = {
         "issuer": issuer,
         "token_endpoint": issuer + "/token",
@@ -38,8 +40,8 @@ def build_metadata(settings: Settings) -> dict[str, Any]:
         "response_types_supported": [],
         "scopes_supported": list(settings.scopes),
         "token_endpoint_auth_methods_supported": methods,
-        "introspection_endpoint_auth_methods_supported": [m for m in methods if m != "none"],
-        "revocation_endpoint_auth_methods_supported": [m for m in methods if m != "none"],
+        "introspection_endpoint_auth_methods_supported": authenticating,
+        "revocation_endpoint_auth_methods_supported": authenticating,
         "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_SIGNING_ALGS),
         "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_SIGNING_ALGS),
         "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_SIGNING_ALGS),

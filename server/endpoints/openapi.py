@@ -12,6 +12,7 @@ from typing import Any
 from certbound.clientmeta import CLIENT_SIGNING_ALGS, KNOWN_AUTH_METHODS
 from certbound.config import SIGNING_ALGS
 from certbound.keys import KEY_STATES
+from certbound.legacyaudience import FLUSH_SECONDS
 
 __all__ = ["admin_openapi"]
 
@@ -64,6 +65,29 @@ _METADATA_PROPERTIES: dict[str, Any] = {
     "tls_client_auth_san_uri": {"type": "string"},
     "tls_client_auth_san_ip": {"type": "string"},
     "tls_client_auth_san_email": {"type": "string"},
+    "spiffe_id": {
+        "type": "string",
+        "pattern": "^spiffe://",
+        "description": "spiffe_jwt, or tls_client_auth's subject (an X.509-SVID): the workload's "
+        "SPIFFE ID, in a trust domain of the server's --federation file",
+    },
+    "federated_issuer": {
+        "type": "string",
+        "description": "federated_jwt: the name of an issuer of the server's --federation file",
+    },
+    "federated_claims": {
+        "type": "object",
+        "minProperties": 1,
+        "description": "federated_jwt: claim -> rule, every rule must match a string claim: a "
+        "string matches exactly, a list of strings any member exactly, a string ending in * by "
+        "prefix (* alone is refused)",
+        "additionalProperties": {
+            "oneOf": [
+                {"type": "string", "minLength": 1},
+                {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+            ]
+        },
+    },
 }
 
 _SCHEMAS: dict[str, Any] = {
@@ -103,6 +127,18 @@ _SCHEMAS: dict[str, Any] = {
                         "type": "integer",
                         "minimum": 0,
                         "description": "0: never expires",
+                    },
+                    "legacy_audience_assertions": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "read views of client_secret_jwt and private_key_jwt clients: "
+                        "assertions accepted only because of --assertion-audience legacy (their aud "
+                        f"was the token endpoint), counted by every node; up to {FLUSH_SECONDS:g} s behind",
+                    },
+                    "legacy_audience_last_seen": {
+                        "type": ["integer", "null"],
+                        "minimum": 0,
+                        "description": "when the last of those was accepted (epoch seconds); null: never",
                     },
                 },
                 "required": [

@@ -1,4 +1,6 @@
-"""Fetching a client's `jwks_uri` (RFC 7591 §2), bounded in time, size and destination.
+"""Fetching a client's `jwks_uri` (RFC 7591 §2), bounded in time, size and destination; the same
+fetcher serves workload identity (SPEC §13): federated issuers' discovery documents and key sets,
+SPIFFE bundles. One fetcher for all, one set of rules.
 
 A fetch goes over https only, trusting the system CAs plus `--outbound-ca`, within `FetchLimits`
 (one deadline for connect, TLS, headers and body; a body cap checked while reading, with no
@@ -22,6 +24,7 @@ import re
 import socket
 import ssl
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -130,12 +133,18 @@ async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> byte
     return bytes(body)
 
 
-def _jwk_set(uri: str, body: bytes) -> list[Key]:
+def _json_object(uri: str, body: bytes) -> dict[str, Any]:
     try:
         document = json.loads(body)
     except (ValueError, RecursionError):
         raise FetchError(f"{uri} did not return JSON") from None
-    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+    if not isinstance(document, dict):
+        raise FetchError(f"{uri} did not return a JSON object")
+    return document
+
+
+def _jwk_set(uri: str, document: dict[str, Any]) -> list[Key]:
+    if not isinstance(document.get("keys"), list):
         raise FetchError(f"{uri} did not return a JWK Set")
     try:
         return parse_jwks(document)
@@ -154,6 +163,11 @@ class JwksFetcher:
 
     async def fetch(self, uri: str, limits: FetchLimits) -> tuple[list[Key], float]:
         """The keys at `uri` and how long they may be cached, in seconds; raises FetchError."""
+        document, ttl = await self.fetch_json(uri, limits)
+        return _jwk_set(uri, document), ttl
+
+    async def fetch_json(self, uri: str, limits: FetchLimits) -> tuple[dict[str, Any], float]:
+        """The JSON object at `uri` and how long it may be cached, in seconds; raises FetchError."""
         try:
             validate_jwks_uri(uri, allow_private=self._allow_private)
         except InvalidClientMetadataError as exc:
@@ -182,7 +196,7 @@ class JwksFetcher:
             raise FetchError(f"cannot connect to {uri}: {exc.os_error}") from None
         except aiohttp.ClientError as exc:
             raise FetchError(f"fetching {uri} failed: {exc}") from None
-        return _jwk_set(uri, body), ttl
+        return _json_object(uri, body), ttl
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:

@@ -1,5 +1,8 @@
 """The registered subject of a tls_client_auth client (RFC 8705 §2.1.2): exactly one of the
-subject DN or a SAN field, validated at registration and matched against the leaf certificate."""
+subject DN, a SAN field or (SPEC §13) a `spiffe_id`, validated at registration and matched against
+the leaf certificate. A `spiffe_id` client's certificate is an X.509-SVID, judged against its trust
+domain's bundle (certbound.pki.svid), never against `--client-ca`; the other fields are matched
+here, only ever after validation against `--client-ca`."""
 
 from __future__ import annotations
 
@@ -10,12 +13,15 @@ from cryptography import x509
 
 from certbound.pki.dn import DNSyntaxError, name_matches, parse_dn
 from certbound.pki.san import SAN_KINDS, san_matches, validate_san
+from certbound.pki.spiffeid import parse_spiffe_id
 
-__all__ = ["SUBJECT_DN", "SUBJECT_FIELDS", "registered_subject", "subject_matches"]
+__all__ = ["SPIFFE_ID", "SUBJECT_DN", "SUBJECT_FIELDS", "registered_subject", "subject_matches"]
 
 SUBJECT_DN = "tls_client_auth_subject_dn"
-#: RFC 8705 §2.1.2: the metadata parameters of which a client registers exactly one.
-SUBJECT_FIELDS = (SUBJECT_DN, *SAN_KINDS)
+#: SPEC §13: the client is a SPIFFE workload presenting an X.509-SVID.
+SPIFFE_ID = "spiffe_id"
+#: RFC 8705 §2.1.2 (and SPEC §13): the metadata parameters of which a client registers exactly one.
+SUBJECT_FIELDS = (SUBJECT_DN, *SAN_KINDS, SPIFFE_ID)
 
 
 def registered_subject(metadata: Mapping[str, Any]) -> tuple[str, str]:
@@ -37,6 +43,11 @@ def registered_subject(metadata: Mapping[str, Any]) -> tuple[str, str]:
                 raise ValueError(f"{field} must not be the empty name")
         except DNSyntaxError as exc:
             raise ValueError(f"{field} is not an RFC 4514 distinguished name: {exc}") from None
+    elif field == SPIFFE_ID:
+        try:
+            parse_spiffe_id(value)
+        except ValueError as exc:
+            raise ValueError(f"{field} is not a workload's SPIFFE ID: {exc}") from None
     else:
         try:
             validate_san(field, value)
@@ -46,7 +57,10 @@ def registered_subject(metadata: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def subject_matches(field: str, value: str, leaf: x509.Certificate) -> bool:
-    """Whether the leaf certificate carries the registered subject; never looks at issuers."""
+    """Whether the leaf certificate carries the registered DN or SAN; never looks at issuers (a
+    `spiffe_id` is certbound.pki.svid's business)."""
+    if field == SPIFFE_ID:
+        raise ValueError("a spiffe_id is matched by certbound.pki.svid, after the bundle's path validation")
     if field == SUBJECT_DN:
         return name_matches(value, leaf.subject)
     return san_matches(field, value, leaf)

@@ -277,9 +277,10 @@ class ClientTrust:
     async def verify(self, peer: PeerCertificates, *, pool: CpuPool | None = None) -> VerifiedPath:
         return await self._current.verify(peer, pool=pool)
 
-    def reload(self) -> TrustStore:
-        """Re-read the files. On ConfigError the current store stays in place (the caller logs)."""
-        self._current = TrustStore.load(
-            self._ca_files, self._crl_files, generation=self._current.generation + 1
-        )
-        return self._current
+    def load_next(self) -> TrustStore:
+        """Re-read the files into the next store (ConfigError when one cannot be used), not yet in
+        use: a reload installs it only once everything else it reloads could be read too."""
+        return TrustStore.load(self._ca_files, self._crl_files, generation=self._current.generation + 1)
+
+    def install(self, store: TrustStore) -> None:
+        self._current = store

@@ -13,11 +13,12 @@ stores, and add its tests to tests/unit/store/test_contract.py, which runs every
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from certbound.models import Client, ReferenceToken, SigningKeyRecord
 
-__all__ = ["CLIENT_CHANGE_RETENTION", "ClientExistsError", "Store"]
+__all__ = ["CLIENT_CHANGE_RETENTION", "ClientExistsError", "Store", "issuer_jti_scope"]
 
 #: Seconds a row of the client change log is kept. A process reads the log every fraction of a
 #: second and starts over from the newest entry when it fell behind (certbound.clients), so this
@@ -27,6 +28,15 @@ CLIENT_CHANGE_RETENTION = 600
 
 class ClientExistsError(Exception):
     """create_client was given a client_id that is taken."""
+
+
+def issuer_jti_scope(issuer: str) -> str:
+    """What `record_assertion_jti` takes as client_id for the tokens of the federated `issuer` (its
+    identifier, the tokens' `iss`: SPEC §13, a jti is used once per issuer, whichever client
+    presents it, whatever name the federation file gives the issuer). It starts with a control
+    character, which no client_id may hold (certbound.management), so an issuer's jtis and a
+    client's never meet."""
+    return "\x1fissuer\x1f" + issuer
 
 
 class Store(Protocol):
@@ -72,7 +82,7 @@ class Store(Protocol):
 
     async def delete_signing_keys_retired_before(self, timestamp: int) -> int: ...
 
-    # client assertion replay (RFC 7523 §3 item 7)
+    # client assertion replay (RFC 7523 §3 item 7; SPEC §13: issuer_jti_scope for federated tokens)
     async def record_assertion_jti(self, client_id: str, jti: str, expires_at: int) -> bool:
         """Insert if absent; True when the jti was new. Two concurrent callers: exactly one wins."""
 
@@ -80,6 +90,14 @@ class Store(Protocol):
     async def record_proof_jti(self, jti: str, expires_at: int) -> bool:
         """Insert if absent; True when the proof jti was new, whoever sent it. Two concurrent
         callers: exactly one wins."""
+
+    # assertions accepted only because of --assertion-audience legacy (certbound.legacyaudience)
+    async def add_legacy_audience_uses(self, uses: Mapping[str, tuple[int, int]]) -> None:
+        """Add each client's (count, last seen) to its totals, keeping the latest last-seen time;
+        one statement for the batch. Deleting a client deletes its totals."""
+
+    async def legacy_audience_uses(self, client_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """(count, last seen) of each of `client_ids` (at most 1000) that has any."""
 
     async def purge_expired(self, now: int) -> int:
         """Drop expired jti rows (assertions and proofs), expired reference tokens, expired

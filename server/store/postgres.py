@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -109,6 +109,14 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX dpop_jtis_expiry ON dpop_jtis (expires_at);
     ALTER TABLE reference_tokens ADD COLUMN cnf_jkt TEXT;
+    """,
+    # v3: assertions accepted only because of --assertion-audience legacy, per client.
+    """
+    CREATE TABLE legacy_audience_uses (
+        client_id TEXT PRIMARY KEY,
+        count BIGINT NOT NULL,
+        last_seen BIGINT NOT NULL
+    );
     """,
 )
 
@@ -287,6 +295,7 @@ class PostgresStore:
     async def delete_client(self, client_id: str) -> bool:
         async with self._transaction(_LOCK_CLIENT_CHANGES) as connection:
             await connection.execute("DELETE FROM reference_tokens WHERE client_id = $1", client_id)
+            await connection.execute("DELETE FROM legacy_audience_uses WHERE client_id = $1", client_id)
             status = await connection.execute("DELETE FROM clients WHERE client_id = $1", client_id)
             await self._log_change(connection, client_id)
         return _row_count(status) > 0
@@ -393,6 +402,33 @@ class PostgresStore:
                 expiries,
             )
         return {(row[0], row[1]) for row in inserted}
+
+    async def add_legacy_audience_uses(self, uses: Mapping[str, tuple[int, int]]) -> None:
+        if not uses:
+            return
+        client_ids = list(uses)
+        async with self._connection() as connection:
+            await connection.execute(
+                "INSERT INTO legacy_audience_uses (client_id, count, last_seen) "
+                "SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[]) "
+                "ON CONFLICT (client_id) DO UPDATE SET "
+                "count = legacy_audience_uses.count + excluded.count, "
+                "last_seen = GREATEST(legacy_audience_uses.last_seen, excluded.last_seen)",
+                client_ids,
+                [uses[client_id][0] for client_id in client_ids],
+                [uses[client_id][1] for client_id in client_ids],
+            )
+
+    async def legacy_audience_uses(self, client_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+        if not client_ids:
+            return {}
+        async with self._connection() as connection:
+            rows = await connection.fetch(
+                "SELECT client_id, count, last_seen FROM legacy_audience_uses "
+                "WHERE client_id = ANY($1::text[])",
+                list(client_ids),
+            )
+        return {row[0]: (row[1], row[2]) for row in rows}
 
     async def purge_expired(self, now: int) -> int:
         removed = 0

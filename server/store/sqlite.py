@@ -24,7 +24,7 @@ import itertools
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -121,6 +121,14 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX dpop_jtis_expiry ON dpop_jtis (expires_at);
     ALTER TABLE reference_tokens ADD COLUMN cnf_jkt TEXT;
+    """,
+    # v4: assertions accepted only because of --assertion-audience legacy, per client.
+    """
+    CREATE TABLE legacy_audience_uses (
+        client_id TEXT PRIMARY KEY,
+        count INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL
+    ) WITHOUT ROWID;
     """,
 )
 
@@ -307,6 +315,7 @@ class SQLiteStore:
     async def delete_client(self, client_id: str) -> bool:
         async with self._transaction() as db:
             await db.execute("DELETE FROM reference_tokens WHERE client_id = ?", (client_id,))
+            await db.execute("DELETE FROM legacy_audience_uses WHERE client_id = ?", (client_id,))
             cursor = await db.execute("DELETE FROM clients WHERE client_id = ?", (client_id,))
             await self._log_change(db, client_id)
         return cursor.rowcount > 0
@@ -393,6 +402,28 @@ class SQLiteStore:
         )
         returned = await self._retrying(self.db.execute_fetchall, sql, tuple(itertools.chain(*rows)))
         return {row[0] for row in returned}
+
+    async def add_legacy_audience_uses(self, uses: Mapping[str, tuple[int, int]]) -> None:
+        if not uses:
+            return
+        await self._write(
+            "INSERT INTO legacy_audience_uses (client_id, count, last_seen) VALUES "
+            + ", ".join(["(?, ?, ?)"] * len(uses))
+            + " ON CONFLICT (client_id) DO UPDATE SET count = count + excluded.count, "
+            "last_seen = max(last_seen, excluded.last_seen)",
+            [value for client_id, (count, seen) in uses.items() for value in (client_id, count, seen)],
+        )
+
+    async def legacy_audience_uses(self, client_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+        if not client_ids:
+            return {}
+        rows = await self._fetch_all(
+            "SELECT client_id, count, last_seen FROM legacy_audience_uses WHERE client_id IN ("
+            + ", ".join("?" * len(client_ids))
+            + ")",
+            client_ids,
+        )
+        return {row[0]: (row[1], row[2]) for row in rows}
 
     async def purge_expired(self, now: int) -> int:
         removed = 0

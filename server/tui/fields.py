@@ -1,8 +1,8 @@
 """The client form's fields, one table per `token_endpoint_auth_method` (RFC 7591 §2, RFC 8705 §2).
 
 The form is drawn from `fields_for(method)`: common fields first, then the method's own, then the
-token options. A method added later (workload identity's `federated_jwt` and `spiffe_jwt`) is one
-more entry in METHOD_FIELDS; it is offered once the server knows it (KNOWN_AUTH_METHODS). Each field
+token options. Every method of certbound.authmethods has its entry in METHOD_FIELDS (a test checks);
+the selector offers them in the registry's order. Each field
 turns what the operator typed into metadata members (`contribution`), and names the members whose
 server errors it shows (`members`).
 """
@@ -15,7 +15,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from certbound.clientmeta import KNOWN_AUTH_METHODS
+from certbound.authmethods import METHODS
 from certbound.jose import JWS_ASYMMETRIC_ALGS, JWS_HMAC_ALGS
 from certbound.pki.subject import SUBJECT_FIELDS
 from certbound.tui.sources import SourceError, read_jwks
@@ -162,8 +162,8 @@ _TAIL = (SCOPE, GRANT_TYPES, REDIRECT_URIS, OPAQUE, CERT_BOUND, DPOP_BOUND)
 
 
 def offered_methods() -> list[str]:
-    """The methods the form offers: those of the table this server implements, in table order."""
-    return [method for method in METHOD_FIELDS if method in KNOWN_AUTH_METHODS]
+    """The methods the form offers: every method this server implements, in the registry's order."""
+    return [method for method in METHODS if method in METHOD_FIELDS]
 
 
 def fields_for(method: str) -> tuple[Field, ...]:

@@ -10,6 +10,7 @@ import pytest
 
 from certbound.testing import CertboundTestServer
 from tests.assertion_kit import JwksServer
+from tests.federation_kit import TestIssuer
 from tests.helpers import ADMIN_TOKEN, basic_auth
 
 __all__ = ["basic_auth"]
@@ -31,6 +32,13 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 async def jwks_server(tmp_path: Path) -> AsyncIterator[JwksServer]:
     """An HTTPS JWK Set server on 127.0.0.1 with its own trustme CA (a client's jwks_uri)."""
     async with JwksServer(tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+async def issuer(tmp_path: Path) -> AsyncIterator[TestIssuer]:
+    """A token issuer and SPIFFE trust domain over HTTPS on 127.0.0.1 (workload identity)."""
+    async with TestIssuer(tmp_path) as running:
         yield running
 
 

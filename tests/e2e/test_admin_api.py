@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -17,6 +19,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from certbound.testing import CertboundTestServer
+from tests.assertion_kit import assertion_form, claims_for, generate_key, public_jwks, sign
 from tests.helpers import basic_auth
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
@@ -446,3 +449,81 @@ async def test_disabled_admin_api_is_404_everywhere(server, http) -> None:
         ) as response:
             assert response.status == 404, (method, path)
             assert (await response.json())["error"] == "not_found"
+
+
+# -- workload identity clients and the legacy-audience count (SPEC §7, §13) ----------------------
+
+
+@pytest.fixture
+async def legacy_admin(tmp_path: Path, http: aiohttp.ClientSession) -> AsyncIterator[Admin]:
+    """A server in --assertion-audience legacy with a federation file (a static key set)."""
+    (tmp_path / "keys.json").write_text(json.dumps(public_jwks(generate_key("ES256", kid="k"))))
+    federation = tmp_path / "federation.toml"
+    federation.write_text('[[issuer]]\nname = "ci"\nissuer = "https://ci.example"\njwks_file = "keys.json"\n')
+    async with CertboundTestServer(
+        admin_token=ADMIN_TOKEN, assertion_audience="legacy", federation=federation
+    ) as server:
+        yield Admin(http, server, OpenAPIChecker(await fetch_document(http, server)))
+
+
+async def _assertion_status(admin: Admin, client_id: str, key: Any, aud: str) -> int:
+    form = assertion_form(sign(key, "ES256", claims_for(client_id, aud)))
+    async with admin.http.post(
+        admin.server.url + "/token", data=form, ssl=admin.server.client_ssl_context()
+    ) as response:
+        return response.status
+
+
+async def test_the_legacy_audience_count_is_shown_per_client(legacy_admin: Admin) -> None:
+    admin, server = legacy_admin, legacy_admin.server
+    key = generate_key("ES256", kid="k1")
+    legacy = (
+        await admin(
+            "POST",
+            "/admin/clients",
+            {"token_endpoint_auth_method": "private_key_jwt", "jwks": public_jwks(key)},
+        )
+    ).body
+    strict = (
+        await admin(
+            "POST",
+            "/admin/clients",
+            {"token_endpoint_auth_method": "private_key_jwt", "jwks": public_jwks(key)},
+        )
+    ).body
+    before = int(time.time())
+    for aud in (server.settings.token_endpoint, server.settings.token_endpoint, server.issuer):
+        assert await _assertion_status(admin, legacy["client_id"], key, aud) == 200
+    assert await _assertion_status(admin, strict["client_id"], key, server.issuer) == 200
+    # Counts reach the database every FLUSH_SECONDS; flush now instead of waiting.
+    await server.running.context.legacy_audience.flush(server.running.context.store)
+
+    shown = (await admin("GET", client_path(legacy["client_id"]))).body
+    assert shown["legacy_audience_assertions"] == 2
+    assert before <= shown["legacy_audience_last_seen"] <= int(time.time())
+    clean = (await admin("GET", client_path(strict["client_id"]))).body
+    assert (clean["legacy_audience_assertions"], clean["legacy_audience_last_seen"]) == (0, None)
+    listed = {view["client_id"]: view for view in (await admin("GET", "/admin/clients")).body["clients"]}
+    assert listed[legacy["client_id"]]["legacy_audience_assertions"] == 2
+    # Server-reported, never stored: a PUT of what GET returned does not make it metadata.
+    replaced = (await admin("PUT", client_path(legacy["client_id"]), shown)).body
+    assert "legacy_audience_assertions" not in replaced
+    assert (await admin("GET", client_path(legacy["client_id"]))).body["legacy_audience_assertions"] == 2
+
+
+async def test_a_federated_client_through_the_admin_api(legacy_admin: Admin) -> None:
+    body = {
+        "token_endpoint_auth_method": "federated_jwt",
+        "federated_issuer": "ci",
+        "federated_claims": {"repository_id": "123", "ref": ["refs/heads/main"], "environment": "prod-*"},
+    }
+    created = await legacy_admin("POST", "/admin/clients", body)
+    assert created.status == 201
+    assert created.body["federated_claims"] == body["federated_claims"]
+    assert (
+        "legacy_audience_assertions"
+        not in (await legacy_admin("GET", client_path(created.body["client_id"]))).body
+    )
+    unknown = await legacy_admin("POST", "/admin/clients", {**body, "federated_issuer": "gitlab"})
+    assert (unknown.status, unknown.body["error"]) == (400, "invalid_client_metadata")
+    assert unknown.body["error_description"].startswith("federated_issuer: 'gitlab' is not an issuer")

@@ -71,7 +71,7 @@ def test_version() -> None:
     ("command", "subcommands"),
     [
         ((), ["serve", "certs", "clients", "keys", "demo-resource", "tui"]),
-        (("clients",), ["add", "list", "update", "show", "delete", "rotate-secret"]),
+        (("clients",), ["add", "list", "legacy-audience", "update", "show", "delete", "rotate-secret"]),
         (("keys",), ["list", "rotate"]),
         (("certs",), ["dev"]),
     ],

@@ -10,13 +10,16 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from joserfc.jwk import ECKey
 
 from certbound.jose import public_jwk
 from certbound.models import Client
 from certbound.store import Store, open_store
 from certbound.testing import CertboundTestServer
+from tests.assertion_kit import assertion_form, claims_for, sign
 from tests.e2e.processes import run_cli
 from tests.helpers import ADMIN_TOKEN, token_status
 
@@ -171,7 +174,7 @@ def test_not_found_is_exit_1(db: str) -> None:
     ("args", "message"),
     [
         (("--scope", "delete"), "invalid_client_metadata: scope"),
-        (("--method", "magic"), "token_endpoint_auth_method"),
+        (("--method", "magic"), "argument --method: invalid choice: 'magic'"),
         (("--secret", "short"), "client_secret"),
         (("--method", "none", "--grant-type", "client_credentials"), "grant_types"),
         (("--redirect-uri", "https://x.example/#frag"), "invalid_redirect_uri"),
@@ -372,3 +375,82 @@ async def test_url_mode_reads_the_admin_token_from_a_file(
     listed = await asyncio.to_thread(run_cli, "clients", *args)
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout) == []
+
+
+# workload identity clients (SPEC §13) and the legacy-audience report (SPEC §7)
+def _federated(*target: str, issuer: str, rules: str) -> tuple[str, ...]:
+    """`clients add` arguments of a federated_jwt client."""
+    return (
+        "add",
+        *target,
+        "--method",
+        "federated_jwt",
+        "--federated-issuer",
+        issuer,
+        "--federated-claims",
+        rules,
+    )
+
+
+def test_workload_identity_clients_from_the_command_line(db: str, tmp_path: Path) -> None:
+    federation = tmp_path / "federation.toml"
+    federation.write_text(
+        '[[issuer]]\nname = "ci"\nissuer = "https://ci.example"\n\n'
+        '[[spiffe]]\ntrust_domain = "example.org"\nbundle_url = "https://spire.example/bundle"\n'
+    )
+    fed = ("--db", db, "--federation", str(federation))
+    rules = '{"repository_id": "123", "ref": "refs/heads/*"}'
+    added = credentials(ok(*_federated(*fed, issuer="ci", rules=rules)))
+    assert "client_secret" not in added
+    view = json.loads(ok("show", added["client_id"], "--db", db, "--json"))
+    assert (view["federated_issuer"], view["federated_claims"]) == ("ci", json.loads(rules))
+    # An update replaces the rule set whole: a rule left out is gone.
+    ok("update", added["client_id"], *fed, "--federated-claims", '{"repository_id": "456"}')
+    updated = json.loads(ok("show", added["client_id"], "--db", db, "--json"))
+    assert updated["federated_claims"] == {"repository_id": "456"}
+
+    svid = credentials(
+        ok("add", *fed, "--method", "tls_client_auth", "--spiffe-id", "spiffe://example.org/api")
+    )
+    stored = json.loads(ok("show", svid["client_id"], "--db", db, "--json"))
+    assert stored["spiffe_id"] == "spiffe://example.org/api"
+    assert stored["tls_client_certificate_bound_access_tokens"] is True
+
+    assert "'gitlab' is not an issuer" in fails(2, *_federated(*fed, issuer="gitlab", rules=rules))
+    spiffe = ("--method", "spiffe_jwt", "--spiffe-id", "spiffe://other.org/a")
+    assert "'other.org' is not a trust domain" in fails(2, "add", *fed, *spiffe)
+    assert "must not be '*' alone" in fails(2, *_federated(*fed, issuer="ci", rules='{"sub": "*"}'))
+    # Without the federation file the CLI checks the shape only (the server checks the names).
+    credentials(ok(*_federated("--db", db, issuer="gitlab", rules=rules)))
+
+
+async def test_the_legacy_audience_report(tmp_path: Path) -> None:
+    cacert = tmp_path / "server-ca.pem"
+    async with CertboundTestServer(admin_token=ADMIN_TOKEN, assertion_audience="legacy") as server:
+        server.server_ca.cert_pem.write_to_path(str(cacert))
+        key = ec.generate_private_key(ec.SECP256R1())
+        jwks = {"keys": [{**public_jwk(key.public_key()), "kid": "k1"}]}
+        legacy = await server.add_client("private_key_jwt", jwks=jwks, client_name="old-sdk")
+        modern = await server.add_client("private_key_jwt", jwks=jwks)
+        signer = ECKey.import_key(key)
+        for client, aud in ((legacy, server.settings.token_endpoint), (modern, server.issuer)):
+            form = assertion_form(sign(signer, "ES256", claims_for(client.client_id, aud), kid="k1"))
+            async with (
+                aiohttp.ClientSession() as http,
+                http.post(server.url + "/token", data=form, ssl=server.client_ssl_context()) as response,
+            ):
+                assert response.status == 200
+        await server.running.context.legacy_audience.flush(server.running.context.store)
+
+        url = ("--url", server.url, "--admin-token", ADMIN_TOKEN, "--cacert", str(cacert))
+        report = await asyncio.to_thread(run_cli, "clients", "legacy-audience", *url)
+        assert report.returncode == 0, report.stderr
+        lines = report.stdout.splitlines()
+        assert lines[0].split() == ["CLIENT_ID", "LEGACY_ASSERTIONS", "LAST_SEEN", "NAME"]
+        assert [line.split()[:2] for line in lines[1:]] == [[legacy.client_id, "1"]]
+        assert lines[1].split()[3] == "old-sdk"
+        as_json = await asyncio.to_thread(run_cli, "clients", "legacy-audience", *url, "--json")
+        (row,) = json.loads(as_json.stdout)
+        assert (row["client_id"], row["legacy_audience_assertions"]) == (legacy.client_id, 1)
+        shown = await asyncio.to_thread(run_cli, "clients", "show", modern.client_id, *url, "--json")
+        assert json.loads(shown.stdout)["legacy_audience_assertions"] == 0

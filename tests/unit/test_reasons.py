@@ -86,3 +86,14 @@ def test_a_refused_proof_carries_its_reason_and_is_always_described() -> None:
     )
     assert (refused.error, refused.status, refused.reason) == ("invalid_dpop_proof", 400, "dpop_htu_mismatch")
     assert refused.public_description == refused.description
+
+
+def test_a_workload_identity_refusal_discloses_whatever_its_reason() -> None:
+    """SPEC §13: once the client is known to be a workload identity client, every refusal names
+    its check (certbound.clientauth.workload sets `disclosed`)."""
+    refused = InvalidClientError(
+        "client_assertion kid 'x' matches none of the keys of issuer ci", reason=Reason.KID_UNKNOWN
+    )
+    assert refused.public_description == GENERIC_REFUSAL
+    refused.disclosed = True
+    assert refused.public_description == refused.description

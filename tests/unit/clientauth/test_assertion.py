@@ -242,7 +242,7 @@ def test_rsa_keys_outside_the_policy_are_refused_before_verifying(
         signer = RSAKey.import_key(private)
         public = RSAKey.import_key(rsa.RSAPublicNumbers(exponent, numbers.n).public_key())
     token = sign(signer, "RS256", _claims())
-    with pytest.raises(InvalidClientError, match=f"client key refused: it is an {match}"):
+    with pytest.raises(InvalidClientError, match=f"key refused: it is an {match}"):
         _validator().validate(token, _client(), [public], family=ASYMMETRIC_ALGS)
     assert verifications == []
 

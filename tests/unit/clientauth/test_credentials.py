@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from certbound.authmethods import JWT_SPIFFE
 from certbound.clientauth.assertion import ASSERTION_TYPE
 from certbound.clientauth.credentials import Mechanism, read_credentials
 from certbound.errors import InvalidClientError, InvalidRequestError, OAuthError
@@ -50,9 +51,25 @@ def test_assertion_names_its_client_by_sub() -> None:
     form = {"client_assertion": assertion, "client_assertion_type": ASSERTION_TYPE}
     presented = read_credentials(form, None, None)
     assert (presented.client_id, presented.mechanism) == ("from-jwt", Mechanism.ASSERTION)
-    with pytest.raises(InvalidClientError, match="differs") as refused:
-        read_credentials({**form, "client_id": "other"}, None, None)
-    assert refused.value.reason is Reason.CLIENT_ID_MISMATCH
+    assert (presented.assertion_type, presented.client_id_named) == (ASSERTION_TYPE, False)
+
+
+def test_a_client_id_parameter_names_the_client_whatever_the_sub() -> None:
+    """A workload's token names the workload (SPEC §13): whether sub must equal client_id is the
+    method's rule (certbound.clientauth.jwt_methods for a client's own assertions)."""
+    form = {"client_assertion": f"{_HEADER}.{_FROM_JWT}.sig", "client_assertion_type": ASSERTION_TYPE}
+    presented = read_credentials({**form, "client_id": "other"}, None, None)
+    assert (presented.client_id, presented.client_id_named) == ("other", True)
+
+
+def test_a_jwt_svid_is_an_assertion_of_its_own_type() -> None:
+    header = _segment(b'{"alg":"ES256","typ":"JOSE"}')
+    form = {"client_assertion": f"{header}.{_FROM_JWT}.sig", "client_assertion_type": JWT_SPIFFE}
+    presented = read_credentials({**form, "client_id": "c"}, None, None)
+    assert (presented.mechanism, presented.assertion_type) == (Mechanism.ASSERTION, JWT_SPIFFE)
+    with pytest.raises(InvalidClientError, match="not a client authentication JWT") as refused:
+        read_credentials({**form, "client_assertion_type": ASSERTION_TYPE, "client_id": "c"}, None, None)
+    assert refused.value.reason is Reason.TYP_NOT_CLIENT_AUTH
 
 
 @pytest.mark.parametrize(

@@ -304,7 +304,11 @@ async def test_an_answer_under_the_cap_is_read(jwks_server: JwksServer) -> None:
 
 @pytest.mark.parametrize(
     ("body", "detail"),
-    [(b"<html>", "did not return JSON"), (b'{"keys": "none"}', "not return a JWK Set"), (b"[]", "JWK Set")],
+    [
+        (b"<html>", "did not return JSON"),
+        (b'{"keys": "none"}', "not return a JWK Set"),
+        (b"[]", "JSON object"),
+    ],
 )
 async def test_an_answer_that_is_not_a_jwk_set_is_refused(
     jwks_server: JwksServer, body: bytes, detail: str, caplog: pytest.LogCaptureFixture

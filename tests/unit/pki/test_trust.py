@@ -437,14 +437,17 @@ async def test_reload_swaps_the_store_and_keeps_it_on_error(root: Issued, tmp_pa
         await trust.verify(peer)
 
     ca_file.write_bytes(root.pem() + newcomer.pem())
-    reloaded = trust.reload()
-    assert reloaded is trust.current
+    reloaded = trust.load_next()
+    assert reloaded is not trust.current  # read, not yet in use
+    with pytest.raises(CertificateRejected):
+        await trust.verify(peer)
+    trust.install(reloaded)
     assert reloaded.generation == 2
     await trust.verify(peer)
 
     ca_file.write_bytes(b"-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n")
     with pytest.raises(ConfigError, match=r"client-ca\.pem"):
-        trust.reload()
+        trust.load_next()
     assert trust.current is reloaded
     await trust.verify(peer)
 

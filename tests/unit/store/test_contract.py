@@ -18,7 +18,7 @@ import pytest
 
 from certbound.models import Client, ReferenceToken, SigningKeyRecord
 from certbound.store import ClientExistsError, Store, open_store
-from certbound.store.base import CLIENT_CHANGE_RETENTION
+from certbound.store.base import CLIENT_CHANGE_RETENTION, issuer_jti_scope
 from tests.postgres import fresh_database, run_sync, truncate_all
 
 
@@ -198,6 +198,36 @@ async def test_proof_jti_is_recorded_once_whoever_sends_it(store: Store) -> None
     # Proof jtis and assertion jtis are separate: the same string is new in the other.
     assert await store.record_assertion_jti("c", "p1", 10**10)
     assert not await store.record_proof_jti("p1", 10**10)
+
+
+async def test_an_issuers_jtis_never_meet_a_clients(store: Store) -> None:
+    """SPEC §13: a federated issuer's jtis are recorded once per issuer, in their own namespace: a
+    client named like the issuer shares nothing with it."""
+    await store.create_client(make_client("github"))
+    assert await store.record_assertion_jti(issuer_jti_scope("github"), "j", 2**40)
+    assert await store.record_assertion_jti("github", "j", 2**40)
+    assert not await store.record_assertion_jti(issuer_jti_scope("github"), "j", 2**40)
+    assert await store.record_assertion_jti(issuer_jti_scope("gitlab"), "j", 2**40)
+
+
+async def test_legacy_audience_uses_add_up_per_client(store: Store, backend: Backend) -> None:
+    await store.create_client(make_client("a"))
+    await store.create_client(make_client("b"))
+    assert await store.legacy_audience_uses(["a", "b"]) == {}
+    await store.add_legacy_audience_uses({"a": (2, 1000), "b": (1, 900)})
+    # Another process adds its own counts; the latest last-seen time wins, whichever comes last.
+    other = await backend.open()
+    try:
+        await other.add_legacy_audience_uses({"a": (3, 950)})
+    finally:
+        await other.close()
+    await store.add_legacy_audience_uses({})
+    assert await store.legacy_audience_uses(["a", "b", "unknown"]) == {"a": (5, 1000), "b": (1, 900)}
+    assert await store.legacy_audience_uses(["b"]) == {"b": (1, 900)}
+    assert await store.legacy_audience_uses([]) == {}
+    await store.delete_client("a")
+    await store.create_client(make_client("a"))  # a new client of that id starts from nothing
+    assert await store.legacy_audience_uses(["a"]) == {}
 
 
 async def test_purge_expired(store: Store) -> None:

@@ -88,6 +88,11 @@ async def test_create_a_client_of_each_method_through_the_form(
         if method == "tls_client_auth":
             value = await read_subject_from(pilot, app, "tls_client_auth_subject_dn", str(cert_file))
             assert value == "CN=svc,O=Acme"  # RFC 4514 order: most significant last
+        if method == "federated_jwt":
+            await fill(pilot, app, "federated_issuer", "github")
+            await fill(pilot, app, "federated_claims", '{"repository_id": "123", "ref": "refs/heads/*"}')
+        if method == "spiffe_jwt":
+            await fill(pilot, app, "spiffe_id", "spiffe://example.org/ns/prod/sa/api")
         await save(pilot, app)
         if method in SECRET_METHODS:
             client_id, secret = await take_secret(pilot, app)
@@ -105,6 +110,11 @@ async def test_create_a_client_of_each_method_through_the_form(
         assert stored.metadata["tls_client_auth_subject_dn"] == "CN=svc,O=Acme"
     if method == "self_signed_tls_client_auth":
         assert stored.metadata["jwks"]["keys"][0]["kty"] == "EC"
+    if method == "federated_jwt":
+        assert stored.metadata["federated_issuer"] == "github"
+        assert stored.metadata["federated_claims"] == {"repository_id": "123", "ref": "refs/heads/*"}
+    if method == "spiffe_jwt":
+        assert stored.metadata["spiffe_id"] == "spiffe://example.org/ns/prod/sa/api"
 
 
 async def test_tls_client_auth_takes_a_san_from_the_certificate(

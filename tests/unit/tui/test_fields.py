@@ -122,4 +122,5 @@ def test_subject_of_and_contribution() -> None:
         "tls_client_auth_san_uri": "spiffe://x/y",
         "tls_client_auth_san_ip": None,
         "tls_client_auth_san_email": None,
+        "spiffe_id": None,
     }
