@@ -44,26 +44,29 @@ from bench_anchor import (
     port_in_use,
     prepare_workdir,
     register_clients,
+    write_federation,
 )
 
 __all__ = ["LAYERS", "main"]
 
 #: Layer -> a pattern of the frames ("function (file:line)") that belong to it; the first layer that
-#: matches wins. The `sign*` functions of server/keys.py are listed because the C ECDSA call is
-#: charged to them.
+#: matches wins. The `sign*` functions of certbound/keys.py are listed because the C ECDSA call is
+#: charged to them. Our frames show as certbound/ (the installed name) or server/ (the source tree,
+#: depending on how the checkout is installed): `_OURS` matches both.
+_OURS = r"(?:certbound|server)/"
 LAYERS: tuple[tuple[str, str], ...] = (
-    ("TLS (pyOpenSSL, server/tls)", r"OpenSSL/|server/tls/|_cffi_backend|libssl"),
-    ("JWT signing (ECDSA)", r"\bsign\w* \(server/keys\.py|cryptography/|_rust\.abi3|libcrypto"),
+    ("TLS (pyOpenSSL, certbound/tls)", rf"OpenSSL/|{_OURS}tls/|_cffi_backend|libssl"),
+    ("JWT signing (ECDSA)", rf"\bsign\w* \({_OURS}keys\.py|cryptography/|_rust\.abi3|libcrypto"),
     ("JSON", r"json/"),
     ("logging", r"logging/"),
     ("database (aiosqlite)", r"aiosqlite/|sqlite3/"),
     ("form/URL parsing (urllib)", r"urllib/"),
-    ("client auth (HMAC, credentials)", r"hmac\.py|server/clientauth/|server/vault\.py|base64\.py"),
+    ("client auth (HMAC, credentials)", rf"hmac\.py|{_OURS}clientauth/|{_OURS}vault\.py|base64\.py"),
     ("aiohttp request parsing", r"aiohttp/_?http_parser|aiohttp/streams\.py"),
     ("aiohttp request/response objects", r"aiohttp/web_request\.py|aiohttp/web_response\.py|multidict"),
     ("aiohttp writing", r"aiohttp/http_writer\.py|aiohttp/base_protocol\.py"),
     ("aiohttp protocol/dispatch", r"aiohttp/"),
-    ("certbound app (endpoints, grants, tokens, keys)", r"server/"),
+    ("certbound app (endpoints, grants, tokens, keys)", _OURS),
     ("asyncio loop and socket send/recv", r"asyncio/|selectors\.py|socket\.py"),
 )
 _LAYER_PATTERNS = tuple((layer, re.compile(pattern)) for layer, pattern in LAYERS)
@@ -111,7 +114,7 @@ def _analyse(raw: Path, top: int) -> list[str]:
     lines += ["| own % | function |", "|---|---|"]
     lines += [f"| {100 * count / total:.1f} | `{name}` |" for name, count in leaves.most_common(top)]
     lines += ["", "Inclusive time of certbound's own functions:", "", "| incl. % | function |", "|---|---|"]
-    ours = [(name, count) for name, count in inclusive.most_common() if "(server/" in name]
+    ours = [(name, count) for name, count in inclusive.most_common() if re.search(r"\(" + _OURS, name)]
     lines += [f"| {100 * count / total:.1f} | `{name}` |" for name, count in ours[:top]]
     return lines
 
@@ -150,6 +153,7 @@ def _profile(args: argparse.Namespace, py_spy: str, raw: Path) -> str:
     cb_dir = work / "profile"
     shutil.rmtree(cb_dir, ignore_errors=True)
     cb_dir.mkdir()
+    write_federation(cb_dir, work / "pki", [scenario])  # serve's default settings name it
     servers = Servers(work)
     try:
         lifetime = int(args.warmup + args.seconds + 300)
