@@ -21,6 +21,9 @@ def _samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], 
 def test_counters_and_the_latency_histogram() -> None:
     metrics = Metrics()
     metrics.token_issued("client_credentials", "private_key_jwt")
+    # The second of a label set goes to the remembered child, a new set to its own.
+    metrics.token_issued("client_credentials", "private_key_jwt")
+    metrics.token_issued("client_credentials", "tls_client_auth")
     metrics.client_auth_refused("jti_replayed")
     metrics.client_auth_refused("jti_replayed")
     metrics.error("/token", "invalid_client")
@@ -32,6 +35,15 @@ def test_counters_and_the_latency_histogram() -> None:
             (
                 "certbound_tokens_issued_total",
                 (("auth_method", "private_key_jwt"), ("grant_type", "client_credentials")),
+            )
+        ]
+        == 2
+    )
+    assert (
+        samples[
+            (
+                "certbound_tokens_issued_total",
+                (("auth_method", "tls_client_auth"), ("grant_type", "client_credentials")),
             )
         ]
         == 1

@@ -3,6 +3,7 @@ client sends, each refused during the handshake, each with its accepted twin."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -12,9 +13,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
-from OpenSSL import SSL
+from OpenSSL import SSL, crypto
 
-from certbound.tls import TLSHandshakeError
+from certbound.tls import TLSHandshakeError, policy
 from certbound.tls.policy import MAX_CHAIN_BYTES, MAX_INTERMEDIATES
 from tests.unit.pki.builders import Issued, PrivateKey, ca_name, issue, make_ca, name, self_signed
 
@@ -182,3 +183,62 @@ def test_a_chain_under_the_size_cap_is_accepted(
 ) -> None:
     bulky = _identity(tmp_path, self_signed(_client()), _unrelated(4, padding=MAX_CHAIN_BYTES // 6))
     assert _handshake(pki, server_context, bulky) == (4,)
+
+
+# -- verdicts remembered per certificate ---------------------------------------------------------
+
+
+def _counting_checks(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Record every key the policy is asked to judge."""
+    judged: list[object] = []
+    real = policy.check_public_key
+
+    def counting(key: object) -> None:
+        judged.append(key)
+        real(key)
+
+    monkeypatch.setattr(policy, "check_public_key", counting)
+    return judged
+
+
+def test_a_reconnecting_client_is_not_judged_again(
+    pki: Pki, server_context: SSL.Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(policy, "VERDICTS", policy._Verdicts(16))
+    judged = _counting_checks(monkeypatch)
+    _handshake(pki, server_context, pki.chained)
+    first = len(judged)
+    assert first >= 1
+    _handshake(pki, server_context, pki.chained)
+    assert len(judged) == first
+
+
+def test_a_refusal_is_remembered_and_still_refuses(
+    pki: Pki, server_context: SSL.Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(policy, "VERDICTS", policy._Verdicts(16))
+    judged = _counting_checks(monkeypatch)
+    abusive = _identity(tmp_path, _chain_of(1, key=ec.generate_private_key(ec.SECP256K1())))
+    for _ in range(2):
+        with pytest.raises(TLSHandshakeError, match="depth 1 has an EC key on curve secp256k1"):
+            _handshake(pki, server_context, abusive)
+    assert len(judged) == 1
+
+
+def test_the_verdict_cache_is_bounded_and_keyed_by_the_certificate_sha256(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    verdicts = policy._Verdicts(2)
+    judged = _counting_checks(monkeypatch)
+    certs = [crypto.X509.from_cryptography(self_signed(_client(f"c{i}")).cert) for i in range(3)]
+    assert (
+        policy._certificate_sha256(certs[0])
+        == hashlib.sha256(certs[0].to_cryptography().public_bytes(Encoding.DER)).digest()
+    )
+    for cert in certs:
+        assert verdicts.judge(cert) is None
+    assert len(verdicts) == 2
+    verdicts.judge(certs[2])  # remembered
+    assert len(judged) == 3
+    verdicts.judge(certs[0])  # the oldest was forgotten: judged again
+    assert len(judged) == 4
