@@ -7,7 +7,8 @@ RUN_STAMP := $(VENV)/.run-stamp
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8443
 PYTEST_ARGS ?=
-BENCH_ARGS ?= --workers 2
+# Both pairings: certbound serve (1 process) vs oidc-provider op1, and serve --workers 2 vs op2 (x2).
+BENCH_ARGS ?= --pairings 1v1,2v2
 
 .PHONY: run test lint typecheck unit certs bench dist clean
 
@@ -52,7 +53,7 @@ typecheck: $(STAMP)
 test: $(STAMP) certs/server.pem lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# certbound vs node-oidc-provider in one run (scripts/README.md); e.g. make bench BENCH_ARGS="--quick"
+# certbound vs node-oidc-provider in one run, ~18 min (scripts/README.md); e.g. make bench BENCH_ARGS="--quick"
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_anchor.py $(BENCH_ARGS)
 

@@ -6,16 +6,22 @@ shared and noisy, so numbers from different runs are never compared. The load co
 own harness (`scripts/bench.py`: ApacheBench, or `loadgen.mjs` for private_key_jwt), with its
 [defaults] (32 connections, 3 s warm-up, 12 s measured); the DPoP scenario `f-dpop-ka` (a fresh
 proof per request) is ours: scripts/dpop_loadgen.mjs, measured with the harness's own CPU window.
-Both servers run at the same time on 127.0.0.1 with the anchor's PKI and the same four clients;
-every rep measures each scenario on both servers back to back, alternating which one goes first.
+Two pairings, each the same number of processes on both sides (`bench_pairings`): `1v1` is
+`certbound serve` against oidc-provider in one node process (`op1`), `2v2` is `certbound serve
+--workers 2` against oidc-provider on node:cluster x2 (`op2`), on the keep-alive scenarios. A pairing's
+two servers run at the same time on 127.0.0.1 with the anchor's PKI and the same clients; every rep
+measures each scenario on both back to back, alternating which one goes first. The pairings run one
+after the other, each pair stopped before the next starts; the report has a table per pairing,
+judged by the targets of issue 15.
 
-    scripts/bench_anchor.py                 # 7 scenarios x 2 servers x 3 reps (about 13 min)
-    scripts/bench_anchor.py --quick         # 1 rep of 5 s each (about 2.5 min), for development
-    scripts/bench_anchor.py --only a-,c- --reps 5
+    scripts/bench_anchor.py                 # both pairings, 21 runs per rep x 3 reps (about 18 min)
+    scripts/bench_anchor.py --quick         # 1 rep of 5 s each (about 3.5 min), for development
+    scripts/bench_anchor.py --pairings 1v1 --only a-,c- --reps 5
+    scripts/bench_anchor.py --pairings 2v2  # certbound --workers 2 vs node:cluster x2 alone
     scripts/bench_anchor.py --only a-,c-,d- --backends sqlite,postgresql,postgresql-2nodes
                                             # also certbound on PostgreSQL, and two PostgreSQL nodes
                                             # behind HAProxy (mode tcp), in the same run
-    scripts/bench_anchor.py --quick --only d-,f-
+    scripts/bench_anchor.py --pairings 1v1 --quick --only d-,g-
                                             # federated_jwt (a platform token with a fresh jti per
                                             # request) against private_key_jwt, certbound only
 
@@ -57,6 +63,9 @@ from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any
 
+from bench_pairings import DEFAULT_PAIRINGS, PAIRINGS, Pairing, Side, parse_pairings
+from bench_report import Outcome, render_certbound_only, render_deployments, render_pairing
+
 __all__ = [
     "BenchError",
     "Servers",
@@ -74,26 +83,14 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ANCHOR = Path(os.environ.get("CERTBOUND_BENCH_ANCHOR", "/work/shared/bench-anchor"))
 DEFAULT_WORKDIR = ROOT / "run" / "bench-anchor"
 DEFAULT_POSTGRES = os.environ.get("CERTBOUND_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-SCENARIOS = (
-    "a-mtls-ka",
-    "b-mtls-nc",
-    "c-basic-ka",
-    "c2-basic-nc",
-    "d-pkjwt-ka",
-    "e1-selfsigned-ka",
-    "f-dpop-ka",
-    "g-federated-ka",
-)
 #: Scenarios of certbound alone (oidc-provider has no such method): name -> (the anchor scenario
 #: whose load it reuses, the certbound scenario it is compared with, the client it authenticates).
 CERTBOUND_ONLY = {"g-federated-ka": ("d-pkjwt-ka", "d-pkjwt-ka", "fed-client")}
 #: The `--federation` issuer of `g-federated-ka`: loadgen.mjs signs iss = sub = the client_id.
 FEDERATED_ISSUER = "bench-platform"
-TARGET_RATIO = 2.0
 _BUSY_OTHER_CPU = 25.0  # % of a core used by other tenants above which a run is flagged as noisy
 
-OP_PORT = 8443  # fixed by the anchor's scripts/servers.sh for `op1`
-CB_PORT = 9443
+CB_PORT = 9443  # certbound's in `1v1`; a pairing's `port_offset` moves it (`2v2`: 9444)
 SCOPES = "openid api:read api:write"  # the anchor's oidc-provider scopes
 CLIENT_SCOPE = "api:read api:write"
 TOKEN_LIFETIME = 3600  # the anchor's ClientCredentials TTL
@@ -105,28 +102,18 @@ _P256_SPKI_PREFIX = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d03010
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
 
 
-@dataclass(frozen=True)
-class Side:
-    """One of the two servers measured: its label in tables and its `[servers.*]` name in the TOML."""
-
-    label: str
-    server: str
-    port: int
-
-
-OP = Side("oidc-provider", "op1", OP_PORT)
-
 #: Ours, not the anchor's: a DPoP token request (RFC 9449 §5) carries a fresh proof header, which
 #: neither ab nor the anchor's loadgen.mjs can send. scripts/dpop_loadgen.mjs does, from a copy in
 #: the work directory (its node_modules has undici); it is measured with the anchor harness's own
-#: CPU window (_run_own_tool), the same way for both servers.
+#: CPU window (_run_own_tool), the same way for both servers. Its server and port are rewritten
+#: for each side (_side_scenario), like the anchor's scenarios.
 DPOP_SCENARIO: dict[str, Any] = {
     "name": "f-dpop-ka",
     "desc": "(f) DPoP, client_secret_basic, fresh ES256 proof per request, JWT AT, keep-alive",
-    "server": OP.server,
+    "server": "op1",
     "tool": "dpop",
     "mode": "keepalive",
-    "url": f"https://127.0.0.1:{OP_PORT}/token",
+    "url": "https://127.0.0.1:8443/token",
     "basic": "basic-client:bench-secret",
     "body": "grant_type=client_credentials&scope=api%3Aread",
 }
@@ -141,10 +128,25 @@ class BenchError(Exception):
 # ---------------------------------------------------------------- prerequisites and setup
 
 
+def _install_ab() -> str | None:
+    """ApacheBench from Debian's apache2-utils, when this script may install packages (root with
+    apt-get, as .ci/run installs haproxy); returns why not, or None once `ab` is there."""
+    command = "apt-get update && apt-get install -y apache2-utils"
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return f"ab (ApacheBench): {command} (as root)"
+    print(f"== ab (ApacheBench) is missing: {command}", flush=True)
+    for step in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "apache2-utils"]):
+        result = subprocess.run(step, capture_output=True, text=True, timeout=600)
+        if result.returncode != 0:
+            return f"ab (ApacheBench): `{shlex.join(step)}` failed: {result.stderr.strip()[-500:]}"
+    return None if shutil.which("ab") else f"ab (ApacheBench): still missing after {command}"
+
+
 def check_prerequisites(anchor: Path, work: Path) -> None:
+    """Name every missing prerequisite at once; `ab` is installed here when we are root on Debian."""
     missing: list[str] = []
-    if shutil.which("ab") is None:
-        missing.append("ab (ApacheBench): apt-get update && apt-get install -y apache2-utils")
+    if shutil.which("ab") is None and (why := _install_ab()) is not None:
+        missing.append(why)
     for tool, hint in (
         ("node", "Node.js >= 20 (the anchor runs oidc-provider 9 on Node 20)"),
         ("npm", "npm (comes with Node.js)"),
@@ -239,9 +241,10 @@ class Deployment:
         ]
 
 
-def deployments(names: Sequence[str], port: int) -> list[Deployment]:
+def deployments(names: Sequence[str], port: int, pairing: Pairing) -> list[Deployment]:
     """certbound on SQLite (the default), on PostgreSQL, and two PostgreSQL nodes behind HAProxy
-    (mode tcp); each on its own port from `port` on (a cluster's nodes take the ports after it)."""
+    (mode tcp), each with the pairing's workers per node, labelled for the pairing; each on its own
+    port from `port` on (a cluster's nodes take the ports after it)."""
     known = {
         "sqlite": ("certbound", 1, False),
         "postgresql": ("certbound-pg", 1, True),
@@ -251,7 +254,8 @@ def deployments(names: Sequence[str], port: int) -> list[Deployment]:
     for name in names:
         if name not in known:
             raise BenchError(f"unknown backend {name!r}: choose from {', '.join(known)}")
-        label, nodes, postgres = known[name]
+        base, nodes, postgres = known[name]
+        label = pairing.certbound_label(base)
         chosen.append(Deployment(name, Side(label, label, port), nodes, postgres))
         port += 1 + (nodes if nodes > 1 else 0)
     return chosen
@@ -316,6 +320,7 @@ class Servers:
     """The servers under test; `stop()` ends each by the PID this script recorded, nothing else."""
 
     work: Path
+    op: Side | None = None
     op_pid: int | None = None
     certbound: list[_Started] = field(default_factory=list)
 
@@ -324,11 +329,13 @@ class Servers:
         """The first certbound started (the one compared with oidc-provider)."""
         return self.certbound[0].process if self.certbound else None
 
-    def start_oidc_provider(self, lifetime: int) -> None:
+    def start_oidc_provider(self, op: Side, lifetime: int) -> None:
+        """The anchor's `op1` or `op2` (its scripts/servers.sh fixes their ports, 8443 and 8444)."""
         env = {**os.environ, "LIFETIME": str(lifetime)}
-        print(f"== starting oidc-provider (op1) on 127.0.0.1:{OP_PORT}", flush=True)
+        print(f"== starting oidc-provider ({op.server}) on 127.0.0.1:{op.port}", flush=True)
+        self.op = op
         result = subprocess.run(
-            ["scripts/servers.sh", "start", "op1"],
+            ["scripts/servers.sh", "start", op.server],
             cwd=self.work,
             env=env,
             capture_output=True,
@@ -336,7 +343,7 @@ class Servers:
             timeout=60,
         )
         with contextlib.suppress(OSError, ValueError):
-            self.op_pid = int((self.work / "run" / "op1.pid").read_text().split()[0])
+            self.op_pid = int(self._op_file("pid").read_text().split()[0])
         if result.returncode != 0 or self.op_pid is None or not _alive(self.op_pid):
             raise BenchError(f"oidc-provider did not start:\n{result.stdout}{result.stderr}")
         print(f"   {result.stdout.strip()}", flush=True)
@@ -369,7 +376,7 @@ class Servers:
         all children of one process (its pidfile covers the cluster's CPU)."""
         node_ports = [port + n for n in range(1, nodes + 1)]
         (cb_dir / "haproxy.cfg").write_text(_haproxy_config(port, node_ports))
-        children = [
+        children: list[dict[str, Any]] = [
             {
                 "cmd": _serve_cmd(pki, node_port, port, workers, settings, cb_dir),
                 "out": str(cb_dir / f"node{n}.stdout.log"),
@@ -414,7 +421,7 @@ class Servers:
 
     def check_alive(self) -> None:
         if self.op_pid is not None and not _alive(self.op_pid):
-            log = (self.work / "run" / "op1.log").read_text(errors="replace")[-2000:]
+            log = self._op_file("log").read_text(errors="replace")[-2000:]
             raise BenchError(f"oidc-provider (pid {self.op_pid}) died during the run; log:\n{log}")
         for started in self.certbound:
             if started.process.poll() is not None:
@@ -443,7 +450,12 @@ class Servers:
                 os.kill(self.op_pid, signal.SIGKILL)
             print(f"== stopped oidc-provider (pid {self.op_pid})", flush=True)
         if self.op_pid is not None:
-            (self.work / "run" / "op1.pid").unlink(missing_ok=True)
+            self._op_file("pid").unlink(missing_ok=True)
+
+    def _op_file(self, suffix: str) -> Path:
+        """servers.sh's run/NAME.pid and run/NAME.log of the oidc-provider started."""
+        assert self.op is not None
+        return self.work / "run" / f"{self.op.server}.{suffix}"
 
 
 def _serve_cmd(
@@ -849,8 +861,10 @@ def _run_reps(
     pidfiles: dict[str, Path],
     reps: int,
     out: Path,
+    pairing: str,
 ) -> None:
-    """Each group is one scenario on every server (oidc-provider first, then each certbound)."""
+    """Each group is one scenario on every server (oidc-provider first, then each certbound); each
+    record is appended to `out` with its rep and pairing."""
     per_run = float(defaults["warmup"]) + float(defaults["duration"]) + 70
     for rep in range(1, reps + 1):
         # Rotate which server goes first, so none always follows another's load.
@@ -885,188 +899,9 @@ def _run_reps(
             for line in rep_out.read_text().splitlines():
                 if line.strip():
                     record = json.loads(line)
-                    record["rep"] = rep
+                    record.update(rep=rep, pairing=pairing)
                     merged.write(json.dumps(record) + "\n")
         servers.check_alive()
-
-
-# ---------------------------------------------------------------- summary
-
-
-def _ok_tokens_per_s(record: dict[str, Any]) -> float | None:
-    """Successful (HTTP 200) responses per second: errors are never counted as tokens."""
-    rps, requests = record.get("rps"), record.get("requests") or 0
-    if rps is None or not requests:
-        return 0.0 if rps is not None else None
-    if "ok" in record:  # loadgen.mjs counts 2xx itself
-        ok = int(record["ok"])
-    else:
-        ok = requests - (record.get("non2xx") or 0) - (record.get("failed") or 0)
-    return float(rps) * max(ok, 0) / requests
-
-
-@dataclass
-class Stats:
-    tokens: list[float] = field(default_factory=list)
-    p50: list[float] = field(default_factory=list)
-    p99: list[float] = field(default_factory=list)
-    cpu_ms: list[float] = field(default_factory=list)
-    other_cpu: list[float] = field(default_factory=list)
-    errors: int = 0
-    requests: int = 0
-
-    def add(self, record: dict[str, Any]) -> None:
-        tokens = _ok_tokens_per_s(record)
-        if tokens is not None:
-            self.tokens.append(tokens)
-            if tokens and record.get("server_cpu_pct") is not None:
-                self.cpu_ms.append(10.0 * float(record["server_cpu_pct"]) / tokens)
-        for name, values in (("p50_ms", self.p50), ("p99_ms", self.p99)):
-            if record.get(name) is not None:
-                values.append(float(record[name]))
-        if record.get("machine_busy_pct") is not None:
-            # CPU the box spent on anything but this server and the load generator: other tenants.
-            used = (record.get("server_cpu_pct") or 0) + (record.get("loadgen_cpu_pct") or 0)
-            self.other_cpu.append(max(0.0, float(record["machine_busy_pct"]) - used))
-        self.errors += (record.get("failed") or 0) + (record.get("non2xx") or 0)
-        self.requests += record.get("requests") or 0
-
-    @property
-    def median_tokens(self) -> float | None:
-        return statistics.median(self.tokens) if self.tokens else None
-
-    @property
-    def median_cpu_ms(self) -> float | None:
-        return statistics.median(self.cpu_ms) if self.cpu_ms else None
-
-
-def _fmt(values: list[float], digits: int = 0, spread: bool = False) -> str:
-    if not values:
-        return "-"
-    text = f"{statistics.median(values):.{digits}f}"
-    if spread and len(values) > 1:
-        text += f" ({min(values):.{digits}f}-{max(values):.{digits}f})"
-    return text
-
-
-@dataclass
-class Outcome:
-    name: str
-    op: Stats = field(default_factory=Stats)
-    cb: Stats = field(default_factory=Stats)
-    skipped: str | None = None
-    #: The other certbound deployments of `--backends`, by label.
-    others: dict[str, Stats] = field(default_factory=dict)
-
-    def stats(self, label: str, primary: str) -> Stats:
-        if label == primary:
-            return self.cb
-        if label == OP.label:
-            return self.op
-        return self.others.setdefault(label, Stats())
-
-    @property
-    def cb_errors(self) -> int:
-        return self.cb.errors + sum(stats.errors for stats in self.others.values())
-
-    @property
-    def ratio(self) -> float | None:
-        op, cb = self.op.median_tokens, self.cb.median_tokens
-        return cb / op if op and cb is not None else None
-
-    @property
-    def cpu_ratio(self) -> float | None:
-        """How many times less server CPU a certbound token costs: steadier than tokens/s on a busy box."""
-        op, cb = self.op.median_cpu_ms, self.cb.median_cpu_ms
-        return op / cb if op is not None and cb else None
-
-
-def _render(outcomes: list[Outcome], cb: Side) -> list[str]:
-    lines = [
-        "| scenario | oidc-provider tokens/s | certbound tokens/s | ratio (target ≥ 2x) | "
-        "op p50 / p99 ms | certbound p50 / p99 ms | op CPU ms/token | certbound CPU ms/token | "
-        "CPU ratio (op / certbound) | errors op / certbound |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for outcome in outcomes:
-        if outcome.skipped:
-            lines.append(f"| `{outcome.name}` | {outcome.skipped} | | | | | | | | |")
-            continue
-        ratio = outcome.ratio
-        verdict = "-" if ratio is None else f"**{ratio:.2f}x** {'✓' if ratio >= TARGET_RATIO else '✗'}"
-        cpu_ratio = "-" if outcome.cpu_ratio is None else f"{outcome.cpu_ratio:.2f}x"
-        cb_errors = f"{outcome.cb.errors} / {outcome.cb.requests}"
-        if outcome.cb.errors:
-            cb_errors = f"**⚠ {cb_errors}**"
-        lines.append(
-            f"| `{outcome.name}` | {_fmt(outcome.op.tokens, 0, True)} | {_fmt(outcome.cb.tokens, 0, True)} | "
-            f"{verdict} | {_fmt(outcome.op.p50, 1)} / {_fmt(outcome.op.p99, 1)} | "
-            f"{_fmt(outcome.cb.p50, 1)} / {_fmt(outcome.cb.p99, 1)} | {_fmt(outcome.op.cpu_ms, 3)} | "
-            f"{_fmt(outcome.cb.cpu_ms, 3)} | {cpu_ratio} | "
-            f"{outcome.op.errors} / {outcome.op.requests} · {cb_errors} |"
-        )
-    return lines
-
-
-def _render_deployments(outcomes: list[Outcome], chosen: list[Deployment]) -> list[str]:
-    """Every certbound deployment per scenario, against the first one and oidc-provider."""
-    first = chosen[0].side.label
-    lines = [
-        f"| scenario | certbound | tokens/s | vs {first} | vs oidc-provider | p50 / p99 ms | "
-        "CPU ms/token | errors |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for outcome in outcomes:
-        if outcome.skipped:
-            continue
-        base = outcome.cb.median_tokens
-        for deployment in chosen:
-            stats = outcome.stats(deployment.side.label, first)
-            tokens = stats.median_tokens
-            versus = f"{tokens / base:.2f}x" if tokens is not None and base else "-"
-            op = outcome.op.median_tokens
-            versus_op = f"{tokens / op:.2f}x" if tokens is not None and op else "-"
-            errors = f"{stats.errors} / {stats.requests}" if stats.requests else "skipped"
-            lines.append(
-                f"| `{outcome.name}` | {deployment.side.label} ({_describe(deployment)}) | "
-                f"{_fmt(stats.tokens, 0, True)} | {versus} | {versus_op} | "
-                f"{_fmt(stats.p50, 1)} / {_fmt(stats.p99, 1)} | {_fmt(stats.cpu_ms, 3)} | "
-                f"{f'**⚠ {errors}**' if stats.errors else errors} |"
-            )
-    return lines
-
-
-def _render_certbound_only(outcomes: dict[str, Outcome]) -> list[str]:
-    """Scenarios oidc-provider cannot run, against the certbound scenario they are compared with."""
-    rows = [outcome for outcome in outcomes.values() if outcome.name in CERTBOUND_ONLY]
-    if not rows:
-        return []
-    lines = [
-        "## certbound only",
-        "",
-        "| scenario | certbound tokens/s | compared with | its tokens/s | ratio | p50 / p99 ms | "
-        "CPU ms/token (this / compared) | errors |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for outcome in rows:
-        reference_name = CERTBOUND_ONLY[outcome.name][1]
-        reference = outcomes.get(reference_name)
-        if outcome.skipped or reference is None:
-            why = (
-                outcome.skipped
-                or f"run it with `{reference_name}` (--only {reference_name[:2]},{outcome.name[:2]})"
-            )
-            lines.append(f"| `{outcome.name}` | {why} | | | | | | |")
-            continue
-        tokens, base = outcome.cb.median_tokens, reference.cb.median_tokens
-        ratio = f"**{tokens / base:.2f}x**" if tokens is not None and base else "-"
-        lines.append(
-            f"| `{outcome.name}` | {_fmt(outcome.cb.tokens, 0, True)} | `{reference_name}` | "
-            f"{_fmt(reference.cb.tokens, 0, True)} | {ratio} | {_fmt(outcome.cb.p50, 1)} / "
-            f"{_fmt(outcome.cb.p99, 1)} | {_fmt(outcome.cb.cpu_ms, 3)} / {_fmt(reference.cb.cpu_ms, 3)} | "
-            f"{outcome.cb.errors} / {outcome.cb.requests} |"
-        )
-    return [*lines, ""]
 
 
 def _describe(deployment: Deployment) -> str:
@@ -1082,11 +917,7 @@ def _version(cmd: Sequence[str], cwd: Path = ROOT) -> str:
     return (result.stdout.strip() or result.stderr.strip()).splitlines()[0] if result.returncode == 0 else "?"
 
 
-def _processes(workers: int) -> str:
-    return "1 process" if workers == 1 else f"--workers {workers}: {workers} worker processes + supervisor"
-
-
-def _environment(work: Path, defaults: dict[str, Any], reps: int, workers: int) -> list[str]:
+def _environment(work: Path, defaults: dict[str, Any], reps: int, pairings: Sequence[Pairing]) -> list[str]:
     commit = _version(["git", "describe", "--always", "--dirty"])
     node = _version(["node", "--version"])
     op_version = _version(
@@ -1096,11 +927,12 @@ def _environment(work: Path, defaults: dict[str, Any], reps: int, workers: int) 
     ab = f"ab {ab_version.group(1) if ab_version else '?'}"
     load = " ".join(f"{value:.2f}" for value in os.getloadavg())
     return [
-        f"- certbound `{commit}` (Python {sys.version.split()[0]}, {_processes(workers)}) vs "
-        f"oidc-provider {op_version} on Node {node} (1 process, `op1`); {ab}",
+        f"- certbound `{commit}` (Python {sys.version.split()[0]}) vs oidc-provider {op_version} on "
+        f"Node {node}; {ab}",
+        *(f"- pairing {pairing.name}: {pairing.describe()}" for pairing in pairings),
         f"- load: {defaults['conns']} connections closed loop, {defaults['warmup']} s warm-up + "
         f"{defaults['duration']} s measured, {reps} rep(s), scenarios interleaved, server order rotating "
-        "per rep; medians (min-max)",
+        "per rep; medians (min-max); one pairing after the other, never two at once",
         f"- machine: {os.cpu_count()} CPUs, load average at start {load}",
         "- tokens/s counts HTTP 200 responses only; CPU ms/token = server process-tree CPU / tokens",
     ]
@@ -1113,24 +945,31 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument(
+        "--pairings",
+        default=DEFAULT_PAIRINGS,
+        help=f"comma-separated, run in turn (default {DEFAULT_PAIRINGS}): "
+        + "; ".join(f"{pairing.name} = {pairing.describe()}" for pairing in PAIRINGS.values()),
+    )
     parser.add_argument("--reps", type=int, help="repetitions (default 3; 1 with --quick)")
-    parser.add_argument("--only", help="comma-separated scenario-name prefixes, e.g. a-,c-")
+    parser.add_argument(
+        "--only", help="comma-separated scenario-name prefixes, e.g. a-,c- (within each pairing's scenarios)"
+    )
     parser.add_argument("--quick", action="store_true", help="development mode: 1 rep of 5 s measured")
     parser.add_argument("--duration", type=float, help="measured seconds per run (anchor default 12)")
     parser.add_argument("--warmup", type=float, help="warm-up seconds per run (anchor default 3)")
-    parser.add_argument("--port", type=int, default=CB_PORT, help=f"certbound's port (default {CB_PORT})")
     parser.add_argument(
-        "--workers",
+        "--port",
         type=int,
-        default=1,
-        help="certbound serve --workers N (default 1, like op1's one process)",
+        default=CB_PORT,
+        help=f"certbound's port in 1v1 (default {CB_PORT}); 2v2 uses the port after it",
     )
     parser.add_argument(
         "--backends",
         default="sqlite",
-        help="certbound deployments measured in the same run, comma-separated: sqlite (default), "
-        "postgresql, postgresql-2nodes (two nodes behind HAProxy, mode tcp); the first is compared "
-        "with oidc-provider in the main table, all of them in a second one",
+        help="certbound deployments measured in the same run, in each pairing, comma-separated: sqlite "
+        "(default), postgresql, postgresql-2nodes (two nodes behind HAProxy, mode tcp); the first is "
+        "compared with oidc-provider in the pairing's table, all of them in a second one",
     )
     parser.add_argument(
         "--postgres",
@@ -1144,16 +983,22 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--workdir", type=Path, default=DEFAULT_WORKDIR, help="git-ignored copy of the anchor"
     )
     args = parser.parse_args(argv)
+    try:
+        args.pairings = parse_pairings(args.pairings)
+    except ValueError as exc:
+        parser.error(f"--pairings: {exc}")
     if args.reps is None:
         args.reps = 1 if args.quick else 3
     if args.quick and args.duration is None:
         args.duration = 5.0
-    if args.reps < 1 or args.workers < 1:
-        parser.error("--reps and --workers must be >= 1")
+    if args.reps < 1:
+        parser.error("--reps must be >= 1")
     return args
 
 
-def _select(work: Path, only: str | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _catalogue(work: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The anchor's [defaults] and every scenario by name: its own, ours (`f-dpop-ka`) and
+    certbound's alone (`g-federated-ka`)."""
     config = tomllib.loads((work / "scenarios" / "oidc-provider.toml").read_text())
     by_name = {scenario["name"]: scenario for scenario in config["scenario"]}
     by_name[DPOP_SCENARIO["name"]] = DPOP_SCENARIO
@@ -1165,85 +1010,105 @@ def _select(work: Path, only: str | None) -> tuple[dict[str, Any], list[dict[str
                 "desc": f"federated_jwt: {by_name[load].get('desc', load)}, as a platform token",
                 "pkjwt_client": client_id,
             }
-    prefixes = only.split(",") if only else [""]
-    names = [name for name in SCENARIOS if any(name.startswith(prefix) for prefix in prefixes)]
-    if not names:
-        raise BenchError(f"--only {only} selects none of {', '.join(SCENARIOS)}")
-    missing = [name for name in names if name not in by_name]
-    if missing:
-        raise BenchError(f"the anchor has no scenario {', '.join(missing)}")
-    return dict(config["defaults"]), [by_name[name] for name in names]
+    return dict(config["defaults"]), by_name
 
 
-def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # unwinds through the finally blocks that stop the servers
+@dataclass(frozen=True)
+class _Plan:
+    """What one pairing measures: its scenarios (after `--only`) and its certbound deployments."""
+
+    pairing: Pairing
+    bases: list[dict[str, Any]]
+    deployments: list[Deployment]
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.pairing.op.port] + [
+            d.side.port + n for d in self.deployments for n in range(d.nodes + (d.nodes > 1))
+        ]
+
+    @property
+    def runs_per_rep(self) -> int:
+        """A run per scenario and server (oidc-provider sits out certbound's own scenarios)."""
+        sides = len(self.deployments)
+        return sum(sides + (base["name"] not in CERTBOUND_ONLY) for base in self.bases)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_on_sigterm)
-    work: Path = args.workdir.resolve()
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    report_md = ROOT / "run" / f"bench-{stamp}.md"
-    raw = ROOT / "run" / f"bench-{stamp}.jsonl"
-    try:
-        chosen = deployments(args.backends.split(","), args.port)
-        cb = chosen[0].side
-        check_prerequisites(args.anchor, work)
-        if any(deployment.nodes > 1 for deployment in chosen) and shutil.which("haproxy") is None:
-            raise BenchError("haproxy is missing (apt-get install -y haproxy): postgresql-2nodes needs it")
-        prepare_workdir(args.anchor, work)
-        defaults, bases = _select(work, args.only)
-        for key in ("duration", "warmup"):
-            if getattr(args, key) is not None:
-                defaults[key] = getattr(args, key)
-        defaults["reps"] = 1
-        ports = [OP_PORT] + [d.side.port + n for d in chosen for n in range(d.nodes + (d.nodes > 1))]
-        for port in ports:
-            if port_in_use(port):
-                raise BenchError(
-                    f"127.0.0.1:{port} is already in use (a leftover server? `make run`?): free it first"
-                )
-    except BenchError as exc:
-        print(f"bench_anchor: {exc}", file=sys.stderr)
-        return 2
+def _plans(args: argparse.Namespace, catalogue: dict[str, dict[str, Any]]) -> list[_Plan]:
+    prefixes = args.only.split(",") if args.only else [""]
+    plans: list[_Plan] = []
+    for pairing in args.pairings:
+        names = [name for name in pairing.scenarios if any(name.startswith(p) for p in prefixes)]
+        if not names:
+            print(f"== pairing {pairing.name}: --only {args.only} selects none of its scenarios "
+                  f"({', '.join(pairing.scenarios)}); skipped", flush=True)  # fmt: skip
+            continue
+        missing = [name for name in names if name not in catalogue]
+        if missing:
+            raise BenchError(f"the anchor has no scenario {', '.join(missing)}")
+        port = args.port + pairing.port_offset
+        chosen = deployments(args.backends.split(","), port, pairing)
+        plans.append(_Plan(pairing, [catalogue[name] for name in names], chosen))
+    if not plans:
+        every = dict.fromkeys(name for pairing in args.pairings for name in pairing.scenarios)
+        raise BenchError(f"--only {args.only} selects none of {', '.join(every)}")
+    return plans
 
+
+@dataclass(frozen=True)
+class _Context:
+    """What every pairing of the run shares."""
+
+    work: Path
+    defaults: dict[str, Any]
+    reps: int
+    raw: Path
+    postgres: str
+
+    @property
+    def seconds_per_run(self) -> float:
+        return float(self.defaults["warmup"]) + float(self.defaults["duration"]) + 2
+
+
+def _measure(ctx: _Context, plan: _Plan) -> dict[str, Outcome]:
+    """One pairing: start its two servers (and the other `--backends`), register the clients,
+    check each scenario with one request per server, run the reps, stop every server it started."""
+    work, pairing, chosen, bases = ctx.work, plan.pairing, plan.deployments, plan.bases
     pki = work / "pki"
-    shutil.rmtree(work / "certbound", ignore_errors=True)  # fresh databases and clients every run
-    raw.parent.mkdir(parents=True, exist_ok=True)
-    sides = 1 + len(chosen)
-    runs = sides * len(bases) * args.reps
-    budget = runs * (float(defaults["warmup"]) + float(defaults["duration"]) + 2)
+    cb = chosen[0].side
+    budget = plan.runs_per_rep * ctx.reps * ctx.seconds_per_run
     lifetime = int(2 * budget + 600)  # servers die on their own even if this script is killed
     print(
-        f"== {len(bases)} scenarios x {sides} servers x {args.reps} rep(s), "
-        f"about {budget / 60:.1f} min of load"
+        f"== pairing {pairing.name}: {pairing.describe()}; {len(bases)} scenario(s), "
+        f"{plan.runs_per_rep * ctx.reps} runs, about {budget / 60:.1f} min of load",
+        flush=True,
     )
-
     servers = Servers(work)
-    outcomes = {base["name"]: Outcome(base["name"]) for base in bases}
+    outcomes = {base["name"]: Outcome(base["name"], pairing.op.label, cb.label) for base in bases}
     databases: list[str] = []
     try:
-        servers.start_oidc_provider(lifetime)
+        servers.start_oidc_provider(pairing.op, lifetime)
         wanted = {client_of(base) for base in bases}
         refused_by: dict[str, dict[str, str]] = {}
-        pidfiles = {OP.server: work / "run" / "op1.pid"}
+        pidfiles = {pairing.op.server: work / "run" / f"{pairing.op.server}.pid"}
         for deployment in chosen:
-            cb_dir = work / "certbound" / deployment.name
+            cb_dir = work / "certbound" / pairing.name / deployment.name
             cb_dir.mkdir(parents=True)
             write_federation(cb_dir, pki, bases)
             url = None
             if deployment.postgres:
-                name = f"certbound_bench_{deployment.name.replace('-', '_')}_{os.getpid()}"
-                postgres_sql(args.postgres, f'CREATE DATABASE "{name}"')
+                name = f"certbound_bench_{pairing.name}_{deployment.name.replace('-', '_')}_{os.getpid()}"
+                postgres_sql(ctx.postgres, f'CREATE DATABASE "{name}"')
                 databases.append(name)
-                url = database_url(args.postgres, name)
+                url = database_url(ctx.postgres, name)
             settings = deployment.settings(cb_dir, url)
             port = deployment.side.port
             if deployment.nodes > 1:
-                servers.start_cluster(cb_dir, pki, port, lifetime, settings, deployment.nodes, args.workers)
+                servers.start_cluster(
+                    cb_dir, pki, port, lifetime, settings, deployment.nodes, pairing.workers
+                )
             else:
-                servers.start_certbound(cb_dir, pki, port, lifetime, args.workers, settings)
+                servers.start_certbound(cb_dir, pki, port, lifetime, pairing.workers, settings)
             refused_by[deployment.side.label] = register_clients(
                 cb_dir, client_specs(pki, bases), wanted, settings
             )
@@ -1259,9 +1124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             group = []
             if base["name"] not in CERTBOUND_ONLY:
-                op_run = _side_scenario(base, OP)
+                op_run = _side_scenario(base, pairing.op)
                 op_probe = _probe(work, op_run)
-                print(f"   {base['name']}: oidc-provider {op_probe.detail}", flush=True)
+                print(f"   {base['name']}: {pairing.op.label} {op_probe.detail}", flush=True)
                 if not op_probe.ok:
                     outcome.skipped = f"skipped: oidc-provider answered {op_probe.detail}"
                     continue
@@ -1283,81 +1148,146 @@ def main(argv: Sequence[str] | None = None) -> int:
             if outcome.skipped is None:
                 groups.append(group)
         if groups:
-            _run_reps(work, servers, groups, defaults, pidfiles, args.reps, raw)
-            for line in raw.read_text().splitlines():
+            _run_reps(work, servers, groups, ctx.defaults, pidfiles, ctx.reps, ctx.raw, pairing.name)
+            for line in ctx.raw.read_text().splitlines():
                 record = json.loads(line)
-                base_name, _, label = record["name"].partition("@")
-                outcomes[base_name].stats(label, cb.label).add(record)
+                if record.get("pairing") == pairing.name:
+                    base_name, _, label = record["name"].partition("@")
+                    outcomes[base_name].stats(label).add(record)
             for outcome in outcomes.values():
                 base = next(b for b in bases if b["name"] == outcome.name)
                 for deployment in chosen:
-                    if outcome.stats(deployment.side.label, cb.label).errors:
+                    if outcome.stats(deployment.side.label).errors:
                         again = _probe(work, _side_scenario(base, deployment.side))
                         print(
                             f"   !!! {outcome.name}: {deployment.side.label} errors; "
                             f"a request now gets: {again.detail}"
                         )
-    except BenchError as exc:
-        print(f"bench_anchor: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bench_anchor: interrupted", file=sys.stderr)
-        return 130
     finally:
         servers.stop()
         for name in databases:
             with contextlib.suppress(BenchError):
-                postgres_sql(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                postgres_sql(ctx.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return outcomes
 
+
+def _report(
+    ctx: _Context, plans: Sequence[_Plan], measured: Sequence[tuple[_Plan, dict[str, Outcome]]]
+) -> list[str]:
     lines = [f"# certbound vs oidc-provider, {time.strftime('%Y-%m-%d %H:%M:%S')}", ""]
-    lines += _environment(work, defaults, args.reps, args.workers)
-    lines += ["", *_render([o for o in outcomes.values() if o.name not in CERTBOUND_ONLY], cb), ""]
-    lines += _render_certbound_only(outcomes)
-    if len(chosen) > 1:
-        lines += [
-            "## certbound deployments (`--backends`)",
-            "",
-            *_render_deployments(list(outcomes.values()), chosen),
-            "",
-            "CPU ms/token counts certbound's processes (and HAProxy for a cluster), not the PostgreSQL "
-            "server's: a PostgreSQL row costs more CPU than its column says.",
-            "",
-        ]
+    lines += _environment(ctx.work, ctx.defaults, ctx.reps, [plan.pairing for plan in plans])
+    compared_with = {name: reference for name, (_, reference, _) in CERTBOUND_ONLY.items()}
+    for plan, outcomes in measured:
+        shared = [outcome for outcome in outcomes.values() if outcome.name not in CERTBOUND_ONLY]
+        lines += ["", *render_pairing(plan.pairing, shared), ""]
+        lines += render_certbound_only(outcomes, compared_with)
+        if len(plan.deployments) > 1:
+            described = [(d.side.label, _describe(d)) for d in plan.deployments]
+            lines += [
+                f"### certbound deployments (`--backends`), pairing {plan.pairing.name}",
+                "",
+                *render_deployments(list(outcomes.values()), described),
+                "",
+                "CPU ms/token counts certbound's processes (and HAProxy for a cluster), not the "
+                "PostgreSQL server's: a PostgreSQL row costs more CPU than its column says.",
+                "",
+            ]
+    everything = [outcome for _, outcomes in measured for outcome in outcomes.values()]
     other = [
         value
-        for o in outcomes.values()
-        for stats in (o.op, o.cb, *o.others.values())
+        for outcome in everything
+        for stats in (outcome.op, outcome.cb, *outcome.others.values())
         for value in stats.other_cpu
     ]
     if other and statistics.median(other) > _BUSY_OTHER_CPU:
         lines.append(
             f"⚠ the machine was busy with other work (median {statistics.median(other):.0f} % of a core "
             "outside both servers and the load generator): tokens/s and their ratio are noisy in this "
-            "run; the CPU ratio is the steadier comparison."
+            "run; the per-core (CPU) ratio is the steadier comparison."
         )
-    cb_errors = [outcome for outcome in outcomes.values() if outcome.cb_errors]
-    for outcome in cb_errors:
-        for label, stats in ((cb.label, outcome.cb), *outcome.others.items()):
+    for outcome in everything:
+        for label, stats in ((outcome.cb_label, outcome.cb), *outcome.others.items()):
             if stats.errors:
                 lines.append(
                     f"**⚠ {label} answered {stats.errors} errors (non-200 or failed) out of "
                     f"{stats.requests} requests in `{outcome.name}`: its tokens/s counts only the 200s.**"
                 )
-    if raw.is_file():
+    if ctx.raw.is_file():
         table = subprocess.run(
-            [sys.executable, "scripts/bench.py", "table", str(raw)],
-            cwd=work,
+            [sys.executable, "scripts/bench.py", "table", str(ctx.raw)],
+            cwd=ctx.work,
             capture_output=True,
             text=True,
             timeout=60,
         )
         lines += ["", "## Per-server detail (the anchor's `bench.py table`)", "", table.stdout.rstrip()]
-        lines += ["", f"Raw: `{raw.relative_to(ROOT)}`"]
+        lines += ["", f"Raw: `{ctx.raw.relative_to(ROOT)}`"]
+    return lines
+
+
+def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the finally blocks that stop the servers
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    work: Path = args.workdir.resolve()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    report_md = ROOT / "run" / f"bench-{stamp}.md"
+    try:
+        check_prerequisites(args.anchor, work)
+        if "postgresql-2nodes" in args.backends.split(",") and shutil.which("haproxy") is None:
+            raise BenchError("haproxy is missing (apt-get install -y haproxy): postgresql-2nodes needs it")
+        prepare_workdir(args.anchor, work)
+        defaults, catalogue = _catalogue(work)
+        for key in ("duration", "warmup"):
+            if getattr(args, key) is not None:
+                defaults[key] = getattr(args, key)
+        defaults["reps"] = 1
+        plans = _plans(args, catalogue)
+        for port in sorted({port for plan in plans for port in plan.ports}):
+            if port_in_use(port):
+                raise BenchError(
+                    f"127.0.0.1:{port} is already in use (a leftover server? `make run`?): free it first"
+                )
+    except BenchError as exc:
+        print(f"bench_anchor: {exc}", file=sys.stderr)
+        return 2
+
+    shutil.rmtree(work / "certbound", ignore_errors=True)  # fresh databases and clients every run
+    ctx = _Context(work, defaults, args.reps, ROOT / "run" / f"bench-{stamp}.jsonl", args.postgres)
+    ctx.raw.parent.mkdir(parents=True, exist_ok=True)
+    runs = sum(plan.runs_per_rep for plan in plans) * args.reps
+    print(
+        f"== pairings {', '.join(plan.pairing.name for plan in plans)}: {runs} runs of "
+        f"{ctx.seconds_per_run:.0f} s, about {runs * ctx.seconds_per_run / 60:.1f} min of load"
+    )
+    measured: list[tuple[_Plan, dict[str, Outcome]]] = []
+    failure: str | None = None
+    try:
+        for plan in plans:
+            measured.append((plan, _measure(ctx, plan)))
+    except BenchError as exc:
+        failure = str(exc)
+        print(f"bench_anchor: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("bench_anchor: interrupted", file=sys.stderr)
+        return 130
+    if not measured:
+        return 2
+
+    lines = _report(ctx, plans, measured)
+    if failure is not None:
+        not_run = [plan.pairing.name for plan in plans[len(measured) :]]
+        lines.append(f"\n⚠ pairing {', '.join(not_run)} was not measured: {failure.splitlines()[0]}")
     text = "\n".join(lines) + "\n"
     report_md.write_text(text)
     print("\n" + text)
     print(f"written to {report_md.relative_to(ROOT)}")
-    return 1 if cb_errors else 0
+    if failure is not None:
+        return 2
+    return 1 if any(outcome.cb_errors for _, outcomes in measured for outcome in outcomes.values()) else 0
 
 
 if __name__ == "__main__":
