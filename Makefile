@@ -49,6 +49,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy scripts
 
 test: $(STAMP) certs/server.pem lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -29,7 +29,7 @@ from certbound.logformat import configure_logging
 from certbound.metrics import Metrics, share_across_processes
 
 
-def _per_call(action: Callable[[], None], rounds: int) -> float:
+def _per_call(action: Callable[[], object], rounds: int) -> float:
     """CPU microseconds per call (process time: steadier than wall time on a shared machine),
     the best of three runs."""
     best = float("inf")

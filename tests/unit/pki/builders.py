@@ -89,6 +89,12 @@ class Issued:
         context.load_cert_chain(cert_file, key_file)
 
 
+def _authority_key_id(issuer_public: object) -> x509.AuthorityKeyIdentifier:
+    """The AuthorityKeyIdentifier for a certificate signed by the holder of `issuer_public`."""
+    assert isinstance(issuer_public, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey)
+    return x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public)
+
+
 def _sent_above(issuer: Issued | None) -> tuple[x509.Certificate, ...]:
     """What a holder of a certificate issued by `issuer` sends along: intermediates, not the root
     (which the server has configured)."""
@@ -142,7 +148,7 @@ def make_ca(subject: x509.Name, *, parent: Issued | None = None, key: PrivateKey
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public), critical=False)
+        .add_extension(_authority_key_id(issuer_public), critical=False)
         .sign(signer, _hash_for(signer))
     )
     return Issued(cert, key, _sent_above(parent), is_root=parent is None)
@@ -174,7 +180,7 @@ def issue(
         .not_valid_after(not_after or NOW + 10 * DAY)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.cert.public_key()),
+            _authority_key_id(ca.cert.public_key()),
             critical=False,
         )
     )
@@ -202,7 +208,7 @@ def make_crl(
         .last_update(NOW - DAY)
         .next_update(next_update or NOW + 7 * DAY)
         .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.cert.public_key()),
+            _authority_key_id(ca.cert.public_key()),
             critical=False,
         )
     )
