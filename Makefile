@@ -7,6 +7,9 @@ RUN_STAMP := $(VENV)/.run-stamp
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8443
 PYTEST_ARGS ?=
+# Two test processes: most of the suite's time is spent waiting on servers it started, so two
+# halve it on a 2-core machine (`make test PYTEST_PARALLEL=` runs it in one process).
+PYTEST_PARALLEL ?= -n 2 --dist loadfile
 # Both pairings: certbound serve (1 process) vs oidc-provider op1, and serve --workers 2 vs op2 (x2).
 BENCH_ARGS ?= --pairings 1v1,2v2
 
@@ -52,7 +55,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy scripts
 
 test: $(STAMP) certs/server.pem lint typecheck
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 # certbound vs node-oidc-provider in one run, ~18 min (scripts/README.md); e.g. make bench BENCH_ARGS="--quick"
 bench: $(STAMP)
