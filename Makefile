@@ -8,8 +8,9 @@ STAMP := $(VENV)/.installed-stamp
 PORT ?= 8443
 PYTEST_ARGS ?=
 BENCH_ARGS ?= --workers 2
+BENCH_METHODS_ARGS ?=
 
-.PHONY: run test lint typecheck unit certs bench dist clean
+.PHONY: run test lint typecheck unit certs bench bench-methods dist clean
 
 # certbound installed editable with the extras in $(1), pip showing what it does. The package's
 # source is server/ but it imports as `certbound` (SPEC §2). pip's editable install maps the name
@@ -55,6 +56,11 @@ test: $(STAMP) certs/server.pem lint typecheck
 # certbound vs node-oidc-provider in one run (scripts/README.md); e.g. make bench BENCH_ARGS="--quick"
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_anchor.py $(BENCH_ARGS)
+
+# Tokens/s per core for every client authentication method, certbound alone (scripts/README.md);
+# e.g. make bench-methods BENCH_METHODS_ARGS="--quick"
+bench-methods: $(STAMP)
+	$(BIN)/python scripts/bench_methods.py $(BENCH_METHODS_ARGS)
 
 # A wheel in dist/ (installs the `certbound` package and console script): pip install dist/certbound-*.whl
 dist: $(RUN_STAMP)
