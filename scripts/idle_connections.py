@@ -389,14 +389,21 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"PASS below this RSS, MB = 10^6 bytes (default {LIMIT_MB:g})",
     )
     parser.add_argument(
+        "--cycles",
+        type=int,
+        default=1,
+        help="open, idle and close the connections this many times in one server (a leak grows "
+        "with each cycle; memory the allocator keeps does not); the table shows the first",
+    )
+    parser.add_argument(
         "--tracemalloc",
         action="store_true",
         help="diagnose: run serve under tracemalloc and show where the Python memory the connections "
         "hold was allocated (tracing slows the server and adds to its RSS: not for the PASS figure)",
     )
     args = parser.parse_args(argv)
-    if args.connections < 1 or args.idle < 0 or not 1 <= args.concurrency <= 64:
-        parser.error("--connections >= 1, --idle >= 0, 1 <= --concurrency <= 64")
+    if args.connections < 1 or args.idle < 0 or args.cycles < 1 or not 1 <= args.concurrency <= 64:
+        parser.error("--connections >= 1, --idle >= 0, --cycles >= 1, 1 <= --concurrency <= 64")
     return args
 
 
@@ -476,7 +483,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     settings = ["--db", f"sqlite:///{work / 'idle.db'}"]
-    lifetime = int(args.idle + 600)  # the server dies on its own even if this script is killed
+    lifetime = int(
+        args.cycles * (args.idle + 120) + 600
+    )  # the server dies on its own even if this script is killed
     cmd = _serve_cmd(args, settings, lifetime)
     serve_flags = " ".join(cmd[cmd.index("--max-connections") : cmd.index("--drain-timeout")])
     log = work / "serve.log"
@@ -497,7 +506,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"   certbound serve pid {pid} (under timeout {process.pid}), log {log.relative_to(ROOT)}",
             flush=True,
         )
-        outcome = asyncio.run(_exercise(args, pid, snapshot_prefix))
+        outcomes = [asyncio.run(_exercise(args, pid, snapshot_prefix))]
+        for cycle in range(2, args.cycles + 1):
+            print(f"== cycle {cycle}/{args.cycles}: the same again in the same server", flush=True)
+            outcomes.append(asyncio.run(_exercise(args, pid, None)))
     except IdleError as exc:
         print(f"idle_connections: {exc}", file=sys.stderr)
         return 2
@@ -506,7 +518,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         _stop(process)
+    outcome = outcomes[0]
     passed, lines = _report(args, outcome, f"serve flags `{serve_flags}`", fd_limit)
+    if len(outcomes) > 1:
+        idle = [cycle.measurements[3].mib for cycle in outcomes]
+        held = outcome.measurements[3].mib - outcome.measurements[1].mib
+        later = (idle[-1] - idle[0]) / (len(idle) - 1)
+        lines[-2:-2] = [
+            f"- RSS after the idle time in each of {len(idle)} cycles (open, idle, close) in one server: "
+            f"{', '.join(f'{value:.1f}' for value in idle)} MiB: {later:+.1f} MiB per later cycle, against "
+            f"{held:.1f} MiB held by the first cycle's connections (a leak would add about as much each time)"
+        ]
+        passed = passed and all(cycle.opened == args.connections for cycle in outcomes)
     if outcome.snapshots:
         lines += _traced_growth(outcome)
         lines += [
