@@ -12,8 +12,9 @@ PYTEST_ARGS ?=
 PYTEST_PARALLEL ?= -n 2 --dist loadfile
 # Both pairings: certbound serve (1 process) vs oidc-provider op1, and serve --workers 2 vs op2 (x2).
 BENCH_ARGS ?= --pairings 1v1,2v2
+BENCH_METHODS_ARGS ?=
 
-.PHONY: run test lint typecheck unit certs bench dist clean
+.PHONY: run test lint typecheck unit certs bench bench-methods dist clean
 
 # certbound installed editable with the extras in $(1), pip showing what it does. The package's
 # source is server/ but it imports as `certbound` (SPEC §2). pip's editable install maps the name
@@ -60,6 +61,11 @@ test: $(STAMP) certs/server.pem lint typecheck
 # certbound vs node-oidc-provider in one run, ~18 min (scripts/README.md); e.g. make bench BENCH_ARGS="--quick"
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_anchor.py $(BENCH_ARGS)
+
+# Tokens/s per core for every client authentication method, certbound alone (scripts/README.md);
+# e.g. make bench-methods BENCH_METHODS_ARGS="--quick"
+bench-methods: $(STAMP)
+	$(BIN)/python scripts/bench_methods.py $(BENCH_METHODS_ARGS)
 
 # A wheel in dist/ (installs the `certbound` package and console script): pip install dist/certbound-*.whl
 dist: $(RUN_STAMP)

@@ -8,6 +8,9 @@
 //        --basic client:secret --body 'grant_type=client_credentials' --conns 32 --duration 12 --warmup 3
 //   node dpop_loadgen.mjs --print-proof --htu https://localhost:9443/token   (one proof and its jkt)
 //
+// --new-conn: `Connection: close` on every request and no TLS session cache, so each request pays a
+// full handshake (as the anchor's loadgen.mjs --new-conn does; scripts/bench_methods.py uses it).
+//
 // --host sets the Host header (default: the htu's host), so a server that derives the expected htu
 // from the request (oidc-provider) and one that derives it from its issuer (certbound) both see the
 // same URL. Prints one JSON object like loadgen.mjs: {requests, ok, rps, ok_rps, p50_ms, ...,
@@ -28,6 +31,7 @@ const { values: o } = parseArgs({
     basic: { type: 'string' },
     servername: { type: 'string', default: 'localhost' },
     'print-proof': { type: 'boolean', default: false },
+    'new-conn': { type: 'boolean', default: false },
   },
 });
 
@@ -62,12 +66,14 @@ const headers = {
 };
 if (o.basic) headers.authorization = `Basic ${Buffer.from(o.basic).toString('base64')}`;
 
+const connect = { rejectUnauthorized: false, servername: o.servername };
+if (o['new-conn']) connect.maxCachedSessions = 0;
 const pool = new Pool(url.origin, {
   connections: conns,
   pipelining: 1,
   keepAliveTimeout: 60_000,
   keepAliveMaxTimeout: 600_000,
-  connect: { rejectUnauthorized: false, servername: o.servername },
+  connect,
 });
 
 const latencies = [];
@@ -83,6 +89,7 @@ async function loop() {
     try {
       const response = await pool.request({
         path: url.pathname, method: 'POST', headers: { ...headers, dpop: proof() }, body: o.body,
+        reset: o['new-conn'],
       });
       await response.body.text();
       if (measuring) {
