@@ -49,6 +49,18 @@ log = logging.getLogger("certbound.http")
 class GuardedRequestHandler(RequestHandler):
     """One connection's aiohttp handler with deadlines on slow requests and an answering drain."""
 
+    # aiohttp's handler has slots: without ours every connection would carry a __dict__ too.
+    __slots__ = (
+        "_answered",
+        "_body",
+        "_close_when_answered",
+        "_header_deadline",
+        "_header_timeout",
+        "_receiving_body",
+        "_request_deadline",
+        "_request_timeout",
+    )
+
     def __init__(
         self, manager: web.Server, *, header_timeout: float, request_timeout: float, **kwargs: Any
     ) -> None:

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import contextlib
 
-from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from OpenSSL import SSL
+from OpenSSL import SSL, crypto
 from OpenSSL._util import ffi as _ffi
 from OpenSSL._util import lib as _openssl_lib
 
 from .peer import PeerCertificates, TLSInfo
+from .peercache import PEER_CACHE
 from .policy import MAX_CHAIN_BYTES, MAX_INTERMEDIATES, refusal_reason
 
 __all__ = ["TLSConnection", "TLSError", "TLSHandshakeError"]
@@ -186,7 +186,7 @@ class TLSConnection:
 
 
 def _capture_info(conn: SSL.Connection) -> TLSInfo:
-    leaf = conn.get_peer_certificate(as_cryptography=True)
+    leaf = conn.get_peer_certificate()
     peer = None
     if leaf is not None:
         peer = _peer_certificates(conn, leaf)
@@ -203,8 +203,9 @@ def _capture_info(conn: SSL.Connection) -> TLSInfo:
     )
 
 
-def _peer_certificates(conn: SSL.Connection, leaf: x509.Certificate) -> PeerCertificates:
-    """The client's certificates, within the bounds of what a client may send.
+def _peer_certificates(conn: SSL.Connection, leaf: crypto.X509) -> PeerCertificates:
+    """The client's certificates, within the bounds of what a client may send; shared with the
+    other connections that presented the same chain (certbound.tls.peercache).
 
     The verify callback only sees the chain OpenSSL built; certificates sent beside it are
     counted here, before they are converted, and refused like an over-long chain.
@@ -214,12 +215,18 @@ def _peer_certificates(conn: SSL.Connection, leaf: x509.Certificate) -> PeerCert
     sent = 0 if stack == _ffi.NULL else _openssl_lib.sk_X509_num(stack)
     if sent > MAX_INTERMEDIATES:
         raise TLSHandshakeError(f"client certificate refused: {sent} certificates sent with the leaf")
+    chain = conn.get_peer_cert_chain() or []
+    return PEER_CACHE.get_or_build(PEER_CACHE.key(leaf, chain), lambda: _converted(leaf, chain))
+
+
+def _converted(leaf: crypto.X509, chain: list[crypto.X509]) -> tuple[PeerCertificates, int]:
+    """The chain as `cryptography` objects and its DER size, refused over MAX_CHAIN_BYTES."""
     # from_certs drops a leaf copy anyway in case a future OpenSSL includes it.
-    peer = PeerCertificates.from_certs(leaf, conn.get_peer_cert_chain(as_cryptography=True) or ())
+    peer = PeerCertificates.from_certs(leaf.to_cryptography(), [cert.to_cryptography() for cert in chain])
     size = len(peer.leaf_der) + sum(len(cert.public_bytes(Encoding.DER)) for cert in peer.chain)
     if size > MAX_CHAIN_BYTES:
         raise TLSHandshakeError(f"client certificate refused: a chain of {size} bytes")
-    return peer
+    return peer, size
 
 
 def _describe(exc: SSL.Error) -> str:

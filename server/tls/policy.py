@@ -20,10 +20,11 @@ from collections import OrderedDict
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from OpenSSL import SSL, crypto
-from OpenSSL._util import ffi as _ffi
 from OpenSSL._util import lib as _openssl_lib
 
 from certbound.keypolicy import MAX_INTERMEDIATES, KeyPolicyError, check_public_key
+
+from .peercache import certificate_sha256
 
 __all__ = [
     "MAX_CHAIN_BYTES",
@@ -37,7 +38,6 @@ __all__ = [
 MAX_CHAIN_BYTES = 32 * 1024
 
 _CHAIN_TOO_LONG: int = _openssl_lib.X509_V_ERR_CERT_CHAIN_TOO_LONG
-_SHA256 = _openssl_lib.EVP_get_digestbyname(b"sha256")
 
 #: How many certificates' verdicts are remembered (per process). A verdict is a pure function of
 #: the certificate's bytes, so the cache is sound whoever sent them; an attacker sending new
@@ -53,7 +53,7 @@ class _Verdicts:
         self._verdicts: OrderedDict[bytes, str | None] = OrderedDict()
 
     def judge(self, cert: crypto.X509) -> str | None:
-        digest = _certificate_sha256(cert)
+        digest = certificate_sha256(cert)
         verdicts = self._verdicts
         if digest in verdicts:
             verdicts.move_to_end(digest)
@@ -66,16 +66,6 @@ class _Verdicts:
 
     def __len__(self) -> int:
         return len(self._verdicts)
-
-
-def _certificate_sha256(cert: crypto.X509) -> bytes:
-    """SHA-256 of the certificate's DER, by OpenSSL without serialising it into Python first
-    (pyOpenSSL's X509.digest formats hex with colons: 5x slower)."""
-    out = _ffi.new("unsigned char[]", 64)
-    length = _ffi.new("unsigned int *")
-    if not _openssl_lib.X509_digest(cert._x509, _SHA256, out, length):
-        raise ValueError("X509_digest failed")
-    return bytes(_ffi.buffer(out, length[0]))
 
 
 def _violation(cert: crypto.X509) -> str | None:

@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL, crypto
 
-from certbound.tls import TLSHandshakeError, policy
+from certbound.tls import TLSHandshakeError, connection, policy
+from certbound.tls.peercache import PeerCertificateCache, certificate_sha256
 from certbound.tls.policy import MAX_CHAIN_BYTES, MAX_INTERMEDIATES
 from tests.unit.pki.builders import Issued, PrivateKey, ca_name, issue, make_ca, name, self_signed
 
@@ -178,6 +179,18 @@ def test_a_chain_over_the_size_cap_is_refused(pki: Pki, server_context: SSL.Cont
         _handshake(pki, server_context, bulky)
 
 
+def test_an_oversize_chain_is_refused_again_and_never_remembered(
+    pki: Pki, server_context: SSL.Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = PeerCertificateCache()
+    monkeypatch.setattr(connection, "PEER_CACHE", cache)
+    bulky = _identity(tmp_path, self_signed(_client()), _unrelated(5, padding=MAX_CHAIN_BYTES // 4))
+    for _ in range(2):
+        with pytest.raises(TLSHandshakeError, match="refused: a chain of"):
+            _handshake(pki, server_context, bulky)
+    assert len(cache) == 0
+
+
 def test_a_chain_under_the_size_cap_is_accepted(
     pki: Pki, server_context: SSL.Context, tmp_path: Path
 ) -> None:
@@ -232,7 +245,7 @@ def test_the_verdict_cache_is_bounded_and_keyed_by_the_certificate_sha256(
     judged = _counting_checks(monkeypatch)
     certs = [crypto.X509.from_cryptography(self_signed(_client(f"c{i}")).cert) for i in range(3)]
     assert (
-        policy._certificate_sha256(certs[0])
+        certificate_sha256(certs[0])
         == hashlib.sha256(certs[0].to_cryptography().public_bytes(Encoding.DER)).digest()
     )
     for cert in certs:
