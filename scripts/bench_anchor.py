@@ -74,6 +74,7 @@ __all__ = [
     "client_specs",
     "load_anchor_harness",
     "main",
+    "measure_own_tool",
     "port_in_use",
     "prepare_workdir",
     "register_clients",
@@ -792,9 +793,23 @@ def _run_own_tool(
     ]  # fmt: skip
     roots = [int(pidfile.read_text().split()[0])]
     record: dict[str, Any] = {key: run.get(key) for key in ("name", "desc", "tool", "mode", "url", "server")}
-    record.update(
-        conns=defaults["conns"], ts=time.strftime("%Y-%m-%dT%H:%M:%S"), duration=duration, warmup=warmup
-    )
+    record["conns"] = defaults["conns"]
+    return measure_own_tool(harness, cmd, roots, warmup, duration, record)
+
+
+def measure_own_tool(
+    harness: ModuleType,
+    cmd: list[str],
+    roots: list[int],
+    warmup: float,
+    duration: float,
+    record: dict[str, Any],
+) -> dict[str, Any]:
+    """Run one of our node load generators (`cmd`, which prints a JSON summary last) and add to
+    `record` what the anchor's harness records for loadgen.mjs: the servers' CPU (`roots` and their
+    descendants) over the measured window, sampled from the end of the warm-up (+0.3 s for node to
+    start), and the generator's own CPU from its rusage. bench_methods.py measures with it too."""
+    record.update(ts=time.strftime("%Y-%m-%dT%H:%M:%S"), duration=duration, warmup=warmup)
     window: dict[str, Any] = {}
 
     def sample() -> None:
@@ -808,8 +823,10 @@ def _run_own_tool(
     wall = time.monotonic() - started
     sampler.join()
     measured = window["cpu"].stop()
-    with contextlib.suppress(ValueError, IndexError):
+    try:
         record.update(json.loads(out.strip().splitlines()[-1]))
+    except (ValueError, IndexError):
+        record["requests"] = 0
     record["failed"] = record.pop("errors", 0)
     record["loadgen_cpu_pct"] = round(100.0 * cpu / wall, 1)
     record.update({key: value for key, value in measured.items() if key != "window_s"})

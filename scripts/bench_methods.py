@@ -44,7 +44,6 @@ import ssl
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 from collections.abc import Sequence
@@ -63,6 +62,7 @@ from bench_anchor import (
     check_prerequisites,
     client_specs,
     load_anchor_harness,
+    measure_own_tool,
     port_in_use,
     prepare_workdir,
     register_clients,
@@ -448,39 +448,12 @@ def _own_tool_cmd(scenario: dict[str, Any]) -> list[str]:
 
 
 def _run_own_tool(harness: ModuleType, scenario: dict[str, Any], roots: list[int]) -> dict[str, Any]:
-    """One run of our node tool, measured as the harness measures loadgen.mjs: the server's CPU
-    over the measured window (from the end of the warm-up, +0.3 s for node to start), the load
-    generator's CPU from its rusage."""
-    cmd = _own_tool_cmd(scenario)
-    warmup, duration = float(scenario["warmup"]), float(scenario["duration"])
+    """One run of our node tool, measured as the harness measures loadgen.mjs."""
     record: dict[str, Any] = {
         key: scenario.get(key) for key in ("name", "desc", "tool", "mode", "conns", "url")
     }
-    record.update(ts=time.strftime("%Y-%m-%dT%H:%M:%S"), duration=duration, warmup=warmup)
-    window: dict[str, Any] = {}
-
-    def sample() -> None:
-        time.sleep(warmup + 0.3)
-        window["cpu"] = harness.CpuWindow(roots).__enter__()
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    started = time.monotonic()
-    rc, out, err, cpu = harness.run_child(cmd, duration + warmup + 60)
-    wall = time.monotonic() - started
-    sampler.join()
-    measured = window["cpu"].stop()
-    try:
-        record.update(json.loads(out.strip().splitlines()[-1]))
-    except (ValueError, IndexError):
-        record["requests"] = 0
-    record["failed"] = record.pop("errors", 0)
-    record["loadgen_cpu_pct"] = round(100.0 * cpu / wall, 1)
-    record.update({key: value for key, value in measured.items() if key != "window_s"})
-    record.update(rc=rc, cmd=shlex.join(cmd))
-    if rc != 0 or not record.get("requests"):
-        record["stderr_tail"] = (err or out)[-500:]
-    return record
+    warmup, duration = float(scenario["warmup"]), float(scenario["duration"])
+    return measure_own_tool(harness, _own_tool_cmd(scenario), roots, warmup, duration, record)
 
 
 def _measure(harness: ModuleType, scenario: dict[str, Any], rep: int, roots: list[int]) -> dict[str, Any]:
