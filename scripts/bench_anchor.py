@@ -119,7 +119,9 @@ DPOP_SCENARIO: dict[str, Any] = {
     "body": "grant_type=client_credentials&scope=api%3Aread",
 }
 DPOP_LOADGEN = ROOT / "scripts" / "dpop_loadgen.mjs"
-_OWN_TOOLS_DIR = "certbound-tools"
+#: Our node load generators and the closed loop they share, copied into the anchor's work directory.
+OWN_TOOLS = ("closed_loop.mjs", "dpop_loadgen.mjs", "secret_jwt_loadgen.mjs")
+OWN_TOOLS_DIR = "certbound-tools"
 
 
 class BenchError(Exception):
@@ -194,8 +196,9 @@ def prepare_workdir(anchor: Path, work: Path) -> None:
         _run_step(["scripts/make-pki.sh"], work, 300, "make PKI")
     (work / "run").mkdir(exist_ok=True)
     # Copied every run, so an edit takes effect; beside the anchor's node_modules (undici).
-    (work / _OWN_TOOLS_DIR).mkdir(exist_ok=True)
-    shutil.copy(DPOP_LOADGEN, work / _OWN_TOOLS_DIR / DPOP_LOADGEN.name)
+    (work / OWN_TOOLS_DIR).mkdir(exist_ok=True)
+    for tool in OWN_TOOLS:
+        shutil.copy(ROOT / "scripts" / tool, work / OWN_TOOLS_DIR / tool)
 
 
 def port_in_use(port: int) -> bool:
@@ -765,7 +768,7 @@ def _side_scenario(base: dict[str, Any], side: Side) -> dict[str, Any]:
 
 
 def _dpop_loadgen(work: Path) -> str:
-    return str(work / _OWN_TOOLS_DIR / DPOP_LOADGEN.name)
+    return str(work / OWN_TOOLS_DIR / DPOP_LOADGEN.name)
 
 
 def load_anchor_harness(work: Path) -> ModuleType:

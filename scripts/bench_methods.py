@@ -55,6 +55,7 @@ from typing import Any
 from bench_anchor import (
     DEFAULT_ANCHOR,
     DEFAULT_WORKDIR,
+    OWN_TOOLS_DIR,
     ROOT,
     BenchError,
     ClientSpec,
@@ -84,8 +85,6 @@ _BUSY_OTHER_CPU = 25.0  # % of a core used by other tenants above which the run 
 #: Connection modes: the row-name suffix -> (the harness's `mode`, the table's wording).
 MODES = {"ka": ("keepalive", "keep-alive"), "nc": ("newconn", "new TLS connection per request")}
 
-SECRET_JWT_LOADGEN = ROOT / "scripts" / "secret_jwt_loadgen.mjs"
-_OWN_TOOLS_DIR = "certbound-tools"  # where prepare_workdir copies dpop_loadgen.mjs
 _PEM_END = "-----END CERTIFICATE-----"
 
 
@@ -416,20 +415,12 @@ def _scenario(row: Row, work: Path, port: int, timing: dict[str, float], jwt_sec
             client=method.client_id,
             secret=jwt_secret,
             aud=issuer,
-            _script=_own_tool(work, SECRET_JWT_LOADGEN),
+            _script=str(work / OWN_TOOLS_DIR / "secret_jwt_loadgen.mjs"),
         )
     elif method.tool == "dpop":
         # The URL certbound checks `htu` against: its token endpoint under the issuer.
-        scenario.update(htu=f"{issuer}/token", _script=str(work / _OWN_TOOLS_DIR / "dpop_loadgen.mjs"))
+        scenario.update(htu=f"{issuer}/token", _script=str(work / OWN_TOOLS_DIR / "dpop_loadgen.mjs"))
     return scenario
-
-
-def _own_tool(work: Path, script: Path) -> str:
-    """Our node tool, run from the anchor copy (whose node_modules has undici); copied every run."""
-    target = work / _OWN_TOOLS_DIR / script.name
-    target.parent.mkdir(exist_ok=True)
-    shutil.copy(script, target)
-    return str(target)
 
 
 def _own_tool_cmd(scenario: dict[str, Any]) -> list[str]:

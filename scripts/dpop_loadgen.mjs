@@ -8,16 +8,17 @@
 //        --basic client:secret --body 'grant_type=client_credentials' --conns 32 --duration 12 --warmup 3
 //   node dpop_loadgen.mjs --print-proof --htu https://localhost:9443/token   (one proof and its jkt)
 //
-// --new-conn: `Connection: close` on every request and no TLS session cache, so each request pays a
-// full handshake (as the anchor's loadgen.mjs --new-conn does; scripts/bench_methods.py uses it).
+// --new-conn: a full handshake per request (scripts/bench_methods.py uses it). The loop and the
+// JSON it prints are closed_loop.mjs's.
 //
 // --host sets the Host header (default: the htu's host), so a server that derives the expected htu
 // from the request (oidc-provider) and one that derives it from its issuer (certbound) both see the
 // same URL. Prints one JSON object like loadgen.mjs: {requests, ok, rps, ok_rps, p50_ms, ...,
 // errors, non2xx, status}.
 import { createHash, generateKeyPairSync, randomUUID, sign } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+
+import { runClosedLoop } from './closed_loop.mjs';
 
 const { values: o } = parseArgs({
   options: {
@@ -54,90 +55,20 @@ if (o['print-proof']) {
   process.exit(0);
 }
 
-const { Pool } = await import('undici');
-
-const url = new URL(o.url);
-const conns = Number(o.conns);
-const durationMs = Number(o.duration) * 1000;
-const warmupMs = Number(o.warmup) * 1000;
 const headers = {
   'content-type': 'application/x-www-form-urlencoded',
   host: o.host ?? new URL(o.htu).host,
 };
 if (o.basic) headers.authorization = `Basic ${Buffer.from(o.basic).toString('base64')}`;
 
-const connect = { rejectUnauthorized: false, servername: o.servername };
-if (o['new-conn']) connect.maxCachedSessions = 0;
-const pool = new Pool(url.origin, {
-  connections: conns,
-  pipelining: 1,
-  keepAliveTimeout: 60_000,
-  keepAliveMaxTimeout: 600_000,
-  connect,
-});
-
-const latencies = [];
-const status = {};
-const errorSamples = new Set();
-let errors = 0;
-let measuring = false;
-let stop = false;
-
-async function loop() {
-  while (!stop) {
-    const started = performance.now();
-    try {
-      const response = await pool.request({
-        path: url.pathname, method: 'POST', headers: { ...headers, dpop: proof() }, body: o.body,
-        reset: o['new-conn'],
-      });
-      await response.body.text();
-      if (measuring) {
-        latencies.push(performance.now() - started);
-        status[response.statusCode] = (status[response.statusCode] || 0) + 1;
-      }
-    } catch (error) {
-      if (measuring) {
-        errors += 1;
-        if (errorSamples.size < 3) errorSamples.add(String(error.code || error.message));
-      }
-    }
-  }
-}
-
-const loops = Array.from({ length: conns }, loop);
-if (warmupMs) await new Promise((resolve) => setTimeout(resolve, warmupMs));
-measuring = true;
-const measuredFrom = performance.now();
-await new Promise((resolve) => setTimeout(resolve, durationMs));
-measuring = false;
-const elapsed = (performance.now() - measuredFrom) / 1000;
-stop = true;
-await Promise.allSettled(loops);
-await pool.destroy();
-
-latencies.sort((a, b) => a - b);
-const quantile = (q) => (latencies.length
-  ? Number(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))].toFixed(3))
-  : null);
-const ok = Object.entries(status).filter(([code]) => code.startsWith('2')).reduce((sum, [, n]) => sum + n, 0);
-console.log(JSON.stringify({
+await runClosedLoop({
+  url: o.url,
+  conns: Number(o.conns),
+  durationMs: Number(o.duration) * 1000,
+  warmupMs: Number(o.warmup) * 1000,
+  servername: o.servername,
+  newConn: o['new-conn'],
+  request: () => ({ headers: { ...headers, dpop: proof() }, body: o.body }),
   tool: 'dpop_loadgen.mjs',
-  requests: latencies.length,
-  ok,
-  elapsed_s: Number(elapsed.toFixed(3)),
-  rps: Number((latencies.length / elapsed).toFixed(1)),
-  ok_rps: Number((ok / elapsed).toFixed(1)),
-  mean_ms: latencies.length
-    ? Number((latencies.reduce((sum, value) => sum + value, 0) / latencies.length).toFixed(3))
-    : null,
-  p50_ms: quantile(0.5),
-  p90_ms: quantile(0.9),
-  p99_ms: quantile(0.99),
-  max_ms: latencies.length ? Number(latencies.at(-1).toFixed(3)) : null,
-  errors,
-  non2xx: latencies.length - ok,
-  status,
-  error_samples: [...errorSamples],
-  jkt,
-}));
+  extra: { jkt },
+});
