@@ -43,13 +43,13 @@ def new_key(kind: str = "ec") -> PrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def huge_exponent_key(bits: int = 3072) -> rsa.RSAPrivateKey:
-    """An RSA key whose public exponent is nearly as long as its modulus: each verification with it
-    costs thousands of times more than with 65537 (the attack of issue 9)."""
+def huge_exponent_key(bits: int = 3072, exponent_bits: int | None = None) -> rsa.RSAPrivateKey:
+    """An RSA key whose public exponent is nearly as long as its modulus (or `exponent_bits` long):
+    each verification with it costs thousands of times more than with 65537 (the attack of issue 9)."""
     numbers = rsa.generate_private_key(public_exponent=65537, key_size=bits).private_numbers()
     p, q = numbers.p, numbers.q
     order = math.lcm(p - 1, q - 1)
-    exponent = (1 << (bits - 2)) + 1
+    exponent = (1 << ((exponent_bits or bits - 1) - 1)) + 1
     while math.gcd(exponent, order) != 1:
         exponent += 2
     private = pow(exponent, -1, order)

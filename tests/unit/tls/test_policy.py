@@ -4,7 +4,6 @@ client sends, each refused during the handshake, each with its accepted twin."""
 from __future__ import annotations
 
 import hashlib
-import math
 from pathlib import Path
 
 import pytest
@@ -18,30 +17,15 @@ from OpenSSL import SSL, crypto
 from certbound.tls import TLSHandshakeError, connection, policy
 from certbound.tls.peercache import PeerCertificateCache, certificate_sha256
 from certbound.tls.policy import MAX_CHAIN_BYTES, MAX_INTERMEDIATES
+from tests.unit.pki import builders
 from tests.unit.pki.builders import Issued, PrivateKey, ca_name, issue, make_ca, name, self_signed
 
 from .conftest import ClientIdentity, ConnectionPair, Pki, client_context
 
 
-def _rsa_key_with_exponent(exponent_bits: int, modulus_bits: int = 2048) -> rsa.RSAPrivateKey:
-    """An RSA key whose public exponent has `exponent_bits` bits: valid, and as slow to verify
-    with as its exponent is long (the attack of issue 9)."""
-    base = rsa.generate_private_key(public_exponent=65537, key_size=modulus_bits).private_numbers()
-    p, q = base.p, base.q
-    carmichael = math.lcm(p - 1, q - 1)
-    exponent = (1 << (exponent_bits - 1)) + 1
-    while math.gcd(exponent, carmichael) != 1:
-        exponent += 2
-    d = pow(exponent, -1, carmichael)
-    numbers = rsa.RSAPrivateNumbers(
-        p, q, d, d % (p - 1), d % (q - 1), pow(q, -1, p), rsa.RSAPublicNumbers(exponent, p * q)
-    )
-    return numbers.private_key(unsafe_skip_rsa_key_validation=True)
-
-
 @pytest.fixture(scope="module")
 def huge_exponent_key() -> rsa.RSAPrivateKey:
-    return _rsa_key_with_exponent(2000)
+    return builders.huge_exponent_key(2048, exponent_bits=2000)
 
 
 def _identity(directory: Path, issued: Issued, extra: tuple[x509.Certificate, ...] = ()) -> ClientIdentity:
