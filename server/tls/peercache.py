@@ -16,12 +16,13 @@ paid anyway. Measured with scripts/idle_connections.py (1,000 idle connections o
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from OpenSSL import crypto
 from OpenSSL._util import ffi as _ffi
 from OpenSSL._util import lib as _openssl_lib
+
+from certbound.lru import LRU
 
 from .peer import PeerCertificates
 
@@ -53,10 +54,7 @@ class PeerCertificateCache:
     used first out."""
 
     def __init__(self, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES) -> None:
-        self._max_entries = max_entries
-        self._max_bytes = max_bytes
-        self._entries: OrderedDict[ChainKey, tuple[PeerCertificates, int]] = OrderedDict()
-        self._bytes = 0
+        self._entries: LRU[ChainKey, PeerCertificates] = LRU(max_entries, max_bytes)
 
     @staticmethod
     def key(leaf: crypto.X509, chain: Sequence[crypto.X509]) -> ChainKey:
@@ -68,17 +66,10 @@ class PeerCertificateCache:
         """The cached chain under `key`, else `build()`'s (its PeerCertificates and DER size),
         which is remembered if it fits. `build` raising leaves the cache as it was."""
         entries = self._entries
-        found = entries.get(key)
-        if found is not None:
-            entries.move_to_end(key)
-            return found[0]
+        if key in entries:
+            return entries[key]
         peer, size = build()
-        if size <= self._max_bytes:
-            entries[key] = (peer, size)
-            self._bytes += size
-            while len(entries) > self._max_entries or self._bytes > self._max_bytes:
-                _, (_, dropped) = entries.popitem(last=False)
-                self._bytes -= dropped
+        entries.put(key, peer, weight=size)
         return peer
 
     def __len__(self) -> int:
@@ -86,7 +77,7 @@ class PeerCertificateCache:
 
     @property
     def der_bytes(self) -> int:
-        return self._bytes
+        return self._entries.weight
 
 
 PEER_CACHE = PeerCertificateCache()

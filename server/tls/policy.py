@@ -16,13 +16,12 @@ server's samples before, 0.5 % after (mostly the digest).
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 from cryptography.exceptions import UnsupportedAlgorithm
 from OpenSSL import SSL, crypto
 from OpenSSL._util import lib as _openssl_lib
 
 from certbound.keypolicy import MAX_INTERMEDIATES, KeyPolicyError, check_public_key
+from certbound.lru import LRU
 
 from .peercache import certificate_sha256
 
@@ -49,19 +48,15 @@ class _Verdicts:
     """Key-policy verdicts by certificate SHA-256: None when within policy, else the violation."""
 
     def __init__(self, size: int) -> None:
-        self._size = size
-        self._verdicts: OrderedDict[bytes, str | None] = OrderedDict()
+        self._verdicts: LRU[bytes, str | None] = LRU(size)
 
     def judge(self, cert: crypto.X509) -> str | None:
         digest = certificate_sha256(cert)
         verdicts = self._verdicts
         if digest in verdicts:
-            verdicts.move_to_end(digest)
             return verdicts[digest]
         verdict = _violation(cert)
-        verdicts[digest] = verdict
-        if len(verdicts) > self._size:
-            verdicts.popitem(last=False)
+        verdicts.put(digest, verdict)
         return verdict
 
     def __len__(self) -> int:
