@@ -21,6 +21,8 @@ ALLOWED = {
     # DPoP proofs (certbound.dpop) import their public JWK through it.
     "certbound.jose",
     "certbound.keypolicy",
+    # The TLS layer's bounded caches (key-policy verdicts, shared client chains).
+    "certbound.lru",
     "certbound.proxyheaders",
     "certbound.proxytrust",
     "certbound.reasons",
