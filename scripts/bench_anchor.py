@@ -77,6 +77,7 @@ __all__ = [
     "measure_own_tool",
     "port_in_use",
     "prepare_workdir",
+    "probe_token",
     "register_clients",
 ]
 
@@ -676,6 +677,20 @@ def _probe(work: Path, scenario: dict[str, Any]) -> Probe:
                 "client_assertion": assertion,
             }
         )
+    return probe_token(url, context, headers, body, cert_file, jkt)
+
+
+def probe_token(
+    url: urllib.parse.SplitResult,
+    context: ssl.SSLContext,
+    headers: dict[str, str],
+    body: str,
+    cert_file: Path | None,
+    jkt: str | None,
+) -> Probe:
+    """POST one token request; ok for a 200 with an ES256 JWT access token, bound to the client
+    certificate in `cert_file` (mTLS) or to the DPoP key `jkt` when given. bench_methods.py's
+    probes use it too."""
     connection = http.client.HTTPSConnection(
         url.hostname or "127.0.0.1", url.port, context=context, timeout=10
     )

@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import hashlib
-import http.client
 import json
 import os
 import secrets
@@ -59,6 +57,7 @@ from bench_anchor import (
     ROOT,
     BenchError,
     ClientSpec,
+    Probe,
     Servers,
     check_prerequisites,
     client_specs,
@@ -66,9 +65,11 @@ from bench_anchor import (
     measure_own_tool,
     port_in_use,
     prepare_workdir,
+    probe_token,
     register_clients,
     write_federation,
 )
+from bench_report import median_text, ok_tokens_per_s
 
 __all__ = ["METHODS", "MODES", "Row", "RowStats", "main", "render_table", "select_rows"]
 
@@ -84,8 +85,6 @@ _BUSY_OTHER_CPU = 25.0  # % of a core used by other tenants above which the run 
 
 #: Connection modes: the row-name suffix -> (the harness's `mode`, the table's wording).
 MODES = {"ka": ("keepalive", "keep-alive"), "nc": ("newconn", "new TLS connection per request")}
-
-_PEM_END = "-----END CERTIFICATE-----"
 
 
 @dataclass(frozen=True)
@@ -198,7 +197,7 @@ class RowStats:
 
     def add(self, record: dict[str, Any]) -> None:
         """One run's record (the harness's fields: rps, requests, failed, non2xx, p50_ms, ...)."""
-        tokens = ok_tokens_per_s(record)
+        tokens = ok_tokens_per_s(record) or 0.0
         self.tokens.append(tokens)
         cpu_pct = record.get("server_cpu_pct")
         if cpu_pct is not None:
@@ -214,29 +213,6 @@ class RowStats:
             self.other_cpu.append(max(0.0, float(record["machine_busy_pct"]) - used))
         self.errors += int(record.get("failed") or 0) + int(record.get("non2xx") or 0)
         self.requests += int(record.get("requests") or 0)
-
-
-def ok_tokens_per_s(record: dict[str, Any]) -> float:
-    """HTTP 200 responses per measured second: ab's rate scaled by its share of good answers
-    (ab counts failed and non-2xx requests in its rate), the node tools' own count of 2xx."""
-    rps, requests = float(record.get("rps") or 0.0), int(record.get("requests") or 0)
-    if not requests:
-        return 0.0
-    if "ok" in record:
-        ok = int(record["ok"])
-    else:
-        ok = requests - int(record.get("non2xx") or 0) - int(record.get("failed") or 0)
-    return rps * max(ok, 0) / requests
-
-
-def median_text(values: Sequence[float], digits: int = 0, spread: bool = False) -> str:
-    """The median, with (min-max) when asked and there is more than one value; `-` for none."""
-    if not values:
-        return "-"
-    text = f"{statistics.median(values):.{digits}f}"
-    if spread and len(values) > 1:
-        text += f" ({min(values):.{digits}f}-{max(values):.{digits}f})"
-    return text
 
 
 def per_core_text(cpu_ms: Sequence[float]) -> str:
@@ -306,23 +282,14 @@ def _node(work: Path, script: str, *args: str) -> str:
     return result.stdout.strip()
 
 
-def _b64url_json(part: str) -> dict[str, Any]:
-    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-    return decoded
-
-
-def _probe(work: Path, scenario: dict[str, Any]) -> tuple[bool, str]:
-    """One request shaped like the method's load: (True, what it got) for an ES256 JWT access
-    token, bound to the certificate (mTLS methods) or to the proof's key (DPoP); else (False, why)."""
+def _probe(work: Path, scenario: dict[str, Any]) -> Probe:
+    """One request shaped like the method's load (bench_anchor.probe_token judges the answer)."""
     url = urllib.parse.urlsplit(str(scenario["url"]))
     context = ssl.create_default_context(cafile=str(work / "pki" / "server-ca.crt"))
-    cert_der: bytes | None = None
+    cert_file: Path | None = None
     if scenario.get("cert_pem"):
-        cert_pem = work / str(scenario["cert_pem"])
-        context.load_cert_chain(cert_pem)
-        text = cert_pem.read_text()
-        end = text.index(_PEM_END) + len(_PEM_END)  # the file holds the certificate, then its key
-        cert_der = ssl.PEM_cert_to_DER_cert(text[text.index("-----BEGIN CERTIFICATE-----") : end])
+        cert_file = work / str(scenario["cert_pem"])
+        context.load_cert_chain(cert_file)
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     if scenario.get("basic"):
         headers["Authorization"] = "Basic " + base64.b64encode(str(scenario["basic"]).encode()).decode()
@@ -350,42 +317,7 @@ def _probe(work: Path, scenario: dict[str, Any]) -> tuple[bool, str]:
                 "client_assertion": assertion,
             }
         )
-    connection = http.client.HTTPSConnection(
-        url.hostname or "127.0.0.1", url.port, context=context, timeout=10
-    )
-    try:
-        connection.request("POST", url.path, body=body, headers=headers)
-        response = connection.getresponse()
-        status, text = response.status, response.read().decode(errors="replace")
-    except (OSError, http.client.HTTPException) as exc:
-        return False, f"request failed: {exc}"
-    finally:
-        connection.close()
-    if status != 200:
-        return False, f"HTTP {status}: {text[:300]}"
-    try:
-        answer = json.loads(text)
-        header_part, claims_part, _ = answer["access_token"].split(".")
-        header, claims = _b64url_json(header_part), _b64url_json(claims_part)
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        return False, f"200 but not a JWT access token ({exc}): {text[:200]}"
-    if header.get("alg") != "ES256":
-        return False, f"token alg {header.get('alg')}, expected ES256"
-    cnf = claims.get("cnf") or {}
-    got = f"200, ES256 JWT access token ({len(text)} bytes)"
-    if cert_der is not None:
-        thumbprint = base64.urlsafe_b64encode(hashlib.sha256(cert_der).digest()).rstrip(b"=").decode()
-        if cnf.get("x5t#S256") != thumbprint:
-            return False, f"token not bound to the client certificate: cnf {cnf}"
-        got += ", cnf.x5t#S256 = the client certificate's"
-    if jkt is not None and (str(answer.get("token_type")).lower() != "dpop" or cnf.get("jkt") != jkt):
-        return (
-            False,
-            f"token not DPoP-bound to the proof's key: token_type {answer.get('token_type')}, cnf {cnf}",
-        )
-    if jkt is not None:
-        got += ", token_type DPoP, cnf.jkt = the proof key's"
-    return True, got
+    return probe_token(url, context, headers, body, cert_file, jkt)
 
 
 # ---------------------------------------------------------------- load runs
@@ -557,7 +489,7 @@ def _run(args: argparse.Namespace, rows: list[Row], work: Path, raw: Path) -> di
         refused = register_clients(cb_dir, _specs(pki, list(scenarios.values()), jwt_secret), wanted)
         roots = [int((cb_dir / "certbound.pid").read_text().split()[0])]
         print("== one request per method", flush=True)
-        probes: dict[str, tuple[bool, str]] = {}
+        probes: dict[str, Probe] = {}
         for row in rows:
             method = row.method
             if method.client_id in refused:
@@ -565,8 +497,8 @@ def _run(args: argparse.Namespace, rows: list[Row], work: Path, raw: Path) -> di
                 continue
             if method.key not in probes:
                 probes[method.key] = _probe(work, scenarios[row.name])
-                print(f"   {method.label}: {probes[method.key][1]}", flush=True)
-            ok, detail = probes[method.key]
+                print(f"   {method.label}: {probes[method.key].detail}", flush=True)
+            ok, detail = probes[method.key].ok, probes[method.key].detail
             if not ok:
                 print(f"   !!! {method.label}: CERTBOUND DOES NOT ISSUE A VALID TOKEN: {detail}", flush=True)
                 stats[row.name].skipped = f"skipped: ⚠ certbound answered {detail}"
@@ -582,7 +514,7 @@ def _run(args: argparse.Namespace, rows: list[Row], work: Path, raw: Path) -> di
                     records.flush()
                     stats[row.name].add(record)
                     print(
-                        f"[rep {rep}] {row.name:<16} {ok_tokens_per_s(record):>8.1f} tokens/s  "
+                        f"[rep {rep}] {row.name:<16} {ok_tokens_per_s(record) or 0.0:>8.1f} tokens/s  "
                         f"p50 {record.get('p50_ms')}  p99 {record.get('p99_ms')} ms  "
                         f"errors {int(record.get('failed') or 0) + int(record.get('non2xx') or 0)}  "
                         f"srvCPU {record.get('server_cpu_pct')}%  genCPU {record.get('loadgen_cpu_pct')}%"

@@ -18,14 +18,18 @@ from bench_pairings import TARGET_RATIO, Pairing, Target
 __all__ = [
     "Outcome",
     "Stats",
+    "median_text",
+    "ok_tokens_per_s",
     "render_certbound_only",
     "render_deployments",
     "render_pairing",
 ]
 
 
-def _ok_tokens_per_s(record: dict[str, Any]) -> float | None:
-    """Successful (HTTP 200) responses per second: errors are never counted as tokens."""
+def ok_tokens_per_s(record: dict[str, Any]) -> float | None:
+    """Successful (HTTP 200) responses per second (None when the run reported no rate): ab's rate
+    scaled by its share of good answers, the node tools' own count of 2xx; errors are never
+    counted as tokens."""
     rps, requests = record.get("rps"), record.get("requests") or 0
     if rps is None or not requests:
         return 0.0 if rps is not None else None
@@ -49,7 +53,7 @@ class Stats:
     requests: int = 0
 
     def add(self, record: dict[str, Any]) -> None:
-        tokens = _ok_tokens_per_s(record)
+        tokens = ok_tokens_per_s(record)
         if tokens is not None:
             self.tokens.append(tokens)
             if tokens and record.get("server_cpu_pct") is not None:
@@ -77,7 +81,8 @@ class Stats:
         return statistics.median(self.p99) if self.p99 else None
 
 
-def _fmt(values: list[float], digits: int = 0, spread: bool = False) -> str:
+def median_text(values: Sequence[float], digits: int = 0, spread: bool = False) -> str:
+    """The median, with (min-max) when asked and there is more than one value; `-` for none."""
     if not values:
         return "-"
     text = f"{statistics.median(values):.{digits}f}"
@@ -172,10 +177,12 @@ def render_pairing(pairing: Pairing, outcomes: Sequence[Outcome]) -> list[str]:
         verdict, met = _verdict(outcome, pairing.targets(outcome.name))
         verdicts.append(met)
         lines.append(
-            f"| `{outcome.name}` | {_fmt(outcome.op.tokens, 0, True)} | {_fmt(outcome.cb.tokens, 0, True)} | "
-            f"{mark} | {_fmt(outcome.op.p50, 1)} / {_fmt(outcome.op.p99, 1)} | "
-            f"{_fmt(outcome.cb.p50, 1)} / {_fmt(outcome.cb.p99, 1)} | {_fmt(outcome.op.cpu_ms, 3)} | "
-            f"{_fmt(outcome.cb.cpu_ms, 3)} | {cpu_ratio} | "
+            f"| `{outcome.name}` | {median_text(outcome.op.tokens, 0, True)} | "
+            f"{median_text(outcome.cb.tokens, 0, True)} | "
+            f"{mark} | {median_text(outcome.op.p50, 1)} / {median_text(outcome.op.p99, 1)} | "
+            f"{median_text(outcome.cb.p50, 1)} / {median_text(outcome.cb.p99, 1)} | "
+            f"{median_text(outcome.op.cpu_ms, 3)} | "
+            f"{median_text(outcome.cb.cpu_ms, 3)} | {cpu_ratio} | "
             f"{outcome.op.errors} / {outcome.op.requests} · {cb_errors} | {verdict} |"
         )
     judged = [met for met in verdicts if met is not None]
@@ -202,10 +209,11 @@ def render_deployments(outcomes: Sequence[Outcome], deployments: Sequence[tuple[
             versus_op = _times(tokens, outcome.op.median_tokens)
             errors = f"{stats.errors} / {stats.requests}" if stats.requests else "skipped"
             lines.append(
-                f"| `{outcome.name}` | {label} ({description}) | {_fmt(stats.tokens, 0, True)} | "
+                f"| `{outcome.name}` | {label} ({description}) | {median_text(stats.tokens, 0, True)} | "
                 f"{'-' if versus is None else f'{versus:.2f}x'} | "
                 f"{'-' if versus_op is None else f'{versus_op:.2f}x'} | "
-                f"{_fmt(stats.p50, 1)} / {_fmt(stats.p99, 1)} | {_fmt(stats.cpu_ms, 3)} | "
+                f"{median_text(stats.p50, 1)} / {median_text(stats.p99, 1)} | "
+                f"{median_text(stats.cpu_ms, 3)} | "
                 f"{f'**⚠ {errors}**' if stats.errors else errors} |"
             )
     return lines
@@ -235,10 +243,11 @@ def render_certbound_only(outcomes: dict[str, Outcome], compared_with: dict[str,
             continue
         ratio = _times(outcome.cb.median_tokens, reference.cb.median_tokens)
         lines.append(
-            f"| `{outcome.name}` | {_fmt(outcome.cb.tokens, 0, True)} | `{reference_name}` | "
-            f"{_fmt(reference.cb.tokens, 0, True)} | {'-' if ratio is None else f'**{ratio:.2f}x**'} | "
-            f"{_fmt(outcome.cb.p50, 1)} / {_fmt(outcome.cb.p99, 1)} | "
-            f"{_fmt(outcome.cb.cpu_ms, 3)} / {_fmt(reference.cb.cpu_ms, 3)} | "
+            f"| `{outcome.name}` | {median_text(outcome.cb.tokens, 0, True)} | `{reference_name}` | "
+            f"{median_text(reference.cb.tokens, 0, True)} | "
+            f"{'-' if ratio is None else f'**{ratio:.2f}x**'} | "
+            f"{median_text(outcome.cb.p50, 1)} / {median_text(outcome.cb.p99, 1)} | "
+            f"{median_text(outcome.cb.cpu_ms, 3)} / {median_text(reference.cb.cpu_ms, 3)} | "
             f"{outcome.cb.errors} / {outcome.cb.requests} |"
         )
     return [*lines, ""]
