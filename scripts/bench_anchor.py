@@ -406,6 +406,11 @@ class Servers:
                 raise BenchError(f"HAProxy is not listening on :{port}; see {cb_dir / 'haproxy.log'}")
             time.sleep(0.1)
 
+    def start_command(self, cmd: list[str], directory: Path, what: str) -> None:
+        """Another server process (scripts/http_ceiling.py's devices), stopped and checked like
+        certbound: it prints `listening on` to stdout when ready."""
+        self._start(cmd, directory, what, [directory / "stdout.log"])
+
     def _start(self, cmd: list[str], cb_dir: Path, what: str, ready: list[Path]) -> None:
         log = cb_dir / "stderr.log"
         with (cb_dir / "stdout.log").open("wb") as out, log.open("wb") as err:
