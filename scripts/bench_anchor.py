@@ -79,6 +79,7 @@ __all__ = [
     "prepare_workdir",
     "probe_token",
     "register_clients",
+    "unwind_on_sigterm",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -1266,12 +1267,18 @@ def _report(
 
 
 def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # unwinds through the finally blocks that stop the servers
+    raise SystemExit(128 + signum)
+
+
+def unwind_on_sigterm() -> None:
+    """Make SIGTERM raise SystemExit, so the `finally` blocks that stop the servers a benchmark
+    started (by their PIDs) run when the benchmark itself is stopped. Every script here uses it."""
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    unwind_on_sigterm()
     work: Path = args.workdir.resolve()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     report_md = ROOT / "run" / f"bench-{stamp}.md"

@@ -37,7 +37,6 @@ import os
 import secrets
 import shlex
 import shutil
-import signal
 import ssl
 import statistics
 import subprocess
@@ -47,7 +46,7 @@ import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType, ModuleType
+from types import ModuleType
 from typing import Any
 
 from bench_anchor import (
@@ -67,6 +66,7 @@ from bench_anchor import (
     prepare_workdir,
     probe_token,
     register_clients,
+    unwind_on_sigterm,
     write_federation,
 )
 from bench_report import median_text, ok_tokens_per_s
@@ -447,10 +447,6 @@ def _command_line() -> str:
     )
 
 
-def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # unwinds through the finally block that stops the server
-
-
 def _header(args: argparse.Namespace, started: str) -> list[str]:
     load = " ".join(f"{value:.2f}" for value in os.getloadavg())
     return [
@@ -533,7 +529,7 @@ def _run(args: argparse.Namespace, rows: list[Row], work: Path, raw: Path) -> di
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    unwind_on_sigterm()
     work: Path = args.workdir.resolve()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     started = time.strftime("%Y-%m-%d %H:%M:%S")

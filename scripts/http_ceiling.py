@@ -29,7 +29,6 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import ssl
 import statistics
 import sys
@@ -39,7 +38,6 @@ import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from bench_anchor import (
@@ -56,6 +54,7 @@ from bench_anchor import (
     prepare_workdir,
     probe_token,
     register_clients,
+    unwind_on_sigterm,
     write_federation,
 )
 from bench_methods import RowStats
@@ -168,10 +167,6 @@ def _start_layers(
     return {layer.key: int((root / layer.key / "certbound.pid").read_text().split()[0]) for layer in LAYERS}
 
 
-def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
-
-
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -222,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stats = {layer.key: RowStats() for layer in LAYERS}
     servers = Servers(work)
     # SIGTERM unwinds through the finally below, which stops every server this run started.
-    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    unwind_on_sigterm()
     try:
         pids = _start_layers(servers, work, args.port, lifetime, base)
         certbound_dir = work / "http-ceiling" / "certbound"

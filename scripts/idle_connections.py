@@ -39,9 +39,8 @@ import tracemalloc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 
-from bench_anchor import ROOT, port_in_use
+from bench_anchor import ROOT, port_in_use, unwind_on_sigterm
 
 __all__ = ["Measurement", "main", "measure"]
 
@@ -407,10 +406,6 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # unwinds through the finally block that stops the server
-
-
 def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.terminate()  # the `timeout` wrapper forwards SIGTERM: certbound drains and exits
@@ -470,7 +465,7 @@ def _report(
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    unwind_on_sigterm()
     work = ROOT / "run" / "idle"
     try:
         _check_prerequisites()
