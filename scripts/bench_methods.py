@@ -71,7 +71,17 @@ from bench_anchor import (
 )
 from bench_report import median_text, ok_tokens_per_s
 
-__all__ = ["METHODS", "MODES", "Row", "RowStats", "main", "render_table", "select_rows"]
+__all__ = [
+    "METHODS",
+    "MODES",
+    "Row",
+    "RowStats",
+    "command_line",
+    "git_output",
+    "main",
+    "render_table",
+    "select_rows",
+]
 
 DEFAULT_PORT = 19443
 CONNS = 32
@@ -431,12 +441,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _git(*args: str) -> str:
+def git_output(*args: str) -> str:
+    """What `git ARGS` prints in the checkout (`?` when it fails): the commit a report names."""
     result = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30, check=False)
     return result.stdout.strip() if result.returncode == 0 else "?"
 
 
-def _command_line() -> str:
+def command_line() -> str:
     """How this run was started, the interpreter relative to the checkout when it is inside it."""
     python = Path(sys.executable)
     with_root = python.absolute()
@@ -452,9 +463,10 @@ def _header(args: argparse.Namespace, started: str) -> list[str]:
     return [
         f"# certbound tokens/s per method, {started}",
         "",
-        f"- command: `{_command_line()}`",
-        f"- certbound `{_git('describe', '--always', '--dirty')}` (commit {_git('rev-parse', 'HEAD')}), "
-        f"Python {sys.version.split()[0]}, one `certbound serve` process (1 worker), SQLite, anchor PKI",
+        f"- command: `{command_line()}`",
+        f"- certbound `{git_output('describe', '--always', '--dirty')}` "
+        f"(commit {git_output('rev-parse', 'HEAD')}), Python {sys.version.split()[0]}, "
+        "one `certbound serve` process (1 worker), SQLite, anchor PKI",
         f"- load: {CONNS} connections closed loop, {args.warmup:g} s warm-up + {args.duration:g} s measured, "
         f"{args.reps} rep(s), medians (min-max of tokens/s)",
         f"- machine: {os.cpu_count()} CPUs, load average at start {load}; the load generator shares them",

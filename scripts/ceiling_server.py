@@ -39,6 +39,9 @@ __all__ = ["LAYERS", "RawResponder", "main"]
 LAYERS = ("raw", "aiohttp-server", "aiohttp-app")
 _HEAD_END = b"\r\n\r\n"
 _CONTENT_LENGTH = b"\r\ncontent-length:"
+#: A request head or body beyond this, or a Content-Length that is not a number, closes the
+#: connection: the device trusts ab, but must not loop or grow on anything else.
+_MAX_REQUEST = 64 * 1024
 
 
 def prepared_response(body: bytes) -> bytes:
@@ -65,24 +68,34 @@ class RawResponder(asyncio.Protocol):
         self._transport = transport
 
     def data_received(self, data: bytes) -> None:
+        transport = self._transport
+        assert transport is not None
         buffer = self._buffer + data
         while (end := buffer.find(_HEAD_END)) >= 0:
-            size = end + len(_HEAD_END) + _content_length(buffer[:end])
+            length = _content_length(buffer[:end])
+            if length is None or length > _MAX_REQUEST:
+                transport.close()
+                return
+            size = end + len(_HEAD_END) + length
             if len(buffer) < size:
                 break
             buffer = buffer[size:]
-            assert self._transport is not None
-            self._transport.write(self._response)
+            transport.write(self._response)
+        if len(buffer) > _MAX_REQUEST:
+            transport.close()
+            return
         self._buffer = buffer
 
 
-def _content_length(head: bytes) -> int:
+def _content_length(head: bytes) -> int | None:
+    """The request's Content-Length (0 without one), None when it is not a decimal number."""
     start = head.lower().find(_CONTENT_LENGTH)
     if start < 0:
         return 0
     start += len(_CONTENT_LENGTH)
     stop = head.find(b"\r\n", start)
-    return int(head[start : stop if stop >= 0 else len(head)])
+    value = head[start : stop if stop >= 0 else len(head)].strip()
+    return int(value) if value.isdigit() else None
 
 
 async def _aiohttp_server(layer: str, body: bytes) -> web.Server:

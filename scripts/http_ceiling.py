@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import shutil
 import ssl
 import statistics
@@ -57,7 +56,7 @@ from bench_anchor import (
     unwind_on_sigterm,
     write_federation,
 )
-from bench_methods import RowStats
+from bench_methods import RowStats, command_line, git_output
 from bench_report import median_text, ok_tokens_per_s
 
 __all__ = ["LAYERS", "Layer", "main", "render_table"]
@@ -257,7 +256,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines = [
         f"# certbound: a keep-alive mTLS request's CPU by layer, {started}",
         "",
-        f"- command: `{shlex.join(sys.argv)}`",
+        f"- command: `{command_line()}`",
+        f"- certbound `{git_output('describe', '--always', '--dirty')}` "
+        f"(commit {git_output('rev-parse', 'HEAD')}), Python {sys.version.split()[0]}",
         f"- load: the anchor's {SCENARIO} (ab, {base['conns']} keep-alive connections, a client "
         f"certificate), {warmup:g} s warm-up + {duration:g} s measured, {args.reps} rep(s) "
         "interleaved, medians (min-max)",

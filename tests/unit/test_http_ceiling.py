@@ -25,9 +25,13 @@ class _Transport(asyncio.Transport):
     def __init__(self) -> None:
         super().__init__()
         self.written: list[bytes] = []
+        self.closed = False
 
     def write(self, data: Any) -> None:
         self.written.append(bytes(data))
+
+    def close(self) -> None:
+        self.closed = True
 
 
 def _responder(scripts: tuple[ModuleType, ModuleType]) -> tuple[Any, _Transport]:
@@ -102,3 +106,19 @@ def test_a_skipped_layer_breaks_the_steps(scripts: tuple[ModuleType, ModuleType]
     assert "did not start" in rows[1]
     assert rows[2].split(" | ")[4] == "-"  # nothing to subtract from
     assert rows[3].split(" | ")[4] == "+0.000 ms"
+
+
+@pytest.mark.parametrize("length", [b"-5", b"x", b"99999999"])
+def test_the_responder_closes_on_a_length_it_cannot_use(
+    scripts: tuple[ModuleType, ModuleType], length: bytes
+) -> None:
+    responder, transport = _responder(scripts)
+    responder.data_received(b"POST /token HTTP/1.1\r\nContent-Length: " + length + b"\r\n\r\n")
+    assert transport.written == []
+    assert transport.closed
+
+
+def test_the_responder_closes_on_a_head_that_never_ends(scripts: tuple[ModuleType, ModuleType]) -> None:
+    responder, transport = _responder(scripts)
+    responder.data_received(b"POST /token HTTP/1.1\r\nX: " + b"a" * 70_000)
+    assert transport.closed
